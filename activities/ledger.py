@@ -1,0 +1,89 @@
+"""Activities over the ledger. Workflow id and run id come from the activity context, not the payload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ledger.records import (
+    ComplaintTransition,
+    IssuedRefund,
+    IssuedReplacement,
+    Notification,
+    RefundIssue,
+    ReplacementIssue,
+)
+from ledger.repository import Ledger
+from ledger.vault import VaultError, VaultKeyring
+from policy import refusals
+from policy.complaint import SealedSecret
+from policy.models import Frozen
+
+
+class StoreCredentials(Frozen):
+    """Sealed credentials for access request `request_no` of a complaint."""
+
+    complaint_id: str
+    request_no: int
+    sealed: SealedSecret
+
+
+class LedgerActivities:
+    def __init__(self, ledger: Ledger, keyring: VaultKeyring) -> None:
+        self._ledger = ledger
+        self._keyring = keyring
+
+    @activity.defn
+    async def record_transition(self, transition: ComplaintTransition) -> None:
+        """Audit event + projection (R16). A retry finds the event recorded and changes nothing."""
+        info = activity.info()
+        await self._ledger.record_transition(info.workflow_id or "", info.workflow_run_id or "", transition)
+
+    @activity.defn
+    async def issue_refund(self, issue: RefundIssue) -> IssuedRefund:
+        """Credit the balance; the ledger's unique key makes this exactly-once per complaint (R16)."""
+        refund = await self._ledger.issue_refund(issue)
+        activity.logger.info(
+            "refund %s for %s %s: %s %s (%s)",
+            refund.refund_id,
+            issue.source_kind,
+            issue.source_id,
+            refund.amount.amount,
+            refund.amount.currency,
+            "issued" if refund.created else "already issued",
+        )
+        return refund
+
+    @activity.defn
+    async def issue_replacement(self, issue: ReplacementIssue) -> IssuedReplacement:
+        return await self._ledger.issue_replacement(issue)
+
+    @activity.defn
+    async def store_credentials(self, request: StoreCredentials) -> str:
+        """Check the seal opens for this complaint, file it in the vault, return only the reference."""
+        try:
+            self._keyring.open(request.sealed, context=request.complaint_id)
+        except VaultError as exc:
+            raise ApplicationError(
+                "the credentials could not be read; seal them again for this complaint",
+                type=refusals.INVALID_CREDENTIALS,
+                non_retryable=True,
+            ) from exc
+        return await self._ledger.store_secret(request.complaint_id, request.request_no, request.sealed)
+
+    @activity.defn
+    async def notify(self, message: Notification) -> None:
+        """Write to the outbox; delivery is a sender's job, outside the policy."""
+        await self._ledger.enqueue_notification(message)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.record_transition,
+            self.issue_refund,
+            self.issue_replacement,
+            self.store_credentials,
+            self.notify,
+        ]

@@ -1,0 +1,469 @@
+"""The ledger's repository: every read and write the rest of the system makes, each in one transaction.
+
+Idempotency is built from `INSERT ... ON CONFLICT DO NOTHING` on the unique keys of `ledger.schema`, then a
+read of the row that won; so a repeat, a retry or a racing duplicate returns the existing row and writes
+nothing, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ledger.records import (
+    Balance,
+    BalanceEntry,
+    ComplaintRecord,
+    ComplaintTransition,
+    IssuedRefund,
+    IssuedReplacement,
+    Notification,
+    OutboxMessage,
+    RefundIssue,
+    ReplacementIssue,
+)
+from ledger.schema import (
+    BalanceEntryRow,
+    ComplaintEventRow,
+    ComplaintRow,
+    NotificationRow,
+    OrderRow,
+    RefundRow,
+    ReplacementRow,
+    VaultSecretRow,
+)
+from policy.complaint import ComplaintState, SealedSecret
+from policy.models import ComplaintEvent, Money, Order, Product, ProductKind, ReplacementOffer
+
+
+class OrderConflict(Exception):
+    """The order id is taken by an order with different contents."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return create_async_engine(url, connect_args={"timeout": 30})
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+class Ledger:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @classmethod
+    def connect(cls, url: str) -> Ledger:
+        return cls(_engine(url))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+
+    # ------------------------------------------------------------------------------------------ orders
+
+    async def record_order(self, order: Order) -> tuple[Order, bool]:
+        """Store an order once. The same order again returns (order, False); a different one conflicts."""
+        values = {
+            "order_id": order.order_id,
+            "customer_id": order.customer_id,
+            "sku": order.product.sku,
+            "product_kind": order.product.kind.value,
+            "product_name": order.product.name,
+            "amount": order.price.amount,
+            "currency": order.price.currency,
+            "placed_at": order.placed_at,
+            "recorded_at": _now(),
+        }
+        async with self._tx() as conn:
+            result = await conn.execute(
+                self._insert(OrderRow).values(values).on_conflict_do_nothing(index_elements=["order_id"])
+            )
+            created = result.rowcount == 1
+            row = (await conn.execute(select(OrderRow).where(OrderRow.order_id == order.order_id))).one()
+        stored = _order(row)
+        if not created and stored != order:
+            raise OrderConflict(f"order {order.order_id} already exists with different contents")
+        return stored, created
+
+    async def get_order(self, order_id: str) -> Order | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(OrderRow).where(OrderRow.order_id == order_id))).one_or_none()
+        return None if row is None else _order(row)
+
+    # -------------------------------------------------------------------------------------- complaints
+
+    async def record_transition(self, workflow_id: str, run_id: str, transition: ComplaintTransition) -> bool:
+        """Append the event and bring the projection up to it, in one transaction.
+
+        Returns False when the event was already recorded (a retried activity). The projection only moves
+        forward: a late write of an older state never overwrites a newer one.
+        """
+        state, event = transition.state, transition.event
+        projection = {
+            "complaint_id": state.complaint_id,
+            "workflow_id": workflow_id,
+            "run_id": run_id,
+            "order_id": state.order.order_id,
+            "customer_id": state.customer_id,
+            "kind": state.kind.value,
+            "status": state.status.value,
+            "created_at": state.created_at,
+            "deadline": state.deadline,
+            "remedy_choice": None if state.remedy_choice is None else state.remedy_choice.value,
+            "outcome": None if state.resolution is None else state.resolution.outcome.value,
+            "reason_code": None if state.resolution is None else state.resolution.reason_code,
+            "last_seq": event.seq,
+            "updated_at": event.at,
+            "state_json": state.model_copy(update={"events": []}).model_dump_json(),
+        }
+        upsert = self._insert(ComplaintRow).values(projection)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["complaint_id"],
+            set_={k: upsert.excluded[k] for k in projection if k != "complaint_id"},
+            where=ComplaintRow.last_seq < upsert.excluded.last_seq,
+        )
+        append = (
+            self._insert(ComplaintEventRow)
+            .values(
+                complaint_id=state.complaint_id,
+                seq=event.seq,
+                at=event.at,
+                actor=event.actor,
+                type=event.type,
+                detail_json=json.dumps(event.detail, sort_keys=True, default=str),
+            )
+            .on_conflict_do_nothing(index_elements=["complaint_id", "seq"])
+        )
+        async with self._tx() as conn:
+            await conn.execute(upsert)
+            result = await conn.execute(append)
+        return result.rowcount == 1
+
+    async def get_complaint(self, complaint_id: str) -> ComplaintRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(ComplaintRow).where(ComplaintRow.complaint_id == complaint_id))
+            ).one_or_none()
+            if row is None:
+                return None
+            events = await self._events(conn, complaint_id)
+        state = ComplaintState.model_validate_json(row.state_json).model_copy(update={"events": events})
+        return ComplaintRecord(workflow_id=row.workflow_id, run_id=row.run_id, state=state)
+
+    async def complaint_events(self, complaint_id: str) -> list[ComplaintEvent]:
+        async with self.engine.connect() as conn:
+            return await self._events(conn, complaint_id)
+
+    async def _events(self, conn: AsyncConnection, complaint_id: str) -> list[ComplaintEvent]:
+        rows = await conn.execute(
+            select(ComplaintEventRow)
+            .where(ComplaintEventRow.complaint_id == complaint_id)
+            .order_by(ComplaintEventRow.seq)
+        )
+        return [
+            ComplaintEvent(seq=r.seq, at=r.at, actor=r.actor, type=r.type, detail=json.loads(r.detail_json))
+            for r in rows
+        ]
+
+    async def list_complaints(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        customer_id: str | None = None,
+        order_id: str | None = None,
+        limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ComplaintRecord]:
+        """Newest first, keyset-paginated on (created_at, complaint_id). Events are not included."""
+        query: Select[Any] = select(ComplaintRow)
+        for column, value in (
+            (ComplaintRow.status, status),
+            (ComplaintRow.kind, kind),
+            (ComplaintRow.customer_id, customer_id),
+            (ComplaintRow.order_id, order_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if after is not None:
+            created_at, complaint_id = after
+            query = query.where(
+                or_(
+                    ComplaintRow.created_at < created_at,
+                    and_(ComplaintRow.created_at == created_at, ComplaintRow.complaint_id < complaint_id),
+                )
+            )
+        query = query.order_by(ComplaintRow.created_at.desc(), ComplaintRow.complaint_id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            ComplaintRecord(
+                workflow_id=r.workflow_id,
+                run_id=r.run_id,
+                state=ComplaintState.model_validate_json(r.state_json),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------------------------------- money
+
+    async def issue_refund(self, issue: RefundIssue) -> IssuedRefund:
+        """Credit the customer once per source. A repeat returns the refund already issued, unchanged."""
+        refund_id = f"rf_{uuid.uuid4().hex}"
+        async with self._tx() as conn:
+            inserted = await conn.execute(
+                self._insert(RefundRow)
+                .values(
+                    refund_id=refund_id,
+                    source_kind=issue.source_kind,
+                    source_id=issue.source_id,
+                    customer_id=issue.customer_id,
+                    order_id=issue.order_id,
+                    amount=issue.amount.amount,
+                    currency=issue.amount.currency,
+                    issued_at=issue.at,
+                    actor=issue.actor,
+                )
+                .on_conflict_do_nothing(index_elements=["source_kind", "source_id"])
+            )
+            created = inserted.rowcount == 1
+            if created:
+                await conn.execute(
+                    self._insert(BalanceEntryRow).values(
+                        customer_id=issue.customer_id,
+                        currency=issue.amount.currency,
+                        amount=issue.amount.amount,
+                        kind="refund",
+                        refund_id=refund_id,
+                        at=issue.at,
+                        actor=issue.actor,
+                    )
+                )
+            row = (
+                await conn.execute(
+                    select(RefundRow).where(
+                        RefundRow.source_kind == issue.source_kind, RefundRow.source_id == issue.source_id
+                    )
+                )
+            ).one()
+        return IssuedRefund(
+            refund_id=row.refund_id,
+            source_kind=issue.source_kind,
+            source_id=row.source_id,
+            customer_id=row.customer_id,
+            amount=Money(amount=row.amount, currency=row.currency),
+            issued_at=row.issued_at,
+            actor=row.actor,
+            created=created,
+        )
+
+    async def refunds_for(self, source_kind: str, source_id: str) -> list[IssuedRefund]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(RefundRow).where(
+                    RefundRow.source_kind == source_kind, RefundRow.source_id == source_id
+                )
+            )
+            return [
+                IssuedRefund(
+                    refund_id=r.refund_id,
+                    source_kind=r.source_kind,
+                    source_id=r.source_id,
+                    customer_id=r.customer_id,
+                    amount=Money(amount=r.amount, currency=r.currency),
+                    issued_at=r.issued_at,
+                    actor=r.actor,
+                    created=False,
+                )
+                for r in rows
+            ]
+
+    async def issue_replacement(self, issue: ReplacementIssue) -> IssuedReplacement:
+        """Record the replacement once per complaint; a repeat returns the one already issued."""
+        async with self._tx() as conn:
+            inserted = await conn.execute(
+                self._insert(ReplacementRow)
+                .values(
+                    replacement_id=f"rp_{uuid.uuid4().hex}",
+                    complaint_id=issue.complaint_id,
+                    customer_id=issue.customer_id,
+                    order_id=issue.order_id,
+                    sku=issue.offer.sku,
+                    name=issue.offer.name,
+                    value=issue.offer.value.amount,
+                    currency=issue.offer.value.currency,
+                    issued_at=issue.at,
+                    actor=issue.actor,
+                )
+                .on_conflict_do_nothing(index_elements=["complaint_id"])
+            )
+            row = (
+                await conn.execute(
+                    select(ReplacementRow).where(ReplacementRow.complaint_id == issue.complaint_id)
+                )
+            ).one()
+        return _replacement(row, created=inserted.rowcount == 1)
+
+    async def replacements_for(self, complaint_id: str) -> list[IssuedReplacement]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(ReplacementRow).where(ReplacementRow.complaint_id == complaint_id)
+            )
+            return [_replacement(r, created=False) for r in rows]
+
+    async def balance(self, customer_id: str) -> Balance:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(BalanceEntryRow)
+                    .where(BalanceEntryRow.customer_id == customer_id)
+                    .order_by(BalanceEntryRow.id)
+                )
+            ).all()
+        totals: dict[str, Decimal] = {}
+        for r in rows:
+            totals[r.currency] = totals.get(r.currency, Decimal(0)) + r.amount
+        entries = [
+            BalanceEntry(
+                at=r.at,
+                kind=r.kind,
+                amount=Money(amount=r.amount, currency=r.currency),
+                refund_id=r.refund_id,
+                actor=r.actor,
+            )
+            for r in rows
+        ]
+        return Balance(customer_id=customer_id, totals=totals, entries=entries)
+
+    # ------------------------------------------------------------------------------------ notifications
+
+    async def enqueue_notification(self, message: Notification) -> bool:
+        """Put a message in the outbox once; returns False when its dedupe key was already there."""
+        async with self._tx() as conn:
+            result = await conn.execute(
+                self._insert(NotificationRow)
+                .values(
+                    dedupe_key=message.dedupe_key,
+                    recipient=message.recipient,
+                    template=message.template,
+                    complaint_id=message.complaint_id,
+                    payload_json=json.dumps(message.payload, sort_keys=True, default=str),
+                    created_at=_now(),
+                )
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            )
+        return result.rowcount == 1
+
+    async def outbox(self, *, complaint_id: str | None = None) -> list[OutboxMessage]:
+        query = select(NotificationRow).order_by(NotificationRow.id)
+        if complaint_id is not None:
+            query = query.where(NotificationRow.complaint_id == complaint_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            OutboxMessage(
+                dedupe_key=r.dedupe_key,
+                recipient=r.recipient,
+                template=r.template,
+                complaint_id=r.complaint_id,
+                payload=json.loads(r.payload_json),
+                created_at=r.created_at,
+                sent_at=r.sent_at,
+            )
+            for r in rows
+        ]
+
+    # -------------------------------------------------------------------------------------------- vault
+
+    async def store_secret(self, complaint_id: str, request_no: int, sealed: SealedSecret) -> str:
+        """File sealed credentials under an opaque reference, once per access request."""
+        async with self._tx() as conn:
+            await conn.execute(
+                self._insert(VaultSecretRow)
+                .values(
+                    ref=f"vault_{uuid.uuid4().hex}",
+                    complaint_id=complaint_id,
+                    request_no=request_no,
+                    key_id=sealed.key_id,
+                    nonce=sealed.nonce,
+                    ciphertext=sealed.ciphertext,
+                    created_at=_now(),
+                )
+                .on_conflict_do_nothing(index_elements=["complaint_id", "request_no"])
+            )
+            ref: str = (
+                await conn.execute(
+                    select(VaultSecretRow.ref).where(
+                        VaultSecretRow.complaint_id == complaint_id, VaultSecretRow.request_no == request_no
+                    )
+                )
+            ).scalar_one()
+        return ref
+
+    async def sealed_secret(self, ref: str) -> tuple[str, SealedSecret] | None:
+        """The sealed credentials behind `ref` and the complaint they were sealed for."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(VaultSecretRow).where(VaultSecretRow.ref == ref))).one_or_none()
+        if row is None:
+            return None
+        return row.complaint_id, SealedSecret(key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext)
+
+    async def table_counts(self, tables: Sequence[str] | None = None) -> dict[str, int]:
+        """Row counts per table: what tests compare to prove a refused request wrote nothing."""
+        from sqlalchemy import func
+
+        from ledger.schema import Base
+
+        counts: dict[str, int] = {}
+        async with self.engine.connect() as conn:
+            for name, table in Base.metadata.tables.items():
+                if tables is None or name in tables:
+                    counts[name] = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+        return counts
+
+
+def _order(row: Any) -> Order:
+    return Order(
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        product=Product(sku=row.sku, kind=ProductKind(row.product_kind), name=row.product_name),
+        price=Money(amount=row.amount, currency=row.currency),
+        placed_at=row.placed_at,
+    )
+
+
+def _replacement(row: Any, *, created: bool) -> IssuedReplacement:
+    return IssuedReplacement(
+        replacement_id=row.replacement_id,
+        complaint_id=row.complaint_id,
+        offer=ReplacementOffer(
+            sku=row.sku, name=row.name, value=Money(amount=row.value, currency=row.currency)
+        ),
+        issued_at=row.issued_at,
+        created=created,
+    )

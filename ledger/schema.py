@@ -1,0 +1,153 @@
+"""The ledger's tables. Alembic migrations under `ledger/migrations` create exactly this schema.
+
+Unique keys carry the exactly-once guarantees (R16): `refunds(source_kind, source_id)`,
+`replacements(complaint_id)`, `balance_entries(refund_id)`, `complaint_events(complaint_id, seq)`,
+`notifications(dedupe_key)`, `vault_secrets(complaint_id, request_no)`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ledger.types import ExactDecimal, UtcDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    product_kind: Mapped[str] = mapped_column(String(32))
+    product_name: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal())
+    currency: Mapped[str] = mapped_column(String(3))
+    placed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ComplaintRow(Base):
+    """A projection of each complaint workflow's state, for listing and for reading after retention."""
+
+    __tablename__ = "complaints"
+
+    complaint_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    deadline: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    remedy_choice: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state_json: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_complaints_order_kind", "order_id", "kind"),)
+
+
+class ComplaintEventRow(Base):
+    """Append-only audit trail (R16): what happened, when, and who did it."""
+
+    __tablename__ = "complaint_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.complaint_id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(64))
+    detail_json: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("complaint_id", "seq", name="uq_complaint_events_seq"),)
+
+
+class RefundRow(Base):
+    """At most one refund per complaint or activation: the unique key is the exactly-once guarantee."""
+
+    __tablename__ = "refunds"
+
+    refund_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_kind: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(200))
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal())
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (UniqueConstraint("source_kind", "source_id", name="uq_refunds_source"),)
+
+
+class BalanceEntryRow(Base):
+    """A credit to a customer's balance; one per refund."""
+
+    __tablename__ = "balance_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal())
+    kind: Mapped[str] = mapped_column(String(32))
+    refund_id: Mapped[str] = mapped_column(ForeignKey("refunds.refund_id"), unique=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class ReplacementRow(Base):
+    __tablename__ = "replacements"
+
+    replacement_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    complaint_id: Mapped[str] = mapped_column(String(200), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    value: Mapped[Decimal] = mapped_column(ExactDecimal())
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class NotificationRow(Base):
+    """The outbox: a sender (not part of the policy) delivers these and stamps `sent_at`."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    recipient: Mapped[str] = mapped_column(String(200), index=True)
+    template: Mapped[str] = mapped_column(String(64))
+    complaint_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    payload_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class VaultSecretRow(Base):
+    """Server credentials, encrypted at rest (AES-GCM); only `ref` ever leaves the vault."""
+
+    __tablename__ = "vault_secrets"
+
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    complaint_id: Mapped[str] = mapped_column(String(200))
+    request_no: Mapped[int] = mapped_column(Integer)
+    key_id: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (UniqueConstraint("complaint_id", "request_no", name="uq_vault_secrets_request"),)

@@ -1,0 +1,35 @@
+"""Where the ledger lives and which keys lock its vault (environment: DATABASE_URL, REFUND_DESK_VAULT_*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.vault import VaultKeyring
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.data/ledger.db"
+
+
+class LedgerSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    vault_keys: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REFUND_DESK_VAULT_KEYS", "vault_keys"),
+        description='"kid:base64key[,kid:base64key...]", current key first; older keys still decrypt.',
+    )
+    vault_key_file: Path = Field(
+        default=Path(".data/vault.key"),
+        validation_alias=AliasChoices("REFUND_DESK_VAULT_KEY_FILE", "vault_key_file"),
+        description="Used when REFUND_DESK_VAULT_KEYS is unset: created with a fresh key on first use.",
+    )
+
+    def keyring(self) -> VaultKeyring:
+        if self.vault_keys is not None:
+            return VaultKeyring.parse(self.vault_keys.get_secret_value())
+        return VaultKeyring.from_file(self.vault_key_file)

@@ -1,0 +1,268 @@
+"""A complaint's state, the actions people take on it, and which action each state allows.
+
+The workflow owns a `ComplaintState`, changes it only through the actions below, and answers queries with
+it; the ledger keeps a projection of it. The guards are pure so that the same refusal reaches the API, the
+CLI and a direct Temporal client, and so that tests can enumerate them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from policy import refusals
+from policy.models import (
+    FINAL_STATUSES,
+    Actor,
+    AwareDatetime,
+    ComplaintEvent,
+    ComplaintKind,
+    ComplaintStatus,
+    DefectRejection,
+    Frozen,
+    Order,
+    RemedyChoice,
+    ReplacementOffer,
+    Resolution,
+    ReviewDecision,
+    Role,
+)
+from policy.refusals import PolicyRefusal
+from policy.settings import PolicySnapshot
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+class FileDefectComplaint(Frozen):
+    """Starts a `DefectComplaintWorkflow`. The policy snapshot is taken by whoever files it (R7..R13)."""
+
+    complaint_id: str = Field(min_length=1, max_length=200)
+    order: Order
+    description: str = Field(min_length=1, max_length=20_000)
+    filed_by: Actor
+    policy: PolicySnapshot
+
+
+class Review(Frozen):
+    """R8: support approves the deficiency or rejects it with one of the R8 reasons."""
+
+    actor: Actor
+    decision: ReviewDecision
+    reason_code: DefectRejection | None = None
+    note: str = Field(default="", max_length=5_000)
+
+    @model_validator(mode="after")
+    def _reason_goes_with_rejection(self) -> Review:
+        if self.decision is ReviewDecision.REJECT and self.reason_code is None:
+            raise ValueError("a rejection needs a reason_code (R8)")
+        if self.decision is ReviewDecision.APPROVE and self.reason_code is not None:
+            raise ValueError("an approval takes no reason_code")
+        return self
+
+
+class AccessRequest(Frozen):
+    """R9: support asks for temporary access to the customer's server."""
+
+    actor: Actor
+    scope: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=5_000)
+
+
+class SealedSecret(Frozen):
+    """Credentials encrypted for the vault before they reach Temporal: the history only ever sees this."""
+
+    key_id: str = Field(min_length=1, max_length=64)
+    nonce: str = Field(min_length=1, max_length=64)
+    ciphertext: str = Field(min_length=1, max_length=20_000)
+
+
+class AccessAnswer(Frozen):
+    """R9/R10: the customer grants access (sealed credentials) or refuses it."""
+
+    actor: Actor
+    grant: bool
+    credentials: SealedSecret | None = None
+
+    @model_validator(mode="after")
+    def _credentials_go_with_grant(self) -> AccessAnswer:
+        if self.grant and self.credentials is None:
+            raise ValueError("granting access needs credentials")
+        if not self.grant and self.credentials is not None:
+            raise ValueError("refusing access takes no credentials")
+        return self
+
+
+class MarkFixed(Frozen):
+    """R11: support reports the defect rectified."""
+
+    actor: Actor
+    note: str = Field(default="", max_length=5_000)
+
+
+class OfferReplacement(Frozen):
+    """R12: support offers another product of around the same value."""
+
+    actor: Actor
+    offer: ReplacementOffer
+
+
+class ChooseRemedy(Frozen):
+    """R12: the customer's choice, any time before the remedy is issued."""
+
+    actor: Actor
+    choice: RemedyChoice
+
+
+class Withdraw(Frozen):
+    """R14: the customer withdraws the complaint."""
+
+    actor: Actor
+    note: str = Field(default="", max_length=5_000)
+
+
+# ----------------------------------------------------------------------------------------------- state
+
+
+class ReviewRecord(Frozen):
+    decision: ReviewDecision
+    reason_code: DefectRejection | None
+    note: str
+    by: str
+    at: datetime
+
+
+class AccessState(BaseModel):
+    """The latest access request (R9/R10); earlier ones live in the events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: int
+    scope: str
+    reason: str
+    requested_at: datetime
+    answer_due: datetime
+    resume_status: ComplaintStatus
+    answered_at: datetime | None = None
+    granted: bool | None = None
+    credentials_ref: str | None = None
+
+
+class ComplaintState(BaseModel):
+    """Everything a complaint is, as the workflow holds it and queries return it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    complaint_id: str
+    kind: ComplaintKind
+    order: Order
+    description: str
+    filed_by: Actor
+    policy: PolicySnapshot
+    status: ComplaintStatus
+    created_at: AwareDatetime
+    deadline: datetime | None = None
+    paused: timedelta = timedelta(0)
+    review: ReviewRecord | None = None
+    access: AccessState | None = None
+    access_requests: int = 0
+    reminded_at: datetime | None = None
+    escalated_at: datetime | None = None
+    remedy_choice: RemedyChoice | None = None
+    remedy_choice_due: datetime | None = None
+    replacement_offer: ReplacementOffer | None = None
+    settling: bool = False
+    resolution: Resolution | None = None
+    events: list[ComplaintEvent] = Field(default_factory=list)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def customer_id(self) -> str:
+        return self.order.customer_id
+
+
+# ---------------------------------------------------------------------------------------------- guards
+
+Action = Literal[
+    "review",
+    "request_access",
+    "answer_access",
+    "mark_fixed",
+    "offer_replacement",
+    "choose_remedy",
+    "withdraw",
+]
+
+S = ComplaintStatus
+OPEN_BEFORE_SETTLEMENT = frozenset(
+    {S.UNDER_REVIEW, S.AWAITING_ACCESS, S.RECTIFYING, S.ESCALATED, S.AWAITING_REMEDY_CHOICE}
+)
+
+ALLOWED: dict[Action, frozenset[ComplaintStatus]] = {
+    "review": frozenset({S.UNDER_REVIEW, S.ESCALATED}),
+    "request_access": frozenset({S.UNDER_REVIEW, S.RECTIFYING}),
+    "answer_access": frozenset({S.AWAITING_ACCESS}),
+    "mark_fixed": frozenset({S.UNDER_REVIEW, S.RECTIFYING}),
+    "offer_replacement": OPEN_BEFORE_SETTLEMENT,
+    "choose_remedy": OPEN_BEFORE_SETTLEMENT,
+    "withdraw": OPEN_BEFORE_SETTLEMENT,
+}
+"""Which status allows which action: the whole state machine's door policy in one table."""
+
+ACTOR_ROLE: dict[Action, Role] = {
+    "review": Role.SUPPORT,
+    "request_access": Role.SUPPORT,
+    "mark_fixed": Role.SUPPORT,
+    "offer_replacement": Role.SUPPORT,
+    "answer_access": Role.CUSTOMER,
+    "choose_remedy": Role.CUSTOMER,
+    "withdraw": Role.CUSTOMER,
+}
+"""Support's actions and the customer's own actions (the customer must own the order)."""
+
+DEADLINE_BOUND: frozenset[Action] = frozenset({"request_access", "mark_fixed"})
+"""Actions that only make sense while the rectification clock still runs (R9, R11)."""
+
+
+def check_action(state: ComplaintState, action: Action, actor: Actor, now: datetime) -> None:
+    """Raise `PolicyRefusal` unless `actor` may take `action` on this complaint at `now`."""
+    role = ACTOR_ROLE[action]
+    if actor.role is not role:
+        raise PolicyRefusal(refusals.FORBIDDEN_ACTOR, f"only {role.value} may {_say(action)}")
+    if role is Role.CUSTOMER and actor.id != state.customer_id:
+        raise PolicyRefusal(refusals.FORBIDDEN_ACTOR, "only the customer who placed the order may do this")
+    if state.is_final:
+        raise PolicyRefusal(
+            refusals.INVALID_STATE, f"the complaint is already {state.status.value}; nothing can change it"
+        )
+    if state.settling:
+        raise PolicyRefusal(
+            refusals.REMEDY_BEING_ISSUED, "the remedy is being issued; it can no longer change"
+        )
+    if state.status not in ALLOWED[action]:
+        raise PolicyRefusal(
+            refusals.INVALID_STATE, f"cannot {_say(action)} while the complaint is {state.status.value}"
+        )
+    if action in DEADLINE_BOUND and state.deadline is not None and now >= state.deadline:
+        raise PolicyRefusal(
+            refusals.INVALID_STATE,
+            f"the rectification deadline ({state.deadline.isoformat()}) has passed; cannot {_say(action)}",
+        )
+
+
+def _say(action: Action) -> str:
+    return action.replace("_", " ")
+
+
+class ServerCredentials(Frozen):
+    """What a customer hands over for R9. Only ever held in clear by the client that seals it and by the
+    technician who reveals it from the vault; `secret` hides itself from repr and logs."""
+
+    host: str = Field(min_length=1, max_length=255)
+    username: str = Field(min_length=1, max_length=255)
+    secret: SecretStr = Field(min_length=1, max_length=4_096)
+    notes: str | None = Field(default=None, max_length=2_000)

@@ -1,0 +1,163 @@
+"""The policy's vocabulary: orders, money, complaints, their states and outcomes.
+
+Every workflow, activity and API payload is built from these pydantic models, so one definition serves the
+history, the ledger and (through `starter/`) the HTTP shapes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+"""Ids chosen by the shop (orders, customers, SKUs): no dots, so complaint ids can embed them."""
+
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("time must carry a time zone (ISO-8601 with Z or an offset)")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Money(Frozen):
+    """An exact amount in one currency. Never a float."""
+
+    amount: Decimal = Field(ge=0, max_digits=18, decimal_places=4)
+    currency: CurrencyCode
+
+
+class ProductKind(StrEnum):
+    VIRTUAL_NUMBER = "virtual_number"
+    SOFTWARE = "software"
+
+
+class Product(Frozen):
+    sku: Identifier
+    kind: ProductKind
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Order(Frozen):
+    order_id: Identifier
+    customer_id: Identifier
+    product: Product
+    price: Money
+    placed_at: AwareDatetime
+
+
+class Role(StrEnum):
+    BACKEND = "backend"
+    SUPPORT = "support"
+    CUSTOMER = "customer"
+    SYSTEM = "system"
+
+
+class Actor(Frozen):
+    """Who did something: recorded with every event (R16)."""
+
+    role: Role
+    id: str = Field(min_length=1, max_length=128)
+
+    def __str__(self) -> str:
+        return f"{self.role.value}:{self.id}"
+
+
+SYSTEM = Actor(role=Role.SYSTEM, id="refund-desk")
+
+
+class ComplaintKind(StrEnum):
+    SMS_NOT_RECEIVED = "sms_not_received"
+    INVALID_NUMBER = "invalid_number"
+    MAJOR_DEFECT = "major_defect"
+
+
+class ComplaintStatus(StrEnum):
+    UNDER_REVIEW = "under_review"
+    AWAITING_ACCESS = "awaiting_access"
+    RECTIFYING = "rectifying"
+    ESCALATED = "escalated"
+    AWAITING_REMEDY_CHOICE = "awaiting_remedy_choice"
+    RECTIFIED = "rectified"
+    REFUNDED = "refunded"
+    REPLACED = "replaced"
+    REJECTED = "rejected"
+    ACCESS_REFUSED = "access_refused"
+    WITHDRAWN = "withdrawn"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        ComplaintStatus.RECTIFIED,
+        ComplaintStatus.REFUNDED,
+        ComplaintStatus.REPLACED,
+        ComplaintStatus.REJECTED,
+        ComplaintStatus.ACCESS_REFUSED,
+        ComplaintStatus.WITHDRAWN,
+    }
+)
+
+
+class ReviewDecision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class DefectRejection(StrEnum):
+    """R8: why support may reject a defect complaint."""
+
+    USER_API_MISUSE = "user_api_misuse"
+    THIRD_PARTY_INCOMPATIBILITY = "third_party_incompatibility"
+    NOT_A_DEFECT = "not_a_defect"
+    CONTRADICTS_TERMS = "contradicts_terms"
+
+
+class RemedyChoice(StrEnum):
+    REFUND = "refund"
+    REPLACEMENT = "replacement"
+
+
+class ReplacementOffer(Frozen):
+    """What the customer gets instead of a refund (R12): the same product, or one support offered."""
+
+    sku: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    value: Money
+
+
+class RefundRecord(Frozen):
+    amount: Money
+    issued_at: datetime
+
+
+class Resolution(Frozen):
+    outcome: ComplaintStatus
+    reason_code: str | None = None
+    refund: RefundRecord | None = None
+    replacement: ReplacementOffer | None = None
+
+
+class ComplaintEvent(Frozen):
+    """One line of the audit trail (R16). `seq` numbers a complaint's events from 1 without gaps."""
+
+    seq: int
+    at: datetime
+    actor: str
+    type: str
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,24 @@
+"""Why the policy says no: a stable code (API.md's error codes) and a sentence for a person."""
+
+from __future__ import annotations
+
+
+class PolicyRefusal(Exception):
+    """An action or claim the policy refuses. Carries no secrets: it is shown to whoever asked."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+INVALID_STATE = "invalid_state"
+FORBIDDEN_ACTOR = "forbidden_actor"
+COMPLAINT_ALREADY_OPEN = "complaint_already_open"
+REPLACEMENT_OUT_OF_TOLERANCE = "replacement_out_of_tolerance"
+REASON_CODE_REQUIRED = "reason_code_required"
+REMEDY_BEING_ISSUED = "remedy_being_issued"
+INVALID_CREDENTIALS = "invalid_credentials"

@@ -1,0 +1,51 @@
+"""Policy windows and limits (POLICY.md "Settings").
+
+`PolicySettings` reads the environment once, where a complaint is filed; `PolicySnapshot` is the frozen copy
+that travels in the workflow input, so a later change of settings never changes a running complaint.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _seconds_or_iso(value: Any) -> Any:
+    """Environment variables arrive as text: "90" means 90 seconds, anything else is left to pydantic."""
+    if isinstance(value, str):
+        try:
+            return timedelta(seconds=float(value))
+        except ValueError:
+            return value
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(gt=timedelta(0))]
+
+
+class PolicySnapshot(BaseModel):
+    """The policy values in force when a complaint was filed. Durations accept ISO-8601 or seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    claim_window: Duration = timedelta(days=5)
+    rectify_window: Duration = timedelta(days=5)
+    sms_wait: Duration = timedelta(minutes=20)
+    access_response_window: Duration = timedelta(days=5)
+    remedy_choice_window: Duration = timedelta(days=3)
+    review_reminder_before: Duration = timedelta(days=1)
+    replacement_value_tolerance: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
+    min_description_chars: int = Field(default=40, ge=0)
+
+
+class PolicySettings(BaseSettings, PolicySnapshot):
+    """`REFUND_DESK_RECTIFY_WINDOW=PT30S` and friends: the environment's view of the policy."""
+
+    model_config = SettingsConfigDict(env_prefix="REFUND_DESK_", frozen=True, extra="ignore")
+
+    def snapshot(self) -> PolicySnapshot:
+        return PolicySnapshot.model_validate(self.model_dump())

@@ -1,0 +1,254 @@
+"""The one client module: start complaints and send every action, with policy refusals as exceptions.
+
+The HTTP API and the CLI are thin over this. A complaint id names its workflow: the workflow id is derived
+from the order and the kind (so Temporal itself refuses a second open complaint, R15), and the complaint id
+adds a token so that a later complaint on the same order and kind, once the first is closed, is a new one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ledger.repository import Ledger
+from ledger.vault import VaultKeyring
+from policy import refusals
+from policy.complaint import (
+    AccessAnswer,
+    AccessRequest,
+    ChooseRemedy,
+    ComplaintState,
+    FileDefectComplaint,
+    MarkFixed,
+    OfferReplacement,
+    Review,
+    ServerCredentials,
+    Withdraw,
+)
+from policy.models import Actor, ComplaintKind, Order, RemedyChoice, ReplacementOffer
+from policy.refusals import PolicyRefusal
+from policy.settings import PolicySnapshot
+from starter.settings import TemporalSettings
+from workflows import search_attributes
+from workflows.defect_complaint import DefectComplaintWorkflow
+
+
+class ComplaintNotFound(Exception):
+    """No complaint has this id."""
+
+
+async def connect(settings: TemporalSettings | None = None) -> Client:
+    """A Temporal client speaking the project's data converter (pydantic models on the wire)."""
+    settings = settings or TemporalSettings()
+    return await Client.connect(
+        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter
+    )
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Tell the server about the complaints' search attributes (idempotent: known ones are skipped)."""
+    known: set[str] = set()
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        known = set(listed.custom_attributes)
+    except RPCError as err:  # the time-skipping test server cannot list, only add
+        if err.status is not RPCStatusCode.UNIMPLEMENTED:
+            raise
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+        for key in search_attributes.ALL_KEYS
+        if key.name not in known
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+
+
+def complaint_workflow_id(order_id: str, kind: ComplaintKind) -> str:
+    return f"complaint.{order_id}.{kind.value}"
+
+
+def new_complaint_id(order_id: str, kind: ComplaintKind) -> str:
+    return f"{order_id}.{kind.value}.{secrets.token_hex(4)}"
+
+
+def workflow_id_of(complaint_id: str) -> str:
+    parts = complaint_id.split(".")
+    if len(parts) != 3:
+        raise ComplaintNotFound(complaint_id)
+    try:
+        kind = ComplaintKind(parts[1])
+    except ValueError:
+        raise ComplaintNotFound(complaint_id) from None
+    return complaint_workflow_id(parts[0], kind)
+
+
+@dataclass
+class ComplaintDesk:
+    """Typed calls for the backend, support and customers. Needs the ledger to find a complaint's run."""
+
+    client: Client
+    ledger: Ledger
+    keyring: VaultKeyring
+    task_queue: str = "refund-desk"
+
+    # -------------------------------------------------------------------------------------------- start
+
+    async def file_defect_complaint(
+        self, order: Order, description: str, filed_by: Actor, policy: PolicySnapshot
+    ) -> ComplaintState:
+        """Start a `DefectComplaintWorkflow`; a second open one for the order is `complaint_already_open`."""
+        kind = ComplaintKind.MAJOR_DEFECT
+        complaint = FileDefectComplaint(
+            complaint_id=new_complaint_id(order.order_id, kind),
+            order=order,
+            description=description,
+            filed_by=filed_by,
+            policy=policy,
+        )
+        try:
+            handle = await self.client.start_workflow(
+                DefectComplaintWorkflow.run,
+                complaint,
+                id=complaint_workflow_id(order.order_id, kind),
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:
+            raise PolicyRefusal(
+                refusals.COMPLAINT_ALREADY_OPEN,
+                f"order {order.order_id} already has an open {kind.value} complaint",
+            ) from None
+        return await handle.query(DefectComplaintWorkflow.state)
+
+    # -------------------------------------------------------------------------------------------- read
+
+    async def get(self, complaint_id: str) -> ComplaintState:
+        """The complaint as it stands: from its workflow while it runs, from the ledger once it is gone."""
+        handle = await self._handle(complaint_id)
+        try:
+            return await handle.query(DefectComplaintWorkflow.state)
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+        record = await self.ledger.get_complaint(complaint_id)
+        if record is None:
+            raise ComplaintNotFound(complaint_id)
+        return record.state
+
+    async def outcome(self, complaint_id: str) -> ComplaintState:
+        """Wait for the complaint to end and return its final state."""
+        handle = await self._handle(complaint_id)
+        typed = self.client.get_workflow_handle_for(
+            DefectComplaintWorkflow.run, handle.id, run_id=handle.run_id
+        )
+        return await typed.result()
+
+    # ------------------------------------------------------------------------------------------ support
+
+    async def review(self, complaint_id: str, review: Review) -> ComplaintState:
+        return await self._act(complaint_id, DefectComplaintWorkflow.review, review)
+
+    async def request_access(
+        self, complaint_id: str, actor: Actor, scope: str, reason: str
+    ) -> ComplaintState:
+        request = AccessRequest(actor=actor, scope=scope, reason=reason)
+        return await self._act(complaint_id, DefectComplaintWorkflow.request_access, request)
+
+    async def mark_fixed(self, complaint_id: str, actor: Actor, note: str = "") -> ComplaintState:
+        return await self._act(
+            complaint_id, DefectComplaintWorkflow.mark_fixed, MarkFixed(actor=actor, note=note)
+        )
+
+    async def offer_replacement(
+        self, complaint_id: str, actor: Actor, offer: ReplacementOffer
+    ) -> ComplaintState:
+        request = OfferReplacement(actor=actor, offer=offer)
+        return await self._act(complaint_id, DefectComplaintWorkflow.offer_replacement, request)
+
+    # ----------------------------------------------------------------------------------------- customer
+
+    async def grant_access(
+        self, complaint_id: str, actor: Actor, credentials: ServerCredentials
+    ) -> ComplaintState:
+        """Seal the credentials here, so only ciphertext ever reaches Temporal (and then the vault)."""
+        sealed = self.keyring.seal(credentials, context=complaint_id)
+        answer = AccessAnswer(actor=actor, grant=True, credentials=sealed)
+        return await self._act(complaint_id, DefectComplaintWorkflow.answer_access, answer)
+
+    async def refuse_access(self, complaint_id: str, actor: Actor) -> ComplaintState:
+        answer = AccessAnswer(actor=actor, grant=False)
+        return await self._act(complaint_id, DefectComplaintWorkflow.answer_access, answer)
+
+    async def choose_remedy(self, complaint_id: str, actor: Actor, choice: RemedyChoice) -> ComplaintState:
+        request = ChooseRemedy(actor=actor, choice=choice)
+        return await self._act(complaint_id, DefectComplaintWorkflow.choose_remedy, request)
+
+    async def withdraw(self, complaint_id: str, actor: Actor, note: str = "") -> ComplaintState:
+        return await self._act(
+            complaint_id, DefectComplaintWorkflow.withdraw, Withdraw(actor=actor, note=note)
+        )
+
+    async def reveal_credentials(self, credentials_ref: str) -> ServerCredentials:
+        """For the technician who needs the access: opens the vault entry behind a reference."""
+        found = await self.ledger.sealed_secret(credentials_ref)
+        if found is None:
+            raise KeyError(credentials_ref)
+        complaint_id, sealed = found
+        return self.keyring.open(sealed, context=complaint_id)
+
+    # ---------------------------------------------------------------------------------------- plumbing
+
+    async def _handle(self, complaint_id: str) -> WorkflowHandle[Any, Any]:
+        """The complaint's own run: from the ledger, or (just filed, not yet projected) the latest run."""
+        workflow_id = workflow_id_of(complaint_id)
+        record = await self.ledger.get_complaint(complaint_id)
+        if record is not None:
+            return self.client.get_workflow_handle(record.workflow_id, run_id=record.run_id)
+        handle = self.client.get_workflow_handle(workflow_id)
+        try:
+            state = await handle.query(DefectComplaintWorkflow.state)
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise ComplaintNotFound(complaint_id) from None
+            raise
+        if state.complaint_id != complaint_id:
+            raise ComplaintNotFound(complaint_id)
+        description = await handle.describe()
+        return self.client.get_workflow_handle(workflow_id, run_id=description.run_id)
+
+    async def _act(self, complaint_id: str, update: Any, argument: Any) -> ComplaintState:
+        handle = await self._handle(complaint_id)
+        try:
+            result: ComplaintState = await handle.execute_update(update, argument)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type:
+                raise PolicyRefusal(cause.type, cause.message) from None
+            raise
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                state = await self.get(complaint_id)
+                raise PolicyRefusal(
+                    refusals.INVALID_STATE,
+                    f"the complaint is already {state.status.value}; nothing can change it",
+                ) from None
+            raise
+        return result

@@ -1,0 +1,36 @@
+"""Small builders for test data: orders, actors, credentials, and a scratch policy."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from pydantic import SecretStr
+
+from policy.complaint import ServerCredentials
+from policy.models import Actor, Money, Order, Product, ProductKind, Role
+from policy.settings import PolicySnapshot
+
+SUPPORT = Actor(role=Role.SUPPORT, id="alice")
+POLICY = PolicySnapshot()
+DESCRIPTION = "The licensing module crashes on every request since the last update; logs attached."
+SECRET = "hunter2-correct-horse-battery-staple"
+
+
+def software_order(price: str = "50.00", currency: str = "EUR", customer_id: str | None = None) -> Order:
+    return Order(
+        order_id=f"ord-{uuid.uuid4().hex[:10]}",
+        customer_id=customer_id or f"cust-{uuid.uuid4().hex[:8]}",
+        product=Product(sku="plugin-seo-pro", kind=ProductKind.SOFTWARE, name="SEO Pro plugin"),
+        price=Money(amount=Decimal(price), currency=currency),
+        placed_at=datetime.now(UTC),
+    )
+
+
+def customer(order: Order) -> Actor:
+    return Actor(role=Role.CUSTOMER, id=order.customer_id)
+
+
+def credentials() -> ServerCredentials:
+    return ServerCredentials(host="shop.example.net", username="deploy", secret=SecretStr(SECRET))

@@ -1,0 +1,64 @@
+"""Runs the Refund Desk worker: every workflow and activity on one task queue. `python worker.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import LedgerActivities
+from ledger.repository import Ledger
+from ledger.settings import LedgerSettings
+from ledger.vault import VaultKeyring
+from starter.client import connect
+from starter.settings import TemporalSettings
+from workflows.defect_complaint import DefectComplaintWorkflow
+
+WORKFLOWS: Sequence[type] = (DefectComplaintWorkflow,)
+
+log = logging.getLogger("refund_desk.worker")
+
+
+def build_worker(client: Client, ledger: Ledger, keyring: VaultKeyring, task_queue: str) -> Worker:
+    activities = LedgerActivities(ledger, keyring)
+    return Worker(client, task_queue=task_queue, workflows=list(WORKFLOWS), activities=activities.all())
+
+
+async def run(stop: asyncio.Event | None = None) -> None:
+    """Poll until `stop` is set (SIGINT/SIGTERM when run as a program), then finish in-flight tasks."""
+    temporal = TemporalSettings()
+    ledger_settings = LedgerSettings()
+    client = await connect(temporal)
+    ledger = Ledger.connect(ledger_settings.database_url)
+    stop = stop or asyncio.Event()
+    try:
+        worker = build_worker(client, ledger, ledger_settings.keyring(), temporal.task_queue)
+        async with worker:
+            log.info(
+                "worker polling %s on %s (%s)", temporal.task_queue, temporal.address, temporal.namespace
+            )
+            await stop.wait()
+            log.info("stopping: finishing in-flight tasks")
+    finally:
+        await ledger.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(stop)
+
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,457 @@
+"""A major-defect complaint, from filing to its one outcome (POLICY.md R7-R14, R16).
+
+The run method reads as the policy: the company may rectify until the deadline (R7), which an access
+request pauses (R10); support is reminded before it (R13); at the deadline an unreviewed complaint is
+escalated (R13) and an approved, unfixed deficiency earns the customer's remedy (R12). People act through
+updates whose validators refuse what the policy does not allow, so a refused action changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import LEDGER_CALL, LedgerActivities, StoreCredentials
+    from ledger.records import ComplaintTransition, Notification, RefundIssue, ReplacementIssue
+    from policy import refusals, rules
+    from policy.complaint import (
+        AccessAnswer,
+        AccessRequest,
+        AccessState,
+        Action,
+        ChooseRemedy,
+        ComplaintState,
+        FileDefectComplaint,
+        MarkFixed,
+        OfferReplacement,
+        Review,
+        ReviewRecord,
+        Withdraw,
+        check_action,
+    )
+    from policy.models import (
+        SYSTEM,
+        Actor,
+        ComplaintEvent,
+        ComplaintKind,
+        ComplaintStatus,
+        RefundRecord,
+        RemedyChoice,
+        ReplacementOffer,
+        Resolution,
+        ReviewDecision,
+    )
+    from policy.refusals import PolicyRefusal
+    from workflows import search_attributes
+
+S = ComplaintStatus
+SUPPORT = "support"
+
+
+@workflow.defn
+class DefectComplaintWorkflow:
+    @workflow.init
+    def __init__(self, complaint: FileDefectComplaint) -> None:
+        filed_at = workflow.now()
+        self.c = ComplaintState(
+            complaint_id=complaint.complaint_id,
+            kind=ComplaintKind.MAJOR_DEFECT,
+            order=complaint.order,
+            description=complaint.description,
+            filed_by=complaint.filed_by,
+            policy=complaint.policy,
+            status=S.UNDER_REVIEW,
+            created_at=filed_at,
+            deadline=rules.rectification_deadline(filed_at, complaint.policy, timedelta(0)),
+        )
+
+    @workflow.run
+    async def run(self, complaint: FileDefectComplaint) -> ComplaintState:
+        await self._record("filed", complaint.filed_by, deadline=self.c.deadline)
+        await self._notify(SUPPORT, "complaint_filed")
+        await self._rectification_period()
+        if not self.c.is_final:
+            await self._after_deadline()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.c
+
+    # ------------------------------------------------------------------------------------ the policy
+
+    async def _rectification_period(self) -> None:
+        """R7: the company may rectify until the deadline; R10 pauses it; R13 reminds support before it."""
+        while not self.c.is_final:
+            if self.c.status is S.AWAITING_ACCESS:
+                await self._await_access_answer()
+                continue
+            deadline = self._deadline
+            now = workflow.now()
+            if now >= deadline:
+                return
+            reminder_at = rules.review_reminder_at(deadline, self.c.policy)
+            if self.c.reminded_at is None and now >= reminder_at:
+                await self._remind_support()
+                continue
+            wake_at = deadline if self.c.reminded_at is not None else reminder_at
+            await self._wait_until(wake_at, self._changed_since(len(self.c.events)))
+
+    async def _await_access_answer(self) -> None:
+        """R9/R10: the customer answers within `access_response_window`, or silence counts as refusal."""
+        access = self._access
+        answered = await self._wait_until(
+            access.answer_due, lambda: access.answered_at is not None or self.c.is_final
+        )
+        if self.c.is_final:
+            return
+        if not answered:
+            await self._close(S.ACCESS_REFUSED, SYSTEM, reason_code="access_not_answered")
+            return
+        # The answer is in; its handler is still filing the credentials in the vault.
+        await workflow.wait_condition(
+            lambda: self.c.status is not S.AWAITING_ACCESS or access.answered_at is None
+        )
+
+    async def _remind_support(self) -> None:
+        self.c.reminded_at = workflow.now()
+        pending = "review" if self.c.review is None else "fix"
+        await self._record("support_reminded", SYSTEM, pending=pending, deadline=self.c.deadline)
+        await self._notify(SUPPORT, "deadline_approaching", pending=pending, deadline=self.c.deadline)
+
+    async def _after_deadline(self) -> None:
+        """R13: unreviewed at the deadline means escalation; R12: approved and unfixed means a remedy."""
+        if self.c.status is S.UNDER_REVIEW:
+            self.c.status = S.ESCALATED
+            self.c.escalated_at = workflow.now()
+            await self._record("escalated", SYSTEM, deadline=self.c.deadline)
+            await self._notify(SUPPORT, "complaint_escalated")
+            await workflow.wait_condition(lambda: self.c.status is not S.ESCALATED)
+            if self.c.is_final:
+                return
+        await self._remedy()
+
+    async def _remedy(self) -> None:
+        """R12: the customer's choice of a full refund or a replacement; a refund if they do not choose."""
+        if self.c.remedy_choice is None:
+            self.c.status = S.AWAITING_REMEDY_CHOICE
+            self.c.remedy_choice_due = rules.remedy_choice_due(workflow.now(), self.c.policy)
+            await self._record("remedy_choice_requested", SYSTEM, due=self.c.remedy_choice_due)
+            await self._notify(self._customer, "choose_remedy", due=self.c.remedy_choice_due)
+            chosen = await self._wait_until(
+                self.c.remedy_choice_due, lambda: self.c.remedy_choice is not None or self.c.is_final
+            )
+            if self.c.is_final:
+                return
+            if not chosen:
+                self.c.remedy_choice = rules.DEFAULT_REMEDY
+                await self._record("remedy_defaulted", SYSTEM, choice=self.c.remedy_choice)
+        self.c.settling = True
+        if self.c.remedy_choice is RemedyChoice.REPLACEMENT:
+            await self._issue_replacement(self.c.replacement_offer or rules.same_product_again(self.c.order))
+        else:
+            await self._issue_refund()
+
+    async def _issue_refund(self) -> None:
+        refund = await workflow.execute_activity_method(
+            LedgerActivities.issue_refund,
+            RefundIssue(
+                source_kind="complaint",
+                source_id=self.c.complaint_id,
+                customer_id=self.c.customer_id,
+                order_id=self.c.order.order_id,
+                amount=rules.full_refund(self.c.order),
+                actor=str(SYSTEM),
+                at=workflow.now(),
+            ),
+            **LEDGER_CALL,
+        )
+        record = RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
+        await self._close(S.REFUNDED, SYSTEM, refund=record)
+        await self._notify(self._customer, "refund_issued", amount=str(record.amount.amount))
+
+    async def _issue_replacement(self, offer: ReplacementOffer) -> None:
+        issued = await workflow.execute_activity_method(
+            LedgerActivities.issue_replacement,
+            ReplacementIssue(
+                complaint_id=self.c.complaint_id,
+                customer_id=self.c.customer_id,
+                order_id=self.c.order.order_id,
+                offer=offer,
+                actor=str(SYSTEM),
+                at=workflow.now(),
+            ),
+            **LEDGER_CALL,
+        )
+        await self._close(S.REPLACED, SYSTEM, replacement=issued.offer)
+        await self._notify(self._customer, "replacement_issued", sku=issued.offer.sku)
+
+    # ------------------------------------------------------------------------------- support's actions
+
+    @workflow.update
+    async def review(self, review: Review) -> ComplaintState:
+        """R8: approve the deficiency, or reject it with a reason (which ends the complaint)."""
+        self.c.review = ReviewRecord(
+            decision=review.decision,
+            reason_code=review.reason_code,
+            note=review.note,
+            by=str(review.actor),
+            at=workflow.now(),
+        )
+        if review.decision is ReviewDecision.REJECT:
+            assert review.reason_code is not None
+            await self._close(
+                S.REJECTED, review.actor, reason_code=review.reason_code.value, note=review.note
+            )
+        else:
+            self.c.status = S.RECTIFYING
+            await self._record("deficiency_approved", review.actor, note=review.note)
+        return self.c
+
+    @review.validator
+    def _validate_review(self, review: Review) -> None:
+        self._check("review", review.actor)
+
+    @workflow.update
+    async def request_access(self, request: AccessRequest) -> ComplaintState:
+        """R9: ask the customer for temporary server access; the rectification clock pauses (R10)."""
+        now = workflow.now()
+        self.c.access_requests += 1
+        self.c.access = AccessState(
+            number=self.c.access_requests,
+            scope=request.scope,
+            reason=request.reason,
+            requested_at=now,
+            answer_due=rules.access_answer_due(now, self.c.policy),
+            resume_status=self.c.status,
+        )
+        self.c.status = S.AWAITING_ACCESS
+        await self._record(
+            "access_requested", request.actor, scope=request.scope, due=self.c.access.answer_due
+        )
+        await self._notify(
+            self._customer, "access_requested", scope=request.scope, due=self.c.access.answer_due
+        )
+        return self.c
+
+    @request_access.validator
+    def _validate_request_access(self, request: AccessRequest) -> None:
+        self._check("request_access", request.actor)
+
+    @workflow.update
+    async def mark_fixed(self, fix: MarkFixed) -> ComplaintState:
+        """R11: fixed before the deadline: the complaint ends rectified, with no refund."""
+        await self._close(S.RECTIFIED, fix.actor, note=fix.note)
+        await self._notify(self._customer, "defect_rectified")
+        return self.c
+
+    @mark_fixed.validator
+    def _validate_mark_fixed(self, fix: MarkFixed) -> None:
+        self._check("mark_fixed", fix.actor)
+
+    @workflow.update
+    async def offer_replacement(self, offer: OfferReplacement) -> ComplaintState:
+        """R12: another product of around the same value, should the customer choose a replacement."""
+        self.c.replacement_offer = offer.offer
+        await self._record(
+            "replacement_offered",
+            offer.actor,
+            sku=offer.offer.sku,
+            name=offer.offer.name,
+            value=str(offer.offer.value.amount),
+            currency=offer.offer.value.currency,
+        )
+        await self._notify(self._customer, "replacement_offered", sku=offer.offer.sku)
+        return self.c
+
+    @offer_replacement.validator
+    def _validate_offer_replacement(self, offer: OfferReplacement) -> None:
+        self._check("offer_replacement", offer.actor)
+        tolerance = self.c.policy.replacement_value_tolerance
+        if not rules.within_replacement_tolerance(self.c.order.price, offer.offer.value, tolerance):
+            raise _refused(
+                PolicyRefusal(
+                    refusals.REPLACEMENT_OUT_OF_TOLERANCE,
+                    f"a replacement must be worth the price paid ({self.c.order.price.amount} "
+                    f"{self.c.order.price.currency}) within {tolerance:.0%}",
+                )
+            )
+
+    # ------------------------------------------------------------------------------ customer's actions
+
+    @workflow.update
+    async def answer_access(self, answer: AccessAnswer) -> ComplaintState:
+        """R9/R10: refusal ends the complaint; a grant files the sealed credentials and moves the deadline
+        by exactly the time the customer took."""
+        access = self._access
+        answered_at = workflow.now()
+        access.answered_at = answered_at
+        if not answer.grant:
+            access.granted = False
+            await self._close(S.ACCESS_REFUSED, answer.actor, reason_code="access_refused")
+            return self.c
+        assert answer.credentials is not None
+        try:
+            ref = await workflow.execute_activity_method(
+                LedgerActivities.store_credentials,
+                StoreCredentials(
+                    complaint_id=self.c.complaint_id, request_no=access.number, sealed=answer.credentials
+                ),
+                **LEDGER_CALL,
+            )
+        except ActivityError as err:
+            access.answered_at = None
+            raise ApplicationError(
+                "the credentials could not be read; seal them again for this complaint",
+                type=refusals.INVALID_CREDENTIALS,
+                non_retryable=True,
+            ) from err
+        if self.c.is_final:
+            raise _refused(PolicyRefusal(refusals.INVALID_STATE, f"the complaint is already {self.c.status}"))
+        access.granted = True
+        access.credentials_ref = ref
+        paused = rules.pause_for_access(access.requested_at, answered_at)
+        self.c.paused += paused
+        self.c.deadline = rules.rectification_deadline(self.c.created_at, self.c.policy, self.c.paused)
+        self.c.status = access.resume_status
+        await self._record(
+            "access_granted",
+            answer.actor,
+            credentials_ref=ref,
+            paused_seconds=paused.total_seconds(),
+            deadline=self.c.deadline,
+        )
+        return self.c
+
+    @answer_access.validator
+    def _validate_answer_access(self, answer: AccessAnswer) -> None:
+        self._check("answer_access", answer.actor)
+
+    @workflow.update
+    async def choose_remedy(self, choice: ChooseRemedy) -> ComplaintState:
+        """R12: refund or replacement, any time before the remedy is issued."""
+        self.c.remedy_choice = choice.choice
+        await self._record("remedy_chosen", choice.actor, choice=choice.choice)
+        return self.c
+
+    @choose_remedy.validator
+    def _validate_choose_remedy(self, choice: ChooseRemedy) -> None:
+        self._check("choose_remedy", choice.actor)
+
+    @workflow.update
+    async def withdraw(self, withdrawal: Withdraw) -> ComplaintState:
+        """R14: the customer may withdraw at any time before the complaint is resolved."""
+        await self._close(S.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
+        return self.c
+
+    @withdraw.validator
+    def _validate_withdraw(self, withdrawal: Withdraw) -> None:
+        self._check("withdraw", withdrawal.actor)
+
+    @workflow.query
+    def state(self) -> ComplaintState:
+        return self.c
+
+    # ---------------------------------------------------------------------------------------- plumbing
+
+    @property
+    def _deadline(self) -> datetime:
+        assert self.c.deadline is not None
+        return self.c.deadline
+
+    @property
+    def _access(self) -> AccessState:
+        assert self.c.access is not None
+        return self.c.access
+
+    @property
+    def _customer(self) -> str:
+        return f"customer:{self.c.customer_id}"
+
+    def _check(self, action: Action, actor: Actor) -> None:
+        try:
+            check_action(self.c, action, actor, workflow.now())
+        except PolicyRefusal as refusal:
+            raise _refused(refusal) from None
+
+    def _changed_since(self, seen: int) -> Callable[[], bool]:
+        """A condition that turns true once anything happens to the complaint after event `seen`."""
+        return lambda: len(self.c.events) != seen
+
+    async def _wait_until(self, when: datetime, condition: Callable[[], bool]) -> bool:
+        """A durable timer that a condition can cut short; returns whether the condition holds."""
+        remaining = when - workflow.now()
+        if remaining > timedelta(0):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(condition, timeout=remaining)
+        return condition()
+
+    async def _close(
+        self,
+        outcome: ComplaintStatus,
+        actor: Actor,
+        *,
+        reason_code: str | None = None,
+        refund: RefundRecord | None = None,
+        replacement: ReplacementOffer | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Final status and resolution together: `resolution.outcome` always equals the final status."""
+        self.c.status = outcome
+        self.c.resolution = Resolution(
+            outcome=outcome, reason_code=reason_code, refund=refund, replacement=replacement
+        )
+        detail: dict[str, Any] = {"reason_code": reason_code, "note": note}
+        if refund is not None:
+            detail["refund"] = refund.model_dump(mode="json")
+        if replacement is not None:
+            detail["replacement"] = replacement.model_dump(mode="json")
+        await self._record(outcome.value, actor, **{k: v for k, v in detail.items() if v is not None})
+
+    async def _record(self, event_type: str, actor: Actor, **detail: Any) -> None:
+        """Append an event, publish the new state to search attributes, and write both to the ledger."""
+        event = ComplaintEvent(
+            seq=len(self.c.events) + 1,
+            at=workflow.now(),
+            actor=str(actor),
+            type=event_type,
+            detail={k: _jsonable(v) for k, v in detail.items()},
+        )
+        self.c.events.append(event)
+        workflow.upsert_search_attributes(search_attributes.for_complaint(self.c))
+        snapshot = self.c.model_copy(update={"events": []}, deep=True)
+        await workflow.execute_activity_method(
+            LedgerActivities.record_transition,
+            ComplaintTransition(state=snapshot, event=event),
+            **LEDGER_CALL,
+        )
+
+    async def _notify(self, recipient: str, template: str, **payload: Any) -> None:
+        await workflow.execute_activity_method(
+            LedgerActivities.notify,
+            Notification(
+                dedupe_key=f"{self.c.complaint_id}:{len(self.c.events)}:{template}",
+                recipient=recipient,
+                template=template,
+                complaint_id=self.c.complaint_id,
+                payload={k: _jsonable(v) for k, v in payload.items()},
+            ),
+            **LEDGER_CALL,
+        )
+
+
+def _refused(refusal: PolicyRefusal) -> ApplicationError:
+    return ApplicationError(refusal.message, type=refusal.code, non_retryable=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if hasattr(value, "value") and isinstance(value.value, str):
+        return value.value
+    return value
