@@ -1,0 +1,113 @@
+"""`make run`: the whole system on one machine, on the embedded defaults.
+
+Applies the ledger migrations, starts the Temporal dev server (persistent in `.data/temporal.db`, web UI on
+:8233, the complaints' search attributes registered) and the worker, then waits. Ctrl-C or SIGTERM stops the
+worker first (it finishes in-flight tasks) and the server after. Restarting keeps every complaint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ledger.migrate import upgrade_url
+from ledger.settings import LedgerSettings
+from starter.binaries import tool_path
+from starter.client import connect, register_search_attributes
+from starter.settings import TemporalSettings
+from workflows.search_attributes import REGISTRATION
+
+DATA = Path(".data")
+
+
+def dev_server_command(port: int = 7233, ui_port: int = 8233) -> list[str]:
+    command = [
+        tool_path("temporal"),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(DATA / "temporal.db"),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--log-level",
+        "warn",
+    ]
+    for name, kind in REGISTRATION.items():
+        command += ["--search-attribute", f"{name}={kind}"]
+    return command
+
+
+async def wait_for_temporal(settings: TemporalSettings, seconds: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            client = await connect(settings)
+            await register_search_attributes(client)
+            return
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def run() -> int:
+    DATA.mkdir(exist_ok=True)
+    ledger = LedgerSettings()
+    temporal = TemporalSettings()
+    await upgrade_url(ledger.database_url)
+    print(f"ledger ready: {ledger.database_url}", flush=True)
+
+    server_log = (DATA / "temporal.log").open("ab")
+    server = subprocess.Popen(dev_server_command(), stdout=server_log, stderr=subprocess.STDOUT)
+    worker: subprocess.Popen[bytes] | None = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await wait_for_temporal(temporal)
+        worker = subprocess.Popen([sys.executable, "worker.py"], env=os.environ.copy())
+        print(
+            "\nRefund Desk is running:\n"
+            f"  Temporal   {temporal.address} (namespace {temporal.namespace})\n"
+            "  Web UI     http://127.0.0.1:8233\n"
+            f"  Worker     task queue {temporal.task_queue}\n"
+            "Ctrl-C stops everything; state stays in .data/.\n",
+            flush=True,
+        )
+        while not stop.is_set():
+            for name, process in (("temporal server", server), ("worker", worker)):
+                if process.poll() is not None:
+                    print(f"{name} exited with {process.returncode}; stopping", flush=True)
+                    return 1
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1)
+            except TimeoutError:
+                pass
+        return 0
+    finally:
+        for process in (worker, server):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        server_log.close()
+        print("stopped", flush=True)
+
+
+def main() -> None:
+    sys.exit(asyncio.run(run()))
+
+
+if __name__ == "__main__":
+    main()
