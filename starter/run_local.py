@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from ledger.migrate import upgrade_url
@@ -58,55 +59,57 @@ async def wait_for_temporal(settings: TemporalSettings, seconds: float = 60) -> 
             await asyncio.sleep(0.5)
 
 
-async def run() -> int:
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Worker first (it finishes in-flight tasks), then the server."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def run() -> int:
     DATA.mkdir(exist_ok=True)
     ledger = LedgerSettings()
     temporal = TemporalSettings()
-    await upgrade_url(ledger.database_url)
+    asyncio.run(upgrade_url(ledger.database_url))
     print(f"ledger ready: {ledger.database_url}", flush=True)
 
-    server_log = (DATA / "temporal.log").open("ab")
-    server = subprocess.Popen(dev_server_command(), stdout=server_log, stderr=subprocess.STDOUT)
-    worker: subprocess.Popen[bytes] | None = None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await wait_for_temporal(temporal)
-        worker = subprocess.Popen([sys.executable, "worker.py"], env=os.environ.copy())
-        print(
-            "\nRefund Desk is running:\n"
-            f"  Temporal   {temporal.address} (namespace {temporal.namespace})\n"
-            "  Web UI     http://127.0.0.1:8233\n"
-            f"  Worker     task queue {temporal.task_queue}\n"
-            "Ctrl-C stops everything; state stays in .data/.\n",
-            flush=True,
-        )
-        while not stop.is_set():
-            for name, process in (("temporal server", server), ("worker", worker)):
-                if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; stopping", flush=True)
-                    return 1
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=1)
-            except TimeoutError:
-                pass
-        return 0
-    finally:
-        for process in (worker, server):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        server_log.close()
-        print("stopped", flush=True)
+        signal.signal(sig, lambda *_: stopping.set())
+
+    processes: list[subprocess.Popen[bytes]] = []
+    with (DATA / "temporal.log").open("ab") as server_log:
+        server = subprocess.Popen(dev_server_command(), stdout=server_log, stderr=subprocess.STDOUT)
+        processes.append(server)
+        try:
+            asyncio.run(wait_for_temporal(temporal))
+            worker = subprocess.Popen([sys.executable, "worker.py"], env=os.environ.copy())
+            processes.insert(0, worker)
+            print(
+                "\nRefund Desk is running:\n"
+                f"  Temporal   {temporal.address} (namespace {temporal.namespace})\n"
+                "  Web UI     http://127.0.0.1:8233\n"
+                f"  Worker     task queue {temporal.task_queue}\n"
+                "Ctrl-C stops everything; state stays in .data/.\n",
+                flush=True,
+            )
+            while not stopping.wait(timeout=1):
+                for name, process in (("temporal server", server), ("worker", worker)):
+                    if process.poll() is not None:
+                        print(f"{name} exited with {process.returncode}; stopping", flush=True)
+                        return 1
+            return 0
+        finally:
+            _stop(processes)
+            print("stopped", flush=True)
 
 
 def main() -> None:
-    sys.exit(asyncio.run(run()))
+    sys.exit(run())
 
 
 if __name__ == "__main__":
