@@ -20,13 +20,17 @@ from workflows.defect_complaint import DefectComplaintWorkflow
 RECORDED = sorted(HISTORIES.glob("*.json"))
 
 
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+
+
 def test_every_scenario_has_a_recorded_history() -> None:
     assert {p.stem for p in RECORDED} >= {f"defect_{name}" for name in SCENARIOS}
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 async def test_recorded_history_replays_deterministically(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    history = load(path)
     replayer = Replayer(workflows=[DefectComplaintWorkflow], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
