@@ -30,6 +30,7 @@ from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.client import ComplaintDesk, workflow_id_of
 from tests.factories import DESCRIPTION, POLICY, SECRET, SUPPORT, credentials, customer, software_order
+from workflows import search_attributes
 
 S = ComplaintStatus
 APPROVE = Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="reproduced on staging")
@@ -422,3 +423,41 @@ async def test_r16_refund_is_issued_once_whatever_the_repeats(desk: ComplaintDes
     }
     assert not any(r.created for r in repeats)
     assert (await ledger.balance(customer_id)).totals == {"EUR": Decimal("20.00")}
+
+
+# ----------------------------------------------------------------------------------------------- R15
+
+
+async def test_r15_second_open_defect_complaint_on_an_order_is_refused(desk: ComplaintDesk) -> None:
+    order = software_order()
+    first = await desk.file_defect_complaint(order, DESCRIPTION, filed_by=customer(order), policy=POLICY)
+    await refused(
+        "complaint_already_open",
+        desk.file_defect_complaint(order, DESCRIPTION, filed_by=customer(order), policy=POLICY),
+    )
+    await desk.withdraw(first.complaint_id, customer(order))
+    await desk.outcome(first.complaint_id)
+    second = await desk.file_defect_complaint(order, DESCRIPTION, filed_by=customer(order), policy=POLICY)
+    assert second.complaint_id != first.complaint_id, "once closed, a new complaint may be filed"
+    assert (await desk.get(first.complaint_id)).status is S.WITHDRAWN, "the old one is still readable"
+    assert (await desk.get(second.complaint_id)).status is S.UNDER_REVIEW
+
+
+# ------------------------------------------------------------------------------------- visibility
+
+
+async def test_search_attributes_follow_each_transition(
+    desk: ComplaintDesk, env: WorkflowEnvironment
+) -> None:
+    complaint_id, customer_id = await file(desk)
+    await desk.request_access(complaint_id, SUPPORT, scope="ssh", reason="reproduce")
+    await env.sleep(timedelta(hours=6))
+    state = await desk.grant_access(complaint_id, cust(customer_id), credentials())
+    await desk.review(complaint_id, APPROVE)
+    described = await desk.client.get_workflow_handle(workflow_id_of(complaint_id)).describe()
+    attributes = described.typed_search_attributes
+    assert attributes.get(search_attributes.COMPLAINT_STATUS) == "rectifying"
+    assert attributes.get(search_attributes.COMPLAINT_KIND) == "major_defect"
+    assert attributes.get(search_attributes.CUSTOMER_ID) == customer_id
+    assert attributes.get(search_attributes.ORDER_ID) == state.order.order_id
+    assert attributes.get(search_attributes.COMPLAINT_DEADLINE) == state.deadline
