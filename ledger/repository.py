@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -35,6 +35,7 @@ from ledger.records import (
 )
 from ledger.schema import (
     BalanceEntryRow,
+    Base,
     ComplaintEventRow,
     ComplaintRow,
     NotificationRow,
@@ -271,16 +272,7 @@ class Ledger:
                     )
                 )
             ).one()
-        return IssuedRefund(
-            refund_id=row.refund_id,
-            source_kind=issue.source_kind,
-            source_id=row.source_id,
-            customer_id=row.customer_id,
-            amount=Money(amount=row.amount, currency=row.currency),
-            issued_at=row.issued_at,
-            actor=row.actor,
-            created=created,
-        )
+        return _refund(row, created=created)
 
     async def refunds_for(self, source_kind: str, source_id: str) -> list[IssuedRefund]:
         async with self.engine.connect() as conn:
@@ -289,19 +281,7 @@ class Ledger:
                     RefundRow.source_kind == source_kind, RefundRow.source_id == source_id
                 )
             )
-            return [
-                IssuedRefund(
-                    refund_id=r.refund_id,
-                    source_kind=r.source_kind,
-                    source_id=r.source_id,
-                    customer_id=r.customer_id,
-                    amount=Money(amount=r.amount, currency=r.currency),
-                    issued_at=r.issued_at,
-                    actor=r.actor,
-                    created=False,
-                )
-                for r in rows
-            ]
+            return [_refund(r, created=False) for r in rows]
 
     async def issue_replacement(self, issue: ReplacementIssue) -> IssuedReplacement:
         """Record the replacement once per complaint; a repeat returns the one already issued."""
@@ -435,10 +415,6 @@ class Ledger:
 
     async def table_counts(self, tables: Sequence[str] | None = None) -> dict[str, int]:
         """Row counts per table: what tests compare to prove a refused request wrote nothing."""
-        from sqlalchemy import func
-
-        from ledger.schema import Base
-
         counts: dict[str, int] = {}
         async with self.engine.connect() as conn:
             for name, table in Base.metadata.tables.items():
@@ -454,6 +430,19 @@ def _order(row: Any) -> Order:
         product=Product(sku=row.sku, kind=ProductKind(row.product_kind), name=row.product_name),
         price=Money(amount=row.amount, currency=row.currency),
         placed_at=row.placed_at,
+    )
+
+
+def _refund(row: Any, *, created: bool) -> IssuedRefund:
+    return IssuedRefund(
+        refund_id=row.refund_id,
+        source_kind=row.source_kind,
+        source_id=row.source_id,
+        customer_id=row.customer_id,
+        amount=Money(amount=row.amount, currency=row.currency),
+        issued_at=row.issued_at,
+        actor=row.actor,
+        created=created,
     )
 
 
