@@ -48,6 +48,8 @@ class VaultKeyring:
             kid, sep, encoded = part.strip().partition(":")
             if not sep or not kid:
                 raise ValueError('vault keys look like "kid:base64key[,kid:base64key]"')
+            if kid in keys:
+                raise ValueError(f"vault key {kid!r} appears twice")
             try:
                 keys[kid] = _unb64(encoded)
             except (binascii.Error, ValueError) as exc:

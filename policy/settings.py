@@ -19,7 +19,7 @@ def _seconds_or_iso(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return timedelta(seconds=float(value))
-        except ValueError:
+        except (ValueError, OverflowError):
             return value
     return value
 
