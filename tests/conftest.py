@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from ledger.migrate import upgrade
@@ -23,6 +24,13 @@ from starter.binaries import tool_path
 from starter.client import ComplaintDesk, register_search_attributes
 from tests.postgres import throwaway_cluster
 from worker import build_worker
+
+QUIET_RUNTIME = Runtime(
+    telemetry=TelemetryConfig(
+        logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+    )
+)
+"""The test server lacks a capability the SDK core warns about on every worker start; keep errors only."""
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +79,9 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping server per test: a workflow left running by one test (with its worker gone)
     would otherwise hold the shared clock still for the next."""
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=tool_path("temporal-test-server")
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=tool_path("temporal-test-server"),
+        runtime=QUIET_RUNTIME,
     )
     await register_search_attributes(environment.client)
     async with environment:
