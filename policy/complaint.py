@@ -236,9 +236,7 @@ def check_action(state: ComplaintState, action: Action, actor: Actor, now: datet
     if role is Role.CUSTOMER and actor.id != state.customer_id:
         raise PolicyRefusal(refusals.FORBIDDEN_ACTOR, "only the customer who placed the order may do this")
     if state.is_final:
-        raise PolicyRefusal(
-            refusals.INVALID_STATE, f"the complaint is already {state.status.value}; nothing can change it"
-        )
+        raise already_final(state)
     if state.settling:
         raise PolicyRefusal(
             refusals.REMEDY_BEING_ISSUED, "the remedy is being issued; it can no longer change"
@@ -252,6 +250,13 @@ def check_action(state: ComplaintState, action: Action, actor: Actor, now: datet
             refusals.INVALID_STATE,
             f"the rectification deadline ({state.deadline.isoformat()}) has passed; cannot {_say(action)}",
         )
+
+
+def already_final(state: ComplaintState) -> PolicyRefusal:
+    """The refusal for any action on a complaint that has reached its outcome."""
+    return PolicyRefusal(
+        refusals.INVALID_STATE, f"the complaint is already {state.status.value}; nothing can change it"
+    )
 
 
 def _say(action: Action) -> str:

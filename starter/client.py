@@ -23,6 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ledger.records import ComplaintRecord
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy import refusals
@@ -37,6 +38,7 @@ from policy.complaint import (
     Review,
     ServerCredentials,
     Withdraw,
+    already_final,
 )
 from policy.models import Actor, ComplaintKind, Order, RemedyChoice, ReplacementOffer
 from policy.refusals import PolicyRefusal
@@ -141,21 +143,22 @@ class ComplaintDesk:
     # -------------------------------------------------------------------------------------------- read
 
     async def get(self, complaint_id: str) -> ComplaintState:
-        """The complaint as it stands: from its workflow while it runs, from the ledger once it is gone."""
-        handle = await self._handle(complaint_id)
+        """The complaint as it stands: from the ledger once it has its outcome (no worker needed to read it),
+        else from its workflow."""
+        record = await self.ledger.get_complaint(complaint_id)
+        if record is not None and record.state.is_final:
+            return record.state
+        handle = await self._handle(complaint_id, record)
         try:
             return await handle.query(DefectComplaintWorkflow.state)
         except RPCError as err:
-            if err.status is not RPCStatusCode.NOT_FOUND:
+            if err.status is not RPCStatusCode.NOT_FOUND or record is None:
                 raise
-        record = await self.ledger.get_complaint(complaint_id)
-        if record is None:
-            raise ComplaintNotFound(complaint_id)
         return record.state
 
     async def outcome(self, complaint_id: str) -> ComplaintState:
         """Wait for the complaint to end and return its final state."""
-        handle = await self._handle(complaint_id)
+        handle = await self._handle(complaint_id, await self.ledger.get_complaint(complaint_id))
         typed = self.client.get_workflow_handle_for(
             DefectComplaintWorkflow.run, handle.id, run_id=handle.run_id
         )
@@ -216,10 +219,9 @@ class ComplaintDesk:
 
     # ---------------------------------------------------------------------------------------- plumbing
 
-    async def _handle(self, complaint_id: str) -> WorkflowHandle[Any, Any]:
-        """The complaint's own run: from the ledger, or (just filed, not yet projected) the latest run."""
+    async def _handle(self, complaint_id: str, record: ComplaintRecord | None) -> WorkflowHandle[Any, Any]:
+        """The complaint's own run: from its ledger record, or (just filed, not projected yet) the latest."""
         workflow_id = workflow_id_of(complaint_id)
-        record = await self.ledger.get_complaint(complaint_id)
         if record is not None:
             return self.client.get_workflow_handle(record.workflow_id, run_id=record.run_id)
         handle = self.client.get_workflow_handle(workflow_id)
@@ -235,7 +237,10 @@ class ComplaintDesk:
         return self.client.get_workflow_handle(workflow_id, run_id=description.run_id)
 
     async def _act(self, complaint_id: str, update: Any, argument: Any) -> ComplaintState:
-        handle = await self._handle(complaint_id)
+        record = await self.ledger.get_complaint(complaint_id)
+        if record is not None and record.state.is_final:
+            raise already_final(record.state)
+        handle = await self._handle(complaint_id, record)
         try:
             result: ComplaintState = await handle.execute_update(update, argument)
         except WorkflowUpdateFailedError as err:
@@ -244,11 +249,7 @@ class ComplaintDesk:
                 raise PolicyRefusal(cause.type, cause.message) from None
             raise
         except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                state = await self.get(complaint_id)
-                raise PolicyRefusal(
-                    refusals.INVALID_STATE,
-                    f"the complaint is already {state.status.value}; nothing can change it",
-                ) from None
+            if err.status is RPCStatusCode.NOT_FOUND:  # it ended between the ledger read and the update
+                raise already_final(await self.get(complaint_id)) from None
             raise
         return result

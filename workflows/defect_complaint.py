@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         Review,
         ReviewRecord,
         Withdraw,
+        already_final,
         check_action,
     )
     from policy.models import (
@@ -310,7 +311,7 @@ class DefectComplaintWorkflow:
                 non_retryable=True,
             ) from err
         if self.c.is_final:
-            raise _refused(PolicyRefusal(refusals.INVALID_STATE, f"the complaint is already {self.c.status}"))
+            raise _refused(already_final(self.c))
         access.granted = True
         access.credentials_ref = ref
         paused = rules.pause_for_access(access.requested_at, answered_at)
