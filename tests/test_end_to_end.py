@@ -97,8 +97,10 @@ async def test_worker_killed_mid_complaint_finishes_with_one_refund(
 
         # The deadline passes while no worker runs; a new worker picks the complaint up where it was.
         await asyncio.sleep(SHORT.rectify_window.total_seconds())
-        with worker_process(dev_server, url, keyring, queue, log):
+        with worker_process(dev_server, url, keyring, queue, log) as second:
             final = await asyncio.wait_for(desk.outcome(state.complaint_id), timeout=60)
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(second.wait, 30) == 0, "SIGTERM is a clean shutdown"
 
         assert final.status is ComplaintStatus.REFUNDED, log.read_text()[-2000:]
         refunds = await ledger.refunds_for("complaint", state.complaint_id)
