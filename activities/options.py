@@ -9,7 +9,7 @@ from temporalio.common import RetryPolicy
 
 from policy import refusals
 
-NON_RETRYABLE = [refusals.INVALID_CREDENTIALS, "OrderConflict"]
+NON_RETRYABLE = [refusals.INVALID_CREDENTIALS]
 """Policy violations: retrying cannot make them succeed."""
 
 LEDGER_CALL: dict[str, Any] = {
