@@ -18,7 +18,7 @@ from pathlib import Path
 from ledger.migrate import upgrade_url
 from ledger.settings import LedgerSettings
 from starter.binaries import tool_path
-from starter.client import connect, register_search_attributes
+from starter.client import connect
 from starter.settings import TemporalSettings
 from workflows.search_attributes import REGISTRATION
 
@@ -47,11 +47,12 @@ def dev_server_command(port: int = 7233, ui_port: int = 8233) -> list[str]:
 
 
 async def wait_for_temporal(settings: TemporalSettings, seconds: float = 60) -> None:
+    """Until the server answers: `connect` asks it for its system info. The search attributes need no call,
+    the server registers them from its `--search-attribute` flags."""
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         try:
-            client = await connect(settings)
-            await register_search_attributes(client)
+            await connect(settings)
             return
         except Exception:
             if asyncio.get_running_loop().time() > deadline:
