@@ -8,7 +8,10 @@ adds a token so that a later complaint on the same order and kind, once the firs
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -23,8 +26,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ledger.records import ComplaintRecord
+from ledger.records import Balance, ComplaintRecord
 from ledger.repository import Ledger
+from ledger.settings import LedgerSettings
 from ledger.vault import VaultKeyring
 from policy import refusals
 from policy.complaint import (
@@ -40,16 +44,23 @@ from policy.complaint import (
     Withdraw,
     already_final,
 )
-from policy.models import Actor, ComplaintKind, Order, RemedyChoice, ReplacementOffer
+from policy.models import Actor, ComplaintKind, ComplaintStatus, Order, RemedyChoice, ReplacementOffer, Role
 from policy.refusals import PolicyRefusal
-from policy.settings import PolicySnapshot
+from policy.settings import PolicySettings, PolicySnapshot
 from starter.settings import TemporalSettings
 from workflows import search_attributes
 from workflows.defect_complaint import DefectComplaintWorkflow
 
 
 class ComplaintNotFound(Exception):
-    """No complaint has this id."""
+    """No complaint has this id (or none the asker may see)."""
+
+
+class OrderNotFound(Exception):
+    """No order has this id (or none the asker may see)."""
+
+
+COMPLAINT_KIND_UNAVAILABLE = "complaint_kind_unavailable"
 
 
 async def connect(settings: TemporalSettings | None = None) -> Client:
@@ -109,8 +120,38 @@ class ComplaintDesk:
     ledger: Ledger
     keyring: VaultKeyring
     task_queue: str = "refund-desk"
+    policy: PolicySnapshot = field(default_factory=PolicySnapshot)
+    """The policy new complaints are filed under (each keeps its own copy for life)."""
+
+    # ------------------------------------------------------------------------------------------- orders
+
+    async def record_order(self, order: Order) -> tuple[Order, bool]:
+        """Idempotent: the same order again is (order, False); a different one raises `OrderConflict`."""
+        return await self.ledger.record_order(order)
+
+    async def get_order(self, order_id: str, *, seen_by: Actor) -> Order:
+        """The order, if `seen_by` may see it: a customer sees only their own (others: not found)."""
+        order = await self.ledger.get_order(order_id)
+        if order is None or not _may_see(seen_by, order.customer_id):
+            raise OrderNotFound(order_id)
+        return order
+
+    async def balance(self, customer_id: str) -> Balance:
+        return await self.ledger.balance(customer_id)
 
     # -------------------------------------------------------------------------------------------- start
+
+    async def file_complaint(
+        self, order_id: str, kind: ComplaintKind, description: str, filed_by: Actor
+    ) -> ComplaintState:
+        """Intake for every kind: the order must exist and belong to the customer filing."""
+        order = await self.get_order(order_id, seen_by=filed_by)
+        if kind is not ComplaintKind.MAJOR_DEFECT:
+            raise PolicyRefusal(
+                COMPLAINT_KIND_UNAVAILABLE,
+                f"{kind.value} claims are not handled yet; only major_defect complaints can be filed",
+            )
+        return await self.file_defect_complaint(order, description, filed_by, self.policy)
 
     async def file_defect_complaint(
         self, order: Order, description: str, filed_by: Actor, policy: PolicySnapshot
@@ -155,6 +196,34 @@ class ComplaintDesk:
             if err.status is not RPCStatusCode.NOT_FOUND or record is None:
                 raise
         return record.state
+
+    async def get_for(self, complaint_id: str, seen_by: Actor) -> ComplaintState:
+        """`get`, for someone who may only see their own complaints: another's is not found."""
+        state = await self.get(complaint_id)
+        if not _may_see(seen_by, state.customer_id):
+            raise ComplaintNotFound(complaint_id)
+        return state
+
+    async def list_complaints(
+        self,
+        *,
+        status: ComplaintStatus | None = None,
+        kind: ComplaintKind | None = None,
+        customer_id: str | None = None,
+        order_id: str | None = None,
+        limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ComplaintState]:
+        """Newest first from the ledger's projection (without events), keyset-paginated by `after`."""
+        records = await self.ledger.list_complaints(
+            status=None if status is None else status.value,
+            kind=None if kind is None else kind.value,
+            customer_id=customer_id,
+            order_id=order_id,
+            limit=limit,
+            after=after,
+        )
+        return [record.state for record in records]
 
     async def outcome(self, complaint_id: str) -> ComplaintState:
         """Wait for the complaint to end and return its final state."""
@@ -253,3 +322,30 @@ class ComplaintDesk:
                 raise already_final(await self.get(complaint_id)) from None
             raise
         return result
+
+
+def _may_see(actor: Actor, customer_id: str) -> bool:
+    return actor.role is not Role.CUSTOMER or actor.id == customer_id
+
+
+@asynccontextmanager
+async def open_desk(
+    temporal: TemporalSettings | None = None,
+    ledger: LedgerSettings | None = None,
+    policy: PolicySnapshot | None = None,
+) -> AsyncIterator[ComplaintDesk]:
+    """A desk on the environment's settings (API.md "Running"), for the API and the CLI alike."""
+    temporal = temporal or TemporalSettings()
+    ledger = ledger or LedgerSettings()
+    client = await connect(temporal)
+    store = Ledger.connect(ledger.database_url)
+    try:
+        yield ComplaintDesk(
+            client=client,
+            ledger=store,
+            keyring=ledger.keyring(),
+            task_queue=temporal.task_queue,
+            policy=policy or PolicySettings().snapshot(),
+        )
+    finally:
+        await store.close()

@@ -1,9 +1,19 @@
-"""How to reach Temporal (API.md "Running"): read by the worker, the API and the CLI alike."""
+"""How to reach Temporal and how the API checks tokens (API.md "Running"): read by the worker, the API and
+the CLI alike."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_JWT_SECRET_BYTES = 32
+"""HS256 with a shorter key is guessable (RFC 7518 3.2 asks for at least the hash size)."""
+
+
+class SettingsError(Exception):
+    """A setting is missing or unusable; the message says which and how to fix it."""
 
 
 class TemporalSettings(BaseSettings):
@@ -18,3 +28,32 @@ class TemporalSettings(BaseSettings):
     task_queue: str = Field(
         default="refund-desk", validation_alias=AliasChoices("REFUND_DESK_TASK_QUEUE", "task_queue")
     )
+
+
+class AuthSettings(BaseSettings):
+    """The HS256 secret that signs and checks every bearer token."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    jwt_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("REFUND_DESK_JWT_SECRET", "jwt_secret")
+    )
+    jwt_secret_file: Path = Field(
+        default=Path(".data/jwt.secret"),
+        validation_alias=AliasChoices("REFUND_DESK_JWT_SECRET_FILE", "jwt_secret_file"),
+        description="Read when REFUND_DESK_JWT_SECRET is unset; `make run` creates it on first start.",
+    )
+
+    def secret(self) -> str:
+        """The secret, from the environment or else the file; refuses a missing or short one."""
+        if self.jwt_secret is not None:
+            value = self.jwt_secret.get_secret_value()
+        elif self.jwt_secret_file.is_file():
+            value = self.jwt_secret_file.read_text().strip()
+        else:
+            raise SettingsError(
+                f"no JWT secret: set REFUND_DESK_JWT_SECRET or create {self.jwt_secret_file}"
+            )
+        if len(value.encode()) < MIN_JWT_SECRET_BYTES:
+            raise SettingsError(f"the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes long")
+        return value
