@@ -30,8 +30,8 @@ class TemporalSettings(BaseSettings):
     )
 
 
-class AuthSettings(BaseSettings):
-    """The HS256 secret that signs and checks every bearer token."""
+class ApiSettings(BaseSettings):
+    """The HS256 secret that signs and checks every bearer token, and the shop's currency."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
@@ -44,6 +44,13 @@ class AuthSettings(BaseSettings):
         description="Read when REFUND_DESK_JWT_SECRET is unset; `make run` creates it on first start.",
     )
 
+    currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        validation_alias=AliasChoices("REFUND_DESK_CURRENCY", "currency"),
+        description="The balance's currency for a customer with no entries, unless the request names one.",
+    )
+
     def secret(self) -> str:
         """The secret, from the environment or else the file; refuses a missing or short one."""
         if self.jwt_secret is not None:
@@ -51,9 +58,7 @@ class AuthSettings(BaseSettings):
         elif self.jwt_secret_file.is_file():
             value = self.jwt_secret_file.read_text().strip()
         else:
-            raise SettingsError(
-                f"no JWT secret: set REFUND_DESK_JWT_SECRET or create {self.jwt_secret_file}"
-            )
+            raise SettingsError(f"no JWT secret: set REFUND_DESK_JWT_SECRET or create {self.jwt_secret_file}")
         if len(value.encode()) < MIN_JWT_SECRET_BYTES:
             raise SettingsError(f"the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes long")
         return value

@@ -5,12 +5,20 @@ Nothing here is mocked: workflows run on `temporal-test-server`, activities writ
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+import uvicorn
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -20,8 +28,12 @@ from ledger.migrate import upgrade
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.complaint import ComplaintState
+from policy.models import Role
+from starter.api import create_app
+from starter.auth import mint_token
 from starter.binaries import tool_path
 from starter.client import ComplaintDesk, register_search_attributes
+from starter.settings import ApiSettings
 from tests.postgres import throwaway_cluster
 from worker import build_worker
 
@@ -114,3 +126,72 @@ async def desk(
     worker = build_worker(env.client, ledger, keyring, task_queue)
     async with worker:
         yield TimeSkippingDesk(client=env.client, ledger=ledger, keyring=keyring, task_queue=task_queue)
+
+
+JWT_SECRET = "test-secret-" + "x" * 40
+
+
+@dataclass
+class Api:
+    """The API served by uvicorn on a free loopback port, and HTTP clients that carry a role's token."""
+
+    base_url: str
+    secret: str
+    desk: ComplaintDesk
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    def token(self, role: Role, sub: str, ttl: timedelta = timedelta(minutes=10)) -> str:
+        return mint_token(self.secret, role, sub, ttl)
+
+    def client(self, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+        made = httpx.AsyncClient(base_url=self.base_url, headers=headers or {}, timeout=30)
+        self._clients.append(made)
+        return made
+
+    def as_(self, role: Role, sub: str) -> httpx.AsyncClient:
+        return self.client({"Authorization": f"Bearer {self.token(role, sub)}"})
+
+    def backend(self, sub: str = "shop") -> httpx.AsyncClient:
+        return self.as_(Role.BACKEND, sub)
+
+    def support(self, sub: str = "alice") -> httpx.AsyncClient:
+        return self.as_(Role.SUPPORT, sub)
+
+    def customer(self, sub: str) -> httpx.AsyncClient:
+        return self.as_(Role.CUSTOMER, sub)
+
+    async def close(self) -> None:
+        for made in self._clients:
+            await made.aclose()
+
+
+@asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free loopback port for the block; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def api(desk: ComplaintDesk) -> AsyncIterator[Api]:
+    """The real API over real HTTP, on the time-skipping server's desk."""
+    app = create_app(desk, ApiSettings(jwt_secret=JWT_SECRET))
+    async with served(app) as base_url:
+        client = Api(base_url=base_url, secret=JWT_SECRET, desk=desk)
+        try:
+            yield client
+        finally:
+            await client.close()

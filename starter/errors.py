@@ -1,0 +1,153 @@
+"""Every error the API answers with has one body: `{"error": {"code", "message", "fields"?}}` (API.md).
+
+The handlers below turn what the layers underneath raise (policy refusals, unknown ids, validation errors,
+an unreachable Temporal) into that body with the contract's status, so no route spells out an error itself
+and nothing reaches the client as a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError
+
+from ledger.repository import OrderConflict
+from policy import refusals
+from policy.refusals import PolicyRefusal
+from starter.client import ComplaintNotFound, OrderNotFound
+from starter.schemas import ErrorBody
+
+log = logging.getLogger("refund_desk.api")
+
+CONFLICTS = frozenset({refusals.COMPLAINT_ALREADY_OPEN, refusals.INVALID_STATE, refusals.REMEDY_BEING_ISSUED})
+"""Refusals about the complaint's current state answer 409; every other refusal is 422 (API.md "Errors")."""
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        fields: list[dict[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields
+        self.headers = dict(headers or {})
+
+
+def refusal_status(refusal: PolicyRefusal) -> int:
+    if refusal.code == refusals.FORBIDDEN_ACTOR:
+        return 403
+    return 409 if refusal.code in CONFLICTS else 422
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.fields is not None:
+        body["fields"] = error.fields
+    return JSONResponse({"error": body}, status_code=error.status, headers=error.headers)
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+def _validation_message(error: Mapping[str, Any]) -> str:
+    message = str(error.get("msg", "invalid"))
+    return message.removeprefix("Value error, ")
+
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the contract's body."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(PolicyRefusal)
+    async def policy_refusal(_: Request, exc: PolicyRefusal) -> JSONResponse:
+        return error_response(ApiError(refusal_status(exc), exc.code, exc.message))
+
+    @app.exception_handler(ComplaintNotFound)
+    async def complaint_not_found(_: Request, exc: ComplaintNotFound) -> JSONResponse:
+        return error_response(ApiError(404, "complaint_not_found", f"no complaint {exc}"))
+
+    @app.exception_handler(OrderNotFound)
+    async def order_not_found(_: Request, exc: OrderNotFound) -> JSONResponse:
+        return error_response(ApiError(404, "order_not_found", f"no order {exc}"))
+
+    @app.exception_handler(OrderConflict)
+    async def order_conflict(_: Request, exc: OrderConflict) -> JSONResponse:
+        return error_response(ApiError(409, "order_conflict", str(exc)))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {"field": _field_path(tuple(e.get("loc", ()))), "message": _validation_message(e)}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
+        return error_response(
+            ApiError(422, "validation_error", f"the request is not valid ({summary})", fields=fields)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+
+    @app.exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError)
+    async def update_timed_out(_: Request, exc: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:
+        log.warning("update timed out: %s", exc)
+        return error_response(
+            ApiError(503, "temporal_timeout", "the complaint did not answer in time; try again shortly")
+        )
+
+    @app.exception_handler(RPCError)
+    async def temporal_error(_: Request, exc: RPCError) -> JSONResponse:
+        log.warning("Temporal call failed: %s (%s)", exc.message, exc.status.name)
+        return error_response(
+            ApiError(503, "temporal_unavailable", "the workflow service is unavailable; try again shortly")
+        )
+
+    @app.exception_handler(OperationalError)
+    async def ledger_error(_: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("ledger call failed: %s", exc.orig)
+        return error_response(
+            ApiError(503, "ledger_unavailable", "the ledger is unavailable; try again shortly")
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error_response(ApiError(500, "internal_error", "something went wrong on our side"))
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: each error status with the error body and what it means."""
+    meaning = {
+        401: "Missing, malformed, wrongly signed or expired bearer token.",
+        403: "The token's role may not do this.",
+        404: "No such resource, or not one the caller may see.",
+        409: "Conflicts with the current state (`complaint_already_open`, `invalid_state`, ...).",
+        422: "Invalid request (`validation_error`, with `fields`) or refused by the policy (rule code).",
+        503: "Temporal or the ledger is unreachable.",
+    }
+    return {status: {"model": ErrorBody, "description": meaning[status]} for status in statuses}
