@@ -48,7 +48,7 @@ from policy.models import (
 )
 from policy.refusals import PolicyRefusal
 from policy.settings import Duration
-from starter.client import ComplaintDesk, ComplaintNotFound, OrderNotFound, open_desk
+from starter.client import ComplaintDesk, ComplaintNotFound, ComplaintUnresponsive, OrderNotFound, open_desk
 from starter.settings import ApiSettings, SettingsError, TemporalSettings
 
 T = TypeVar("T")
@@ -183,8 +183,8 @@ def reported() -> Iterator[None]:
         fail(_validation_summary(error), USAGE)
     except ArgumentError as error:
         fail(f"DATABASE_URL: {error}", USAGE)
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        fail("the complaint did not answer in time (is a worker running?); try again", REFUSED)
+    except (ComplaintUnresponsive, WorkflowUpdateRPCTimeoutOrCancelledError):
+        fail("the complaint did not answer in time (is a worker running?); read it before retrying", REFUSED)
     except RPCError as error:
         if error.status is RPCStatusCode.UNAVAILABLE:
             fail(f"cannot reach Temporal at {_temporal_address()}", REFUSED)

@@ -7,11 +7,12 @@ adds a token so that a later complaint on the same order and kind, once the firs
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -20,6 +21,7 @@ from temporalio.client import (
     Client,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -58,6 +60,11 @@ class ComplaintNotFound(Exception):
 
 class OrderNotFound(Exception):
     """No order has this id (or none the asker may see)."""
+
+
+class ComplaintUnresponsive(Exception):
+    """The complaint's workflow did not answer within the desk's patience: no worker is polling, most
+    likely. An action sent may still take effect once one is; read the complaint before sending it again."""
 
 
 COMPLAINT_KIND_UNAVAILABLE = "complaint_kind_unavailable"
@@ -122,6 +129,9 @@ class ComplaintDesk:
     task_queue: str = "refund-desk"
     policy: PolicySnapshot = field(default_factory=PolicySnapshot)
     """The policy new complaints are filed under (each keeps its own copy for life)."""
+    patience: timedelta = timedelta(seconds=30)
+    """How long a query or an update may wait for the workflow before `ComplaintUnresponsive`: without a
+    worker Temporal holds them indefinitely, and an HTTP client should not hang with them."""
 
     # ------------------------------------------------------------------------------------------- orders
 
@@ -179,7 +189,7 @@ class ComplaintDesk:
                 refusals.COMPLAINT_ALREADY_OPEN,
                 f"order {order.order_id} already has an open {kind.value} complaint",
             ) from None
-        return await handle.query(DefectComplaintWorkflow.state)
+        return await self._query(complaint.complaint_id, handle)
 
     # -------------------------------------------------------------------------------------------- read
 
@@ -191,7 +201,7 @@ class ComplaintDesk:
             return record.state
         handle = await self._handle(complaint_id, record)
         try:
-            return await handle.query(DefectComplaintWorkflow.state)
+            return await self._query(complaint_id, handle)
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND or record is None:
                 raise
@@ -295,7 +305,7 @@ class ComplaintDesk:
             return self.client.get_workflow_handle(record.workflow_id, run_id=record.run_id)
         handle = self.client.get_workflow_handle(workflow_id)
         try:
-            state = await handle.query(DefectComplaintWorkflow.state)
+            state = await self._query(complaint_id, handle)
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
                 raise ComplaintNotFound(complaint_id) from None
@@ -305,13 +315,23 @@ class ComplaintDesk:
         description = await handle.describe()
         return self.client.get_workflow_handle(workflow_id, run_id=description.run_id)
 
+    async def _query(self, complaint_id: str, handle: WorkflowHandle[Any, Any]) -> ComplaintState:
+        try:
+            async with asyncio.timeout(self.patience.total_seconds()):
+                return await handle.query(DefectComplaintWorkflow.state)
+        except TimeoutError:
+            raise ComplaintUnresponsive(complaint_id) from None
+
     async def _act(self, complaint_id: str, update: Any, argument: Any) -> ComplaintState:
         record = await self.ledger.get_complaint(complaint_id)
         if record is not None and record.state.is_final:
             raise already_final(record.state)
         handle = await self._handle(complaint_id, record)
         try:
-            result: ComplaintState = await handle.execute_update(update, argument)
+            async with asyncio.timeout(self.patience.total_seconds()):
+                result: ComplaintState = await handle.execute_update(update, argument)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise ComplaintUnresponsive(complaint_id) from None
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type:

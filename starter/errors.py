@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 from ledger.repository import OrderConflict
 from policy import refusals
 from policy.refusals import PolicyRefusal
-from starter.client import ComplaintNotFound, OrderNotFound
+from starter.client import ComplaintNotFound, ComplaintUnresponsive, OrderNotFound
 from starter.schemas import ErrorBody
 
 log = logging.getLogger("refund_desk.api")
@@ -112,6 +112,15 @@ def install(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+
+    @app.exception_handler(ComplaintUnresponsive)
+    async def complaint_unresponsive(_: Request, exc: ComplaintUnresponsive) -> JSONResponse:
+        log.warning("complaint %s did not answer in time; is a worker running?", exc)
+        message = (
+            "the complaint did not answer in time; an action sent may still take effect, "
+            "so read the complaint before sending it again"
+        )
+        return error_response(ApiError(503, "complaint_unresponsive", message))
 
     @app.exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError)
     async def update_timed_out(_: Request, exc: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:

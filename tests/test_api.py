@@ -7,6 +7,7 @@ test server skip time; the test then reads the outcome back through the API like
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -16,14 +17,18 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
-from policy.models import Role
+from ledger.vault import VaultKeyring
+from policy.models import ComplaintStatus, Role
 from starter.api import create_app
+from starter.auth import mint_token
 from starter.client import ComplaintDesk
 from starter.settings import ApiSettings
 from tests.conftest import JWT_SECRET, Api, served
-from tests.factories import DESCRIPTION, SECRET
+from tests.factories import DESCRIPTION, SECRET, customer, software_order
+from worker import build_worker
 
 Json = dict[str, Any]
 
@@ -612,3 +617,35 @@ async def test_openapi_describes_every_endpoint_body_and_error(api: Api) -> None
         "status",
     ]
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+async def test_a_complaint_with_no_worker_is_503_not_a_hang(
+    env: WorkflowEnvironment, ledger: Ledger, keyring: VaultKeyring
+) -> None:
+    """Temporal holds a query or an update until a worker answers; the desk's patience turns that into a
+    503 the client can act on at once, and nothing is applied meanwhile."""
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    desk = ComplaintDesk(env.client, ledger, keyring, task_queue=queue, patience=timedelta(seconds=1))
+    order = software_order()
+    await ledger.record_order(order)
+    async with build_worker(env.client, ledger, keyring, queue):
+        state = await desk.file_defect_complaint(order, DESCRIPTION, customer(order), desk.policy)
+        for _ in range(200):  # until its "filed" event is in the ledger
+            if await ledger.get_complaint(state.complaint_id) is not None:
+                break
+            await asyncio.sleep(0.05)
+    # the worker is gone
+    async with (
+        served(create_app(desk, ApiSettings(jwt_secret=JWT_SECRET))) as base_url,
+        httpx.AsyncClient(base_url=base_url) as http,
+    ):
+        support = {"Authorization": f"Bearer {mint_token(JWT_SECRET, Role.SUPPORT, 'alice')}"}
+        review = await http.post(
+            f"/v1/complaints/{state.complaint_id}/review",
+            json={"decision": "approve", "note": ""},
+            headers=support,
+        )
+        assert error_of(review, 503)["code"] == "complaint_unresponsive"
+    record = await ledger.get_complaint(state.complaint_id)
+    assert record is not None and record.state.status is ComplaintStatus.UNDER_REVIEW
+    assert [e.type for e in record.state.events] == ["filed"], "nothing was applied while no worker ran"
