@@ -10,6 +10,8 @@ from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from policy.models import canonical_amount
+
 SCALE = 4
 """Amounts carry at most four decimal places (policy.models.Money says the same)."""
 
@@ -36,7 +38,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(str(value))
+        return canonical_amount(Decimal(str(value)))
 
 
 class UtcDateTime(TypeDecorator[datetime]):

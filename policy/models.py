@@ -32,6 +32,20 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+CENTS = Decimal("0.01")
+
+
+def canonical_amount(amount: Decimal) -> Decimal:
+    """The one way an amount is written: cents always, more decimals only when they carry value
+    (`49.9000` and `49.9` are `49.90`; `1.2345` stays). Equal amounts compare equal either way; this is for
+    people and for stable text (the API, the CLI, the audit trail)."""
+    normalized = amount.normalize()
+    exponent = normalized.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        return amount.quantize(CENTS)
+    return normalized
+
+
 class Money(Frozen):
     """An exact amount in one currency. Never a float."""
 

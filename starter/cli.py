@@ -45,6 +45,7 @@ from policy.models import (
     ReplacementOffer,
     ReviewDecision,
     Role,
+    canonical_amount,
 )
 from policy.refusals import PolicyRefusal
 from policy.settings import Duration
@@ -101,21 +102,15 @@ def time_left(deadline: datetime | None, now: datetime, status: ComplaintStatus)
 
 
 def when(moment: datetime | None) -> str:
-    """A time in UTC to the minute: precise enough for a support desk, and the same for everyone."""
+    """A time in UTC to the second (short test windows pass in seconds), the same for everyone."""
     if moment is None:
         return "—"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-CENTS = Decimal("0.01")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def money(value: Money) -> str:
     """`50.00 EUR`: the ledger keeps four decimal places, people read two unless more are used."""
-    amount = value.amount
-    if amount == amount.quantize(CENTS):
-        amount = amount.quantize(CENTS)
-    return f"{amount} {value.currency}"
+    return f"{canonical_amount(value.amount):f} {value.currency}"
 
 
 PIPE_WIDTH = 1_000
@@ -404,9 +399,7 @@ def show(complaint_id: ComplaintId) -> None:
             outcome += f" ({resolution.reason_code})"
         if resolution.refund is not None:
             refund = resolution.refund
-            outcome += (
-                f", refunded {refund.amount.amount} {refund.amount.currency} at {when(refund.issued_at)}"
-            )
+            outcome += f", {money(refund.amount)} at {when(refund.issued_at)}"
         if resolution.replacement is not None:
             outcome += f", replaced by {resolution.replacement.name} ({resolution.replacement.sku})"
         facts.append(("resolution", outcome))

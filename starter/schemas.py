@@ -42,18 +42,15 @@ from policy.models import (
     RemedyChoice,
     ReplacementOffer,
     ReviewDecision,
+    canonical_amount,
 )
 
 # ------------------------------------------------------------------------------------------------ money
 
 
 def format_amount(value: Decimal) -> str:
-    """ "12.50", not "12.5000" nor "1.25E+1": at least the two decimals people expect, more only if real."""
-    normalized = value.normalize()
-    exponent = normalized.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        normalized = normalized.quantize(Decimal("0.01"))
-    return f"{normalized:f}"
+    """ "12.50", not "12.5000" nor "1.25E+1"."""
+    return f"{canonical_amount(value):f}"
 
 
 def _no_float(value: Any) -> Any:

@@ -40,6 +40,7 @@ from policy.models import (
     RemedyChoice,
     ReviewDecision,
     Role,
+    canonical_amount,
 )
 from policy.refusals import FORBIDDEN_ACTOR, INVALID_STATE, REMEDY_BEING_ISSUED, PolicyRefusal
 from policy.settings import PolicySettings, PolicySnapshot
@@ -473,3 +474,20 @@ def test_absurd_durations_are_a_validation_error_not_a_crash(monkeypatch: pytest
     monkeypatch.setenv("REFUND_DESK_CLAIM_WINDOW", "1e20")
     with pytest.raises(ValidationError):
         PolicySettings()
+
+
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [
+        ("49.9000", "49.90"),
+        ("49.9", "49.90"),
+        ("50", "50.00"),
+        ("1.2345", "1.2345"),
+        ("0", "0.00"),
+        ("1E+2", "100.00"),
+    ],
+)
+def test_canonical_amount_keeps_cents_and_only_decimals_that_carry_value(given: str, written: str) -> None:
+    canonical = canonical_amount(Decimal(given))
+    assert f"{canonical:f}" == written
+    assert canonical == Decimal(given), "the value itself never changes"
