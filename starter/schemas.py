@@ -12,7 +12,7 @@ import binascii
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -85,6 +85,9 @@ class Body(BaseModel):
 
 class Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+OutT = TypeVar("OutT", bound=Out)
 
 
 # ----------------------------------------------------------------------------------------------- errors
@@ -266,6 +269,11 @@ class ReviewOut(Out):
     at: UtcTime
 
 
+def _copied(shape: type[OutT], source: BaseModel | None) -> OutT | None:
+    """The fields of `shape` read off `source`: for records whose shape the API shows as they are."""
+    return None if source is None else shape.model_validate(source, from_attributes=True)
+
+
 class ComplaintSummary(Out):
     """A complaint without its events: what lists return."""
 
@@ -291,8 +299,6 @@ class ComplaintSummary(Out):
     @classmethod
     def fields_of(cls, state: ComplaintState) -> dict[str, Any]:
         resolution = state.resolution
-        access = state.access
-        review = state.review
         return {
             "complaint_id": state.complaint_id,
             "order_id": state.order.order_id,
@@ -321,25 +327,8 @@ class ComplaintSummary(Out):
             ),
             "amount": state.order.price.amount,
             "currency": state.order.price.currency,
-            "review": None
-            if review is None
-            else ReviewOut(
-                decision=review.decision,
-                reason_code=review.reason_code,
-                note=review.note,
-                by=review.by,
-                at=review.at,
-            ),
-            "access_request": None
-            if access is None
-            else AccessRequestOut(
-                scope=access.scope,
-                reason=access.reason,
-                requested_at=access.requested_at,
-                answer_due=access.answer_due,
-                answered_at=access.answered_at,
-                granted=access.granted,
-            ),
+            "review": _copied(ReviewOut, state.review),
+            "access_request": _copied(AccessRequestOut, state.access),
             "escalated_at": state.escalated_at,
             "remedy_choice_due": state.remedy_choice_due,
             "replacement_offer": None
