@@ -109,9 +109,10 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+        message = f"{exc.detail}: {request.method} {request.url.path}"
+        return error_response(ApiError(exc.status_code, code, message, headers=exc.headers))
 
     @app.exception_handler(ComplaintUnresponsive)
     async def complaint_unresponsive(_: Request, exc: ComplaintUnresponsive) -> JSONResponse:
