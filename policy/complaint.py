@@ -87,11 +87,17 @@ class AccessAnswer(Frozen):
 
     @model_validator(mode="after")
     def _credentials_go_with_grant(self) -> AccessAnswer:
-        if self.grant and self.credentials is None:
-            raise ValueError("granting access needs credentials")
-        if not self.grant and self.credentials is not None:
-            raise ValueError("refusing access takes no credentials")
+        credentials_go_with_grant(self.grant, self.credentials)
         return self
+
+
+def credentials_go_with_grant(grant: bool, credentials: object | None) -> None:
+    """R9: a grant brings credentials and a refusal none, whether sealed (here) or not yet (the API's body).
+    Raises `ValueError`, so that a model validator reports it as a field error."""
+    if grant and credentials is None:
+        raise ValueError("granting access needs credentials")
+    if not grant and credentials is not None:
+        raise ValueError("refusing access takes no credentials")
 
 
 class MarkFixed(Frozen):

@@ -281,7 +281,7 @@ def _routes(app: FastAPI) -> None:
         """R9/R10: grant access with credentials (sealed before they leave the API) or refuse it."""
         await owned(desk, complaint_id, principal)
         if body.credentials is not None:
-            state = await desk.grant_access(complaint_id, principal.actor, body.credentials.to_credentials())
+            state = await desk.grant_access(complaint_id, principal.actor, body.credentials)
         else:
             state = await desk.refuse_access(complaint_id, principal.actor)
         return ComplaintOut.of(state)

@@ -20,14 +20,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    SecretStr,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
 from ledger.records import Balance
-from policy.complaint import ComplaintState, ServerCredentials
+from policy.complaint import ComplaintState, ServerCredentials, credentials_go_with_grant
 from policy.models import (
     AwareDatetime,
     ComplaintKind,
@@ -176,26 +175,13 @@ class AccessRequestIn(Body):
     reason: str = Field(min_length=1, max_length=5_000)
 
 
-class CredentialsIn(Body):
-    host: str = Field(min_length=1, max_length=255)
-    username: str = Field(min_length=1, max_length=255)
-    secret: SecretStr = Field(min_length=1, max_length=4_096)
-    notes: str | None = Field(default=None, max_length=2_000)
-
-    def to_credentials(self) -> ServerCredentials:
-        return ServerCredentials(host=self.host, username=self.username, secret=self.secret, notes=self.notes)
-
-
 class AccessIn(Body):
     grant: bool
-    credentials: CredentialsIn | None = None
+    credentials: ServerCredentials | None = None
 
     @model_validator(mode="after")
     def _credentials_go_with_grant(self) -> AccessIn:
-        if self.grant and self.credentials is None:
-            raise ValueError("granting access needs credentials")
-        if not self.grant and self.credentials is not None:
-            raise ValueError("refusing access takes no credentials")
+        credentials_go_with_grant(self.grant, self.credentials)
         return self
 
 
