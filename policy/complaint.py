@@ -55,11 +55,24 @@ class Review(Frozen):
 
     @model_validator(mode="after")
     def _reason_goes_with_rejection(self) -> Review:
-        if self.decision is ReviewDecision.REJECT and self.reason_code is None:
-            raise ValueError("a rejection needs a reason_code (R8)")
-        if self.decision is ReviewDecision.APPROVE and self.reason_code is not None:
-            raise ValueError("an approval takes no reason_code")
+        refusal = review_reason_refusal(self.decision, self.reason_code)
+        if refusal is not None:
+            raise ValueError(refusal.message)
         return self
+
+
+def review_reason_refusal(
+    decision: ReviewDecision, reason_code: DefectRejection | None
+) -> PolicyRefusal | None:
+    """R8: a rejection names one of the R8 reasons, an approval none. The refusal, or None when they match."""
+    if decision is ReviewDecision.REJECT and reason_code is None:
+        reasons = ", ".join(reason.value for reason in DefectRejection)
+        return PolicyRefusal(
+            refusals.REASON_CODE_REQUIRED, f"a rejection needs a reason_code (R8): {reasons}"
+        )
+    if decision is ReviewDecision.APPROVE and reason_code is not None:
+        return PolicyRefusal(refusals.REASON_CODE_NOT_ALLOWED, "an approval takes no reason_code")
+    return None
 
 
 class AccessRequest(Frozen):

@@ -16,15 +16,13 @@ from typing import Annotated
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
-from policy import refusals
-from policy.complaint import ComplaintState, Review
+from policy.complaint import ComplaintState, Review, review_reason_refusal
 from policy.models import (
     ComplaintKind,
     ComplaintStatus,
     Identifier,
     Money,
     ReplacementOffer,
-    ReviewDecision,
     Role,
 )
 from starter.auth import Principal, allow
@@ -211,15 +209,9 @@ def _routes(app: FastAPI) -> None:
     )
     async def review(complaint_id: str, body: ReviewIn, desk: Desk, principal: Support) -> ComplaintOut:
         """R8: approve the deficiency, or reject it with one of the R8 reason codes."""
-        if body.decision is ReviewDecision.REJECT and body.reason_code is None:
-            raise ApiError(
-                422,
-                refusals.REASON_CODE_REQUIRED,
-                "a rejection needs a reason_code: user_api_misuse, third_party_incompatibility, "
-                "not_a_defect or contradicts_terms",
-            )
-        if body.decision is ReviewDecision.APPROVE and body.reason_code is not None:
-            raise ApiError(422, "reason_code_not_allowed", "an approval takes no reason_code")
+        refusal = review_reason_refusal(body.decision, body.reason_code)
+        if refusal is not None:
+            raise refusal
         decision = Review(
             actor=principal.actor, decision=body.decision, reason_code=body.reason_code, note=body.note
         )
