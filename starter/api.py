@@ -16,13 +16,11 @@ from typing import Annotated
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
-from policy.complaint import ComplaintState, Review, review_reason_refusal
+from policy.complaint import Review, review_reason_refusal
 from policy.models import (
     ComplaintKind,
     ComplaintStatus,
     Identifier,
-    Money,
-    ReplacementOffer,
     Role,
 )
 from starter.auth import Principal, allow
@@ -250,16 +248,10 @@ def _routes(app: FastAPI) -> None:
         complaint_id: str, body: ReplacementIn, desk: Desk, principal: Support
     ) -> ComplaintOut:
         """R12: offer another product of around the same value (within the policy's tolerance)."""
-        current = await desk.get(complaint_id)
-        value = Money(amount=body.value, currency=body.currency or current.order.price.currency)
-        offer = ReplacementOffer(sku=body.sku, name=body.name, value=value)
+        offer = await desk.replacement_offer(complaint_id, body.sku, body.name, body.value, body.currency)
         return ComplaintOut.of(await desk.offer_replacement(complaint_id, principal.actor, offer))
 
     # ------------------------------------------------------------------------------ customer's actions
-
-    async def owned(desk: ComplaintDesk, complaint_id: str, principal: Principal) -> ComplaintState:
-        """The customer's own complaint; anyone else's is not found (404), not forbidden."""
-        return await desk.get_for(complaint_id, principal.actor)
 
     @app.post(
         "/v1/complaints/{complaint_id}/access",
@@ -271,7 +263,7 @@ def _routes(app: FastAPI) -> None:
         complaint_id: str, body: AccessIn, desk: Desk, principal: Customer
     ) -> ComplaintOut:
         """R9/R10: grant access with credentials (sealed before they leave the API) or refuse it."""
-        await owned(desk, complaint_id, principal)
+        await desk.ensure_visible(complaint_id, principal.actor)  # another's is not found, not forbidden
         if body.credentials is not None:
             state = await desk.grant_access(complaint_id, principal.actor, body.credentials)
         else:
@@ -288,7 +280,7 @@ def _routes(app: FastAPI) -> None:
         complaint_id: str, body: RemedyIn, desk: Desk, principal: Customer
     ) -> ComplaintOut:
         """R12: refund or replacement, any time until the remedy is issued."""
-        await owned(desk, complaint_id, principal)
+        await desk.ensure_visible(complaint_id, principal.actor)  # another's is not found, not forbidden
         return ComplaintOut.of(await desk.choose_remedy(complaint_id, principal.actor, body.choice))
 
     @app.post(
@@ -304,7 +296,7 @@ def _routes(app: FastAPI) -> None:
         body: Annotated[WithdrawIn | None, Body()] = None,
     ) -> ComplaintOut:
         """R14: withdraw the complaint before it is resolved. The body is optional."""
-        await owned(desk, complaint_id, principal)
+        await desk.ensure_visible(complaint_id, principal.actor)  # another's is not found, not forbidden
         note = "" if body is None else body.note
         return ComplaintOut.of(await desk.withdraw(complaint_id, principal.actor, note))
 

@@ -42,7 +42,6 @@ from policy.models import (
     ComplaintStatus,
     DefectRejection,
     Money,
-    ReplacementOffer,
     ReviewDecision,
     Role,
     canonical_amount,
@@ -496,9 +495,7 @@ def offer_replacement(
         fail(f"--value {value!r} is not an amount", USAGE)
 
     async def _offer(desk: ComplaintDesk) -> ComplaintState:
-        current = await desk.get(complaint_id)
-        worth = Money(amount=amount, currency=currency or current.order.price.currency)
-        offer = ReplacementOffer(sku=sku, name=name, value=worth)
+        offer = await desk.replacement_offer(complaint_id, sku, name, amount, currency)
         return await desk.offer_replacement(complaint_id, actor, offer)
 
     _changed(_with_desk(_offer))

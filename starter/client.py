@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -46,7 +47,16 @@ from policy.complaint import (
     Withdraw,
     already_final,
 )
-from policy.models import Actor, ComplaintKind, ComplaintStatus, Order, RemedyChoice, ReplacementOffer, Role
+from policy.models import (
+    Actor,
+    ComplaintKind,
+    ComplaintStatus,
+    Money,
+    Order,
+    RemedyChoice,
+    ReplacementOffer,
+    Role,
+)
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySettings, PolicySnapshot
 from starter.settings import TemporalSettings
@@ -207,6 +217,11 @@ class ComplaintDesk:
                 raise
         return record.state
 
+    async def ensure_visible(self, complaint_id: str, seen_by: Actor) -> None:
+        """`ComplaintNotFound` unless `seen_by` may see the complaint (a customer: only their own)."""
+        if not _may_see(seen_by, (await self._as_filed(complaint_id)).customer_id):
+            raise ComplaintNotFound(complaint_id)
+
     async def get_for(self, complaint_id: str, seen_by: Actor) -> ComplaintState:
         """`get`, for someone who may only see their own complaints: another's is not found."""
         state = await self.get(complaint_id)
@@ -235,6 +250,12 @@ class ComplaintDesk:
         )
         return [record.state for record in records]
 
+    async def _as_filed(self, complaint_id: str) -> ComplaintState:
+        """For what never changes after filing (the order, its customer): the ledger's projection answers
+        without asking the workflow; only a complaint not projected yet costs a query."""
+        record = await self.ledger.get_complaint(complaint_id)
+        return record.state if record is not None else await self.get(complaint_id)
+
     async def outcome(self, complaint_id: str) -> ComplaintState:
         """Wait for the complaint to end and return its final state."""
         handle = await self._handle(complaint_id, await self.ledger.get_complaint(complaint_id))
@@ -258,6 +279,14 @@ class ComplaintDesk:
         return await self._act(
             complaint_id, DefectComplaintWorkflow.mark_fixed, MarkFixed(actor=actor, note=note)
         )
+
+    async def replacement_offer(
+        self, complaint_id: str, sku: str, name: str, value: Decimal, currency: str | None = None
+    ) -> ReplacementOffer:
+        """A product support may offer, priced in `currency`, else in that of the complaint's order."""
+        order = (await self._as_filed(complaint_id)).order
+        worth = Money(amount=value, currency=currency or order.price.currency)
+        return ReplacementOffer(sku=sku, name=name, value=worth)
 
     async def offer_replacement(
         self, complaint_id: str, actor: Actor, offer: ReplacementOffer
