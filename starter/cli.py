@@ -29,7 +29,6 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.migrate import upgrade_url
@@ -177,7 +176,7 @@ def reported() -> Iterator[None]:
         fail(_validation_summary(error), USAGE)
     except ArgumentError as error:
         fail(f"DATABASE_URL: {error}", USAGE)
-    except (ComplaintUnresponsive, WorkflowUpdateRPCTimeoutOrCancelledError):
+    except ComplaintUnresponsive:
         fail("the complaint did not answer in time (is a worker running?); read it before retrying", REFUSED)
     except RPCError as error:
         if error.status is RPCStatusCode.UNAVAILABLE:

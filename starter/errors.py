@@ -16,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from ledger.repository import OrderConflict
@@ -122,13 +121,6 @@ def install(app: FastAPI) -> None:
             "so read the complaint before sending it again"
         )
         return error_response(ApiError(503, "complaint_unresponsive", message))
-
-    @app.exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError)
-    async def update_timed_out(_: Request, exc: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:
-        log.warning("update timed out: %s", exc)
-        return error_response(
-            ApiError(503, "temporal_timeout", "the complaint did not answer in time; try again shortly")
-        )
 
     @app.exception_handler(RPCError)
     async def temporal_error(_: Request, exc: RPCError) -> JSONResponse:

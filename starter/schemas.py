@@ -79,7 +79,7 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 class Body(BaseModel):
     """A request body: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Out(BaseModel):
