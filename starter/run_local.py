@@ -118,15 +118,17 @@ def wait_for_health(url: str, api: subprocess.Popen[bytes], seconds: float = 60)
         time.sleep(0.2)
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    """In the order given: the API, the worker (it finishes in-flight tasks), then the server."""
+def stop_in_order(processes: list[subprocess.Popen[bytes]], grace: float = 20) -> None:
+    """SIGTERM each in the order given, waiting up to `grace` seconds for it before SIGKILL: the API, the
+    worker (it finishes in-flight tasks), then the server."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _banner(temporal: TemporalSettings, ports: LocalPorts, jwt_secret: str) -> str:
@@ -181,7 +183,7 @@ def run() -> int:
                         return 1
             return 0
         finally:
-            _stop(processes)
+            stop_in_order(processes)
             print("stopped", flush=True)
 
 

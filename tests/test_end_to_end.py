@@ -30,6 +30,7 @@ from policy.settings import PolicySnapshot
 from starter.auth import mint_token
 from starter.binaries import tool_path
 from starter.client import ComplaintDesk
+from starter.run_local import stop_in_order
 from tests.conftest import migrated_ledger
 from tests.factories import DESCRIPTION, SUPPORT, customer, software_order
 from workflows.search_attributes import ALL_KEYS
@@ -134,13 +135,7 @@ def refund_desk(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_in_order([process], grace=30)
 
 
 def _tail(log: Path) -> str:
