@@ -70,6 +70,17 @@ async def file_complaint(api: Api, customer_id: str | None = None, amount: str =
     return complaint
 
 
+async def approved_complaint(api: Api, amount: str = "50.00") -> Json:
+    """A complaint support has approved: the deficiency is being rectified (R8)."""
+    complaint = await file_complaint(api, amount=amount)
+    approved = await api.support().post(
+        f"/v1/complaints/{complaint['complaint_id']}/review", json={"decision": "approve", "note": ""}
+    )
+    assert approved.json()["status"] == "rectifying", approved.text
+    result: Json = approved.json()
+    return result
+
+
 def error_of(response: httpx.Response, status: int) -> Json:
     """The contract's error body, after checking the status; returns the `error` object."""
     assert response.status_code == status, response.text
@@ -190,10 +201,9 @@ async def test_defect_complaint_is_reviewed_and_refunded_at_the_deadline(api: Ap
 
 
 async def test_customer_chooses_a_replacement_support_offered(api: Api) -> None:
-    complaint = await file_complaint(api, amount="50.00")
+    complaint = await approved_complaint(api, amount="50.00")
     complaint_id, owner = complaint["complaint_id"], complaint["customer_id"]
     support = api.support()
-    await support.post(f"/v1/complaints/{complaint_id}/review", json={"decision": "approve", "note": ""})
 
     too_cheap = await support.post(
         f"/v1/complaints/{complaint_id}/replacement",
@@ -227,10 +237,9 @@ async def test_customer_chooses_a_replacement_support_offered(api: Api) -> None:
 
 
 async def test_support_fixes_the_defect_before_the_deadline(api: Api) -> None:
-    complaint = await file_complaint(api)
+    complaint = await approved_complaint(api)
     complaint_id = complaint["complaint_id"]
     support = api.support()
-    await support.post(f"/v1/complaints/{complaint_id}/review", json={"decision": "approve", "note": ""})
     fixed = await support.post(f"/v1/complaints/{complaint_id}/fix", json={"note": "patched in 2.3.1"})
     assert fixed.status_code == 200, fixed.text
     assert fixed.json()["status"] == "rectified"
@@ -345,10 +354,9 @@ async def test_second_open_complaint_on_an_order_is_409_complaint_already_open(a
 
 
 async def test_action_the_state_does_not_allow_is_409_invalid_state(api: Api) -> None:
-    complaint = await file_complaint(api)
+    complaint = await approved_complaint(api)
     complaint_id = complaint["complaint_id"]
     support = api.support()
-    await support.post(f"/v1/complaints/{complaint_id}/review", json={"decision": "approve", "note": ""})
     twice = await support.post(f"/v1/complaints/{complaint_id}/review", json={"decision": "approve"})
     error = error_of(twice, 409)
     assert error["code"] == "invalid_state"
