@@ -16,9 +16,11 @@ from ledger.settings import LedgerSettings
 from ledger.vault import VaultKeyring
 from starter.client import connect
 from starter.settings import TemporalSettings
+from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
+from workflows.refund_claim import RefundClaimWorkflow
 
-WORKFLOWS: Sequence[type] = (DefectComplaintWorkflow,)
+WORKFLOWS: Sequence[type] = (DefectComplaintWorkflow, RefundClaimWorkflow, NumberActivationWorkflow)
 
 log = logging.getLogger("refund_desk.worker")
 

@@ -16,9 +16,10 @@ from ledger.records import (
     RefundIssue,
     ReplacementIssue,
 )
-from ledger.repository import Ledger
+from ledger.repository import Ledger, OrderAlreadyRefunded
 from ledger.vault import VaultError, VaultKeyring
 from policy import refusals
+from policy.activation import ActivationState
 from policy.complaint import SealedSecret
 from policy.models import Frozen
 
@@ -44,8 +45,12 @@ class LedgerActivities:
 
     @activity.defn
     async def issue_refund(self, issue: RefundIssue) -> IssuedRefund:
-        """Credit the balance; the ledger's unique key makes this exactly-once per complaint (R16)."""
-        refund = await self._ledger.issue_refund(issue)
+        """Credit the balance; the ledger's unique keys make this exactly-once per complaint or activation,
+        and once per order (R16): a second source for the same order is refused, not paid."""
+        try:
+            refund = await self._ledger.issue_refund(issue)
+        except OrderAlreadyRefunded as err:
+            raise ApplicationError(str(err), type=refusals.ALREADY_REFUNDED, non_retryable=True) from None
         activity.logger.info(
             "refund %s for %s %s: %s %s (%s)",
             refund.refund_id,
@@ -75,6 +80,18 @@ class LedgerActivities:
         return await self._ledger.store_secret(request.complaint_id, request.request_no, request.sealed)
 
     @activity.defn
+    async def record_activation(self, state: ActivationState) -> None:
+        """The activation's projection (R1, R2); a retry or a late write never moves it backwards."""
+        info = activity.info()
+        await self._ledger.record_activation(info.workflow_id or "", info.workflow_run_id or "", state)
+
+    @activity.defn
+    async def activation_of_order(self, order_id: str) -> ActivationState | None:
+        """What the ledger knows of the order's number, for R5's intake inside the claim workflow."""
+        record = await self._ledger.activation_of_order(order_id)
+        return None if record is None else record.state
+
+    @activity.defn
     async def notify(self, message: Notification) -> None:
         """Write to the outbox; delivery is a sender's job, outside the policy."""
         await self._ledger.enqueue_notification(message)
@@ -85,5 +102,7 @@ class LedgerActivities:
             self.issue_refund,
             self.issue_replacement,
             self.store_credentials,
+            self.record_activation,
+            self.activation_of_order,
             self.notify,
         ]

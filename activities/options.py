@@ -9,7 +9,7 @@ from temporalio.common import RetryPolicy
 
 from policy import refusals
 
-NON_RETRYABLE = [refusals.INVALID_CREDENTIALS]
+NON_RETRYABLE = [refusals.INVALID_CREDENTIALS, refusals.ALREADY_REFUNDED]
 """Policy violations: retrying cannot make them succeed."""
 
 LEDGER_CALL: dict[str, Any] = {

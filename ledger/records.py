@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from policy.activation import ActivationState
 from policy.complaint import ComplaintState
 from policy.models import ComplaintEvent, Frozen, Money, ReplacementOffer
 
@@ -31,6 +32,7 @@ class IssuedRefund(Frozen):
     source_kind: RefundSource
     source_id: str
     customer_id: str
+    order_id: str | None = Field(default=None, description="Absent in histories recorded before 0002.")
     amount: Money
     issued_at: datetime
     actor: str
@@ -60,6 +62,14 @@ class ComplaintRecord(Frozen):
     workflow_id: str
     run_id: str
     state: ComplaintState
+
+
+class ActivationRecord(Frozen):
+    """The projection of one activation plus where its workflow run is."""
+
+    workflow_id: str
+    run_id: str
+    state: ActivationState
 
 
 class ComplaintTransition(Frozen):

@@ -16,12 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, and_, event, func, or_, select
+from sqlalchemy import Select, and_, delete, event, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ledger.records import (
+    ActivationRecord,
     Balance,
     BalanceEntry,
     ComplaintRecord,
@@ -34,22 +35,34 @@ from ledger.records import (
     ReplacementIssue,
 )
 from ledger.schema import (
+    ActivationRow,
     BalanceEntryRow,
     Base,
     ComplaintEventRow,
     ComplaintRow,
+    EvidenceRow,
     NotificationRow,
     OrderRow,
     RefundRow,
     ReplacementRow,
     VaultSecretRow,
 )
+from policy.activation import ActivationState
 from policy.complaint import ComplaintState, SealedSecret
-from policy.models import ComplaintEvent, Money, Order, Product, ProductKind, ReplacementOffer
+from policy.evidence import EvidenceFile
+from policy.models import ComplaintEvent, EvidenceRef, Money, Order, Product, ProductKind, ReplacementOffer
 
 
 class OrderConflict(Exception):
     """The order id is taken by an order with different contents."""
+
+
+class OrderAlreadyRefunded(Exception):
+    """The order's price went back already, through another complaint or its activation."""
+
+    def __init__(self, refund: IssuedRefund) -> None:
+        super().__init__(f"order {refund.order_id} was refunded by {refund.source_kind} {refund.source_id}")
+        self.refund = refund
 
 
 def _now() -> datetime:
@@ -243,7 +256,9 @@ class Ledger:
     # ------------------------------------------------------------------------------------------- money
 
     async def issue_refund(self, issue: RefundIssue) -> IssuedRefund:
-        """Credit the customer once per source. A repeat returns the refund already issued, unchanged."""
+        """Credit the customer once per source and once per order. A repeat returns the refund already
+        issued, unchanged; a refund of an order refunded through another source raises
+        `OrderAlreadyRefunded` and writes nothing."""
         refund_id = f"rf_{uuid.uuid4().hex}"
         async with self._tx() as conn:
             inserted = await conn.execute(
@@ -259,7 +274,7 @@ class Ledger:
                     issued_at=issue.at,
                     actor=issue.actor,
                 )
-                .on_conflict_do_nothing(index_elements=["source_kind", "source_id"])
+                .on_conflict_do_nothing()
             )
             created = inserted.rowcount == 1
             if created:
@@ -280,8 +295,19 @@ class Ledger:
                         RefundRow.source_kind == issue.source_kind, RefundRow.source_id == issue.source_id
                     )
                 )
-            ).one()
+            ).one_or_none()
+            if row is None:
+                other = (
+                    await conn.execute(select(RefundRow).where(RefundRow.order_id == issue.order_id))
+                ).one()
+                raise OrderAlreadyRefunded(_refund(other, created=False))
         return _refund(row, created=created)
+
+    async def refund_of_order(self, order_id: str) -> IssuedRefund | None:
+        """The one refund an order can have (R16), whichever complaint or activation issued it."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(RefundRow).where(RefundRow.order_id == order_id))).one_or_none()
+        return None if row is None else _refund(row, created=False)
 
     async def refunds_for(self, source_kind: str, source_id: str) -> list[IssuedRefund]:
         async with self.engine.connect() as conn:
@@ -348,6 +374,104 @@ class Ledger:
             for r in rows
         ]
         return Balance(customer_id=customer_id, totals=totals, entries=entries)
+
+    # -------------------------------------------------------------------------------------- activations
+
+    async def record_activation(self, workflow_id: str, run_id: str, state: ActivationState) -> bool:
+        """Bring the activation's projection up to `state`; an older version never overwrites a newer one
+        (a retried or late write). Returns whether this call changed the row."""
+        values = {
+            "activation_id": state.activation_id,
+            "workflow_id": workflow_id,
+            "run_id": run_id,
+            "order_id": state.order.order_id,
+            "customer_id": state.customer_id,
+            "status": state.status.value,
+            "started_at": state.started_at,
+            "expires_at": state.expires_at,
+            "version": state.version,
+            "updated_at": _now(),
+            "state_json": state.model_dump_json(),
+        }
+        upsert = self._insert(ActivationRow).values(values)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["activation_id"],
+            set_={k: upsert.excluded[k] for k in values if k != "activation_id"},
+            where=ActivationRow.version < upsert.excluded.version,
+        )
+        async with self._tx() as conn:
+            result = await conn.execute(upsert)
+        return result.rowcount == 1
+
+    async def get_activation(self, activation_id: str) -> ActivationRecord | None:
+        return await self._activation(ActivationRow.activation_id == activation_id)
+
+    async def activation_of_order(self, order_id: str) -> ActivationRecord | None:
+        return await self._activation(ActivationRow.order_id == order_id)
+
+    async def _activation(self, where: Any) -> ActivationRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(ActivationRow).where(where))).one_or_none()
+        if row is None:
+            return None
+        state = ActivationState.model_validate_json(row.state_json)
+        return ActivationRecord(workflow_id=row.workflow_id, run_id=row.run_id, state=state)
+
+    # ----------------------------------------------------------------------------------------- evidence
+
+    async def store_evidence(self, complaint_id: str, files: Sequence[EvidenceFile]) -> list[EvidenceRef]:
+        """Keep a complaint's attachments, all or none, once per position; returns their references."""
+        async with self._tx() as conn:
+            for position, file in enumerate(files):
+                await conn.execute(
+                    self._insert(EvidenceRow)
+                    .values(
+                        ref=f"ev_{uuid.uuid4().hex}",
+                        complaint_id=complaint_id,
+                        position=position,
+                        name=file.name,
+                        content_type=file.content_type,
+                        size=len(file.data),
+                        sha256=file.sha256,
+                        data=file.data,
+                        created_at=_now(),
+                    )
+                    .on_conflict_do_nothing(index_elements=["complaint_id", "position"])
+                )
+        return await self.evidence_of(complaint_id)
+
+    async def evidence_of(self, complaint_id: str) -> list[EvidenceRef]:
+        query = (
+            select(
+                EvidenceRow.ref,
+                EvidenceRow.name,
+                EvidenceRow.content_type,
+                EvidenceRow.size,
+                EvidenceRow.sha256,
+            )
+            .where(EvidenceRow.complaint_id == complaint_id)
+            .order_by(EvidenceRow.position)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            EvidenceRef(ref=r.ref, name=r.name, content_type=r.content_type, size=r.size, sha256=r.sha256)
+            for r in rows
+        ]
+
+    async def evidence_data(self, ref: str) -> tuple[str, EvidenceFile] | None:
+        """The complaint an attachment belongs to, and the file itself, for whoever reviews it."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(EvidenceRow).where(EvidenceRow.ref == ref))).one_or_none()
+        if row is None:
+            return None
+        return row.complaint_id, EvidenceFile(name=row.name, content_type=row.content_type, data=row.data)
+
+    async def discard_evidence(self, complaint_id: str) -> int:
+        """Undo `store_evidence` for a complaint that was never started (a lost race for R15)."""
+        async with self._tx() as conn:
+            result = await conn.execute(delete(EvidenceRow).where(EvidenceRow.complaint_id == complaint_id))
+        return result.rowcount
 
     # ------------------------------------------------------------------------------------ notifications
 
@@ -448,6 +572,7 @@ def _refund(row: Any, *, created: bool) -> IssuedRefund:
         source_kind=row.source_kind,
         source_id=row.source_id,
         customer_id=row.customer_id,
+        order_id=row.order_id,
         amount=Money(amount=row.amount, currency=row.currency),
         issued_at=row.issued_at,
         actor=row.actor,

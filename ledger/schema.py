@@ -1,8 +1,10 @@
 """The ledger's tables. Alembic migrations under `ledger/migrations` create exactly this schema.
 
-Unique keys carry the exactly-once guarantees (R16): `refunds(source_kind, source_id)`,
-`replacements(complaint_id)`, `balance_entries(refund_id)`, `complaint_events(complaint_id, seq)`,
-`notifications(dedupe_key)`, `vault_secrets(complaint_id, request_no)`.
+Unique keys carry the exactly-once guarantees (R16): `refunds(source_kind, source_id)` and
+`refunds(order_id)` (an order's price comes back once, by R2, R5, R6 or R12 alike),
+`replacements(complaint_id)`, `activations(order_id)`, `evidence(complaint_id, position)`,
+`balance_entries(refund_id)`, `complaint_events(complaint_id, seq)`, `notifications(dedupe_key)`,
+`vault_secrets(complaint_id, request_no)`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ledger.types import ExactDecimal, UtcDateTime
@@ -89,7 +91,10 @@ class RefundRow(Base):
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
     actor: Mapped[str] = mapped_column(String(200))
 
-    __table_args__ = (UniqueConstraint("source_kind", "source_id", name="uq_refunds_source"),)
+    __table_args__ = (
+        UniqueConstraint("source_kind", "source_id", name="uq_refunds_source"),
+        UniqueConstraint("order_id", name="uq_refunds_order"),
+    )
 
 
 class BalanceEntryRow(Base):
@@ -151,3 +156,39 @@ class VaultSecretRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (UniqueConstraint("complaint_id", "request_no", name="uq_vault_secrets_request"),)
+
+
+class ActivationRow(Base):
+    """A projection of each rented number's activation (R1, R2); one per order."""
+
+    __tablename__ = "activations"
+
+    activation_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.order_id"), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state_json: Mapped[str] = mapped_column(Text)
+
+
+class EvidenceRow(Base):
+    """Attachments to claims (R6), kept here so that only their references enter a workflow's history."""
+
+    __tablename__ = "evidence"
+
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    complaint_id: Mapped[str] = mapped_column(String(200), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (UniqueConstraint("complaint_id", "position", name="uq_evidence_position"),)

@@ -17,12 +17,15 @@ from policy.models import (
     FINAL_STATUSES,
     Actor,
     AwareDatetime,
+    ClaimRejection,
     ComplaintEvent,
     ComplaintKind,
     ComplaintStatus,
     DefectRejection,
+    EvidenceRef,
     Frozen,
     Order,
+    RejectionReason,
     RemedyChoice,
     ReplacementOffer,
     Resolution,
@@ -35,14 +38,26 @@ from policy.settings import PolicySnapshot
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-class FileDefectComplaint(Frozen):
-    """Starts a `DefectComplaintWorkflow`. The policy snapshot is taken by whoever files it (R7..R13)."""
+class Filing(Frozen):
+    """What every complaint starts from. The policy snapshot is taken by whoever files it."""
 
     complaint_id: str = Field(min_length=1, max_length=200)
     order: Order
     description: str = Field(min_length=1, max_length=20_000)
     filed_by: Actor
     policy: PolicySnapshot
+    evidence: list[EvidenceRef] = Field(default_factory=list)
+    """References to the attachments the ledger stores (R6); the bytes never enter the workflow."""
+
+
+class FileDefectComplaint(Filing):
+    """Starts a `DefectComplaintWorkflow` (R7..R13)."""
+
+
+class FileClaim(Filing):
+    """Starts a `RefundClaimWorkflow`: SMS not received (R5) or invalid number (R6)."""
+
+    kind: Literal[ComplaintKind.SMS_NOT_RECEIVED, ComplaintKind.INVALID_NUMBER]
 
 
 class Review(Frozen):
@@ -50,7 +65,7 @@ class Review(Frozen):
 
     actor: Actor
     decision: ReviewDecision
-    reason_code: DefectRejection | None = None
+    reason_code: RejectionReason | None = None
     note: str = Field(default="", max_length=5_000)
 
     @model_validator(mode="after")
@@ -61,18 +76,47 @@ class Review(Frozen):
         return self
 
 
+REJECTION_REASONS: dict[ComplaintKind, tuple[RejectionReason, ...]] = {
+    ComplaintKind.MAJOR_DEFECT: tuple(DefectRejection),
+    ComplaintKind.SMS_NOT_RECEIVED: (
+        ClaimRejection.SMS_DELIVERED,
+        ClaimRejection.INSUFFICIENT_EVIDENCE,
+        ClaimRejection.CONTRADICTS_TERMS,
+    ),
+    ComplaintKind.INVALID_NUMBER: (
+        ClaimRejection.NUMBER_VALID,
+        ClaimRejection.INSUFFICIENT_EVIDENCE,
+        ClaimRejection.CONTRADICTS_TERMS,
+    ),
+}
+"""R8 for defects; for claims about numbers, what support can point to when it says no (R5, R6)."""
+
+
 def review_reason_refusal(
-    decision: ReviewDecision, reason_code: DefectRejection | None
+    decision: ReviewDecision, reason_code: RejectionReason | None, kind: ComplaintKind | None = None
 ) -> PolicyRefusal | None:
-    """R8: a rejection names one of the R8 reasons, an approval none. The refusal, or None when they match."""
+    """A rejection names one of its kind's reasons (R8 for a defect), an approval none. The refusal, or
+    None when they match; without `kind`, any kind's reason will do."""
     if decision is ReviewDecision.REJECT and reason_code is None:
-        reasons = ", ".join(reason.value for reason in DefectRejection)
         return PolicyRefusal(
-            refusals.REASON_CODE_REQUIRED, f"a rejection needs a reason_code (R8): {reasons}"
+            refusals.REASON_CODE_REQUIRED, f"a rejection needs a reason_code: {_reasons_for(kind)}"
         )
     if decision is ReviewDecision.APPROVE and reason_code is not None:
         return PolicyRefusal(refusals.REASON_CODE_NOT_ALLOWED, "an approval takes no reason_code")
+    if kind is not None and reason_code is not None and reason_code not in REJECTION_REASONS[kind]:
+        return PolicyRefusal(
+            refusals.REASON_CODE_NOT_ALLOWED,
+            f"{reason_code.value} is not a reason to reject a {kind.value} complaint: {_reasons_for(kind)}",
+        )
     return None
+
+
+def _reasons_for(kind: ComplaintKind | None) -> str:
+    if kind is None:
+        return " / ".join(
+            f"{k.value}: {', '.join(r.value for r in reasons)}" for k, reasons in REJECTION_REASONS.items()
+        )
+    return ", ".join(reason.value for reason in REJECTION_REASONS[kind])
 
 
 class AccessRequest(Frozen):
@@ -146,7 +190,7 @@ class Withdraw(Frozen):
 
 class ReviewRecord(Frozen):
     decision: ReviewDecision
-    reason_code: DefectRejection | None
+    reason_code: RejectionReason | None
     note: str
     by: str
     at: datetime
@@ -179,6 +223,7 @@ class ComplaintState(BaseModel):
     description: str
     filed_by: Actor
     policy: PolicySnapshot
+    evidence: list[EvidenceRef] = Field(default_factory=list)
     status: ComplaintStatus
     created_at: AwareDatetime
     deadline: datetime | None = None
@@ -246,9 +291,18 @@ ACTOR_ROLE: dict[Action, Role] = {
 DEADLINE_BOUND: frozenset[Action] = frozenset({"request_access", "mark_fixed"})
 """Actions that only make sense while the rectification clock still runs (R9, R11)."""
 
+ACTIONS_OF_KIND: dict[ComplaintKind, frozenset[Action]] = {
+    ComplaintKind.MAJOR_DEFECT: frozenset(ALLOWED),
+    ComplaintKind.SMS_NOT_RECEIVED: frozenset({"review", "withdraw"}),
+    ComplaintKind.INVALID_NUMBER: frozenset({"review", "withdraw"}),
+}
+"""A claim about a number is reviewed and may be withdrawn (R5, R6, R14); the rest is the defect's R9-R12.
+Each name is also the Temporal update the kind's workflow defines."""
+
 
 def check_action(state: ComplaintState, action: Action, actor: Actor, now: datetime) -> None:
     """Raise `PolicyRefusal` unless `actor` may take `action` on this complaint at `now`."""
+    check_kind_allows(state.kind, action)
     role = ACTOR_ROLE[action]
     if actor.role is not role:
         raise PolicyRefusal(refusals.FORBIDDEN_ACTOR, f"only {role.value} may {_say(action)}")
@@ -268,6 +322,15 @@ def check_action(state: ComplaintState, action: Action, actor: Actor, now: datet
         raise PolicyRefusal(
             refusals.INVALID_STATE,
             f"the rectification deadline ({state.deadline.isoformat()}) has passed; cannot {_say(action)}",
+        )
+
+
+def check_kind_allows(kind: ComplaintKind, action: Action) -> None:
+    """`invalid_state` for an action this kind of complaint does not have (an access request on a claim)."""
+    if action not in ACTIONS_OF_KIND[kind]:
+        allowed = " and ".join(sorted(_say(a) for a in ACTIONS_OF_KIND[kind]))
+        raise PolicyRefusal(
+            refusals.INVALID_STATE, f"a {kind.value} complaint has no {_say(action)}; only {allowed}"
         )
 
 

@@ -142,9 +142,43 @@ class DefectRejection(StrEnum):
     CONTRADICTS_TERMS = "contradicts_terms"
 
 
+class ClaimRejection(StrEnum):
+    """R5/R6: why support may reject a claim about a virtual number."""
+
+    SMS_DELIVERED = "sms_delivered"
+    """The provider's log shows the SMS reached the number (R5)."""
+    NUMBER_VALID = "number_valid"
+    """The number works: the evidence does not show it refused the code (R6)."""
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
+    CONTRADICTS_TERMS = "contradicts_terms"
+
+
+RejectionReason = DefectRejection | ClaimRejection
+"""Every reason a review may give; which ones fit which kind is `policy.complaint.REJECTION_REASONS`."""
+
+
 class RemedyChoice(StrEnum):
     REFUND = "refund"
     REPLACEMENT = "replacement"
+
+
+class EvidenceRef(Frozen):
+    """An attachment as the workflow knows it (R6): a reference into the ledger's evidence store and what
+    identifies the bytes there, never the bytes themselves."""
+
+    ref: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(min_length=1, max_length=100)
+    size: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ActivationStatus(StrEnum):
+    """R1/R2: a rented number waits for its SMS, then is completed or canceled."""
+
+    WAITING_FOR_SMS = "waiting_for_sms"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
 
 
 class ReplacementOffer(Frozen):

@@ -23,3 +23,16 @@ REASON_CODE_REQUIRED = "reason_code_required"
 REASON_CODE_NOT_ALLOWED = "reason_code_not_allowed"
 REMEDY_BEING_ISSUED = "remedy_being_issued"
 INVALID_CREDENTIALS = "invalid_credentials"
+
+# Intake (R3-R6, R15): a claim refused before anything is written.
+CLAIM_WINDOW_EXPIRED = "claim_window_expired"
+INSUFFICIENT_REASONS = "insufficient_reasons"
+EVIDENCE_REQUIRED = "evidence_required"
+EVIDENCE_REJECTED = "evidence_rejected"
+ACTIVATION_COMPLETED = "activation_completed"
+ACTIVATION_PENDING = "activation_pending"
+KIND_NOT_FOR_PRODUCT = "kind_not_for_product"
+ALREADY_REFUNDED = "already_refunded"
+
+# Activations (R1, R2).
+ACTIVATION_CONFLICT = "activation_conflict"

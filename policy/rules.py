@@ -12,6 +12,16 @@ from policy.models import Money, Order, RemedyChoice, ReplacementOffer
 from policy.settings import PolicySnapshot
 
 
+def sms_wait_ends(started_at: datetime, policy: PolicySnapshot) -> datetime:
+    """R1/R2: a rented number waits `sms_wait` for its SMS; then it is canceled and refunded."""
+    return started_at + policy.sms_wait
+
+
+def review_deadline(filed_at: datetime, policy: PolicySnapshot) -> datetime:
+    """R5/R6 with R13's duty: a claim unreviewed `review_window` after filing is escalated."""
+    return filed_at + policy.review_window
+
+
 def rectification_deadline(filed_at: datetime, policy: PolicySnapshot, paused: timedelta) -> datetime:
     """R7 + R10: `rectify_window` from the complaint, moved by the time the customer took to answer access."""
     if paused < timedelta(0):

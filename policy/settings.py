@@ -38,6 +38,8 @@ class PolicySnapshot(BaseModel):
     access_response_window: Duration = timedelta(days=5)
     remedy_choice_window: Duration = timedelta(days=3)
     review_reminder_before: Duration = timedelta(days=1)
+    review_window: Duration = timedelta(days=5)
+    """How long support has to review a claim (R5, R6) before it is escalated, as R13 does for defects."""
     replacement_value_tolerance: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
     min_description_chars: int = Field(default=40, ge=0)
 

@@ -1,25 +1,28 @@
-"""The one client module: start complaints and send every action, with policy refusals as exceptions.
+"""The one client module: start activations and complaints and send every action, with policy refusals
+as exceptions. The HTTP API and the CLI are thin over this.
 
-The HTTP API and the CLI are thin over this. A complaint id names its workflow: the workflow id is derived
-from the order and the kind (so Temporal itself refuses a second open complaint, R15), and the complaint id
-adds a token so that a later complaint on the same order and kind, once the first is closed, is a new one.
+A complaint id names its workflow: the workflow id is derived from the order and the kind (so Temporal itself
+refuses a second open complaint, R15), and the complaint id adds a token so that a later complaint on the
+same order and kind, once the first is closed, is a new one. An activation is one per order, so its id is
+the order's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -29,30 +32,46 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ledger.records import Balance, ComplaintRecord
+from ledger.records import ActivationRecord, Balance, ComplaintRecord
 from ledger.repository import Ledger
 from ledger.settings import LedgerSettings
 from ledger.vault import VaultKeyring
-from policy import refusals
+from policy import intake, refusals
+from policy.activation import (
+    ActivationState,
+    CancelActivation,
+    SmsReceived,
+    StartActivation,
+    activation_id_of,
+    check_cancel,
+    check_sms,
+    order_id_of_activation,
+)
 from policy.complaint import (
     AccessAnswer,
     AccessRequest,
+    Action,
     ChooseRemedy,
     ComplaintState,
+    FileClaim,
     FileDefectComplaint,
+    Filing,
     MarkFixed,
     OfferReplacement,
     Review,
     ServerCredentials,
     Withdraw,
     already_final,
+    check_kind_allows,
 )
+from policy.evidence import EvidenceFile, check_evidence
 from policy.models import (
     Actor,
     ComplaintKind,
     ComplaintStatus,
     Money,
     Order,
+    ProductKind,
     RemedyChoice,
     ReplacementOffer,
     Role,
@@ -61,7 +80,11 @@ from policy.refusals import PolicyRefusal
 from policy.settings import PolicySettings, PolicySnapshot
 from starter.settings import TemporalSettings
 from workflows import search_attributes
+from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
+from workflows.refund_claim import RefundClaimWorkflow
+
+T = TypeVar("T")
 
 
 class ComplaintNotFound(Exception):
@@ -72,12 +95,21 @@ class OrderNotFound(Exception):
     """No order has this id (or none the asker may see)."""
 
 
-class ComplaintUnresponsive(Exception):
-    """The complaint's workflow did not answer within the desk's patience: no worker is polling, most
-    likely. An action sent may still take effect once one is; read the complaint before sending it again."""
+class ActivationNotFound(Exception):
+    """No activation has this id (or none the asker may see)."""
 
 
-COMPLAINT_KIND_UNAVAILABLE = "complaint_kind_unavailable"
+class Unresponsive(Exception):
+    """A workflow did not answer within the desk's patience: no worker is polling, most likely. An action
+    sent may still take effect once one is; read the state before sending it again."""
+
+
+class ComplaintUnresponsive(Unresponsive):
+    """The complaint's workflow did not answer in time."""
+
+
+class ActivationUnresponsive(Unresponsive):
+    """The activation's workflow did not answer in time."""
 
 
 async def connect(settings: TemporalSettings | None = None) -> Client:
@@ -108,6 +140,10 @@ async def register_search_attributes(client: Client) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
         )
+
+
+def activation_workflow_id(order_id: str) -> str:
+    return f"activation.{order_id}"
 
 
 def complaint_workflow_id(order_id: str, kind: ComplaintKind) -> str:
@@ -159,47 +195,208 @@ class ComplaintDesk:
     async def balance(self, customer_id: str) -> Balance:
         return await self.ledger.balance(customer_id)
 
+    # -------------------------------------------------------------------------------------- activations
+
+    async def start_activation(
+        self, order_id: str, phone_number: str, service: str, started_by: Actor
+    ) -> tuple[ActivationState, bool]:
+        """Start the order's number waiting for its SMS (R1, R2). Idempotent: the same number and service
+        again is (activation, False); another for the order is `activation_conflict`."""
+        order = await self.get_order(order_id, seen_by=started_by)
+        if order.product.kind is not ProductKind.VIRTUAL_NUMBER:
+            raise PolicyRefusal(
+                refusals.KIND_NOT_FOR_PRODUCT,
+                f"order {order_id} is for software; only a virtual number is activated",
+            )
+        start = StartActivation(
+            activation_id=activation_id_of(order_id),
+            order=order,
+            phone_number=phone_number,
+            service=service,
+            started_by=started_by,
+            policy=self.policy,
+        )
+        existing = await self.ledger.activation_of_order(order_id)
+        if existing is not None:
+            return _same_activation(existing.state, start), False
+        if await self.ledger.refund_of_order(order_id) is not None:
+            raise intake.already_refunded(order)
+        workflow_id = activation_workflow_id(order_id)
+        try:
+            handle = await self.client.start_workflow(
+                NumberActivationWorkflow.run,
+                start,
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:  # started by a racing request, not projected yet
+            state = await self._query_activation(
+                start.activation_id, self.client.get_workflow_handle(workflow_id)
+            )
+            return _same_activation(state, start), False
+        return await self._query_activation(start.activation_id, handle), True
+
+    async def get_activation(self, activation_id: str, seen_by: Actor) -> ActivationState:
+        """The activation as it stands: from the ledger once it has ended, else from its workflow."""
+        record = await self._activation_record(activation_id, seen_by)
+        if record.state.is_final:
+            return record.state
+        return await self._query_activation(activation_id, self._activation_handle(record))
+
+    async def activation_of_order(self, order_id: str) -> ActivationState | None:
+        """What the ledger knows of the order's number (for the order's page)."""
+        record = await self.ledger.activation_of_order(order_id)
+        return None if record is None else record.state
+
+    async def receive_sms(self, activation_id: str, actor: Actor, text: str) -> ActivationState:
+        """R1: the SMS came; a retry of the same SMS answers with the activation as it is."""
+        sms = SmsReceived(actor=actor, text=text)
+        record = await self._activation_record(activation_id, actor)
+        if record.state.is_final and check_sms(record.state, sms):
+            return record.state
+        return await self._act_on_activation(record, "receive_sms", sms)
+
+    async def cancel_activation(self, activation_id: str, actor: Actor) -> ActivationState:
+        """R2: cancel before an SMS came; the full price goes back once, however often this is called."""
+        cancel = CancelActivation(actor=actor)
+        record = await self._activation_record(activation_id, actor)
+        if record.state.is_final and check_cancel(record.state, cancel):
+            return record.state
+        return await self._act_on_activation(record, "cancel", cancel)
+
+    async def _activation_record(self, activation_id: str, seen_by: Actor) -> ActivationRecord:
+        order_id = order_id_of_activation(activation_id)
+        record = None if order_id is None else await self.ledger.activation_of_order(order_id)
+        if record is None or record.state.activation_id != activation_id:
+            raise ActivationNotFound(activation_id)
+        if not _may_see(seen_by, record.state.customer_id):
+            raise ActivationNotFound(activation_id)
+        return record
+
+    def _activation_handle(self, record: ActivationRecord) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(record.workflow_id, run_id=record.run_id)
+
+    async def _query_activation(
+        self, activation_id: str, handle: WorkflowHandle[Any, Any]
+    ) -> ActivationState:
+        return await self._patiently(
+            ActivationUnresponsive(activation_id), handle.query("state", result_type=ActivationState)
+        )
+
+    async def _act_on_activation(
+        self, record: ActivationRecord, update: str, argument: Any
+    ) -> ActivationState:
+        """The update, where the workflow still runs; a final activation answers from the ledger's copy,
+        with the policy's own refusal."""
+        activation_id = record.state.activation_id
+        try:
+            return await self._update(
+                ActivationUnresponsive(activation_id),
+                self._activation_handle(record),
+                update,
+                argument,
+                ActivationState,
+            )
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+        # It ended between the ledger read and the update: answer as for any final activation.
+        final = await self._activation_record(activation_id, argument.actor)
+        guard = check_sms if isinstance(argument, SmsReceived) else check_cancel
+        guard(final.state, argument)
+        return final.state
+
     # -------------------------------------------------------------------------------------------- start
 
     async def file_complaint(
-        self, order_id: str, kind: ComplaintKind, description: str, filed_by: Actor
+        self,
+        order_id: str,
+        kind: ComplaintKind,
+        description: str,
+        filed_by: Actor,
+        evidence: Sequence[EvidenceFile] = (),
     ) -> ComplaintState:
         """Intake for every kind: the order must exist and belong to the customer filing."""
         order = await self.get_order(order_id, seen_by=filed_by)
-        if kind is not ComplaintKind.MAJOR_DEFECT:
-            raise PolicyRefusal(
-                COMPLAINT_KIND_UNAVAILABLE,
-                f"{kind.value} claims are not handled yet; only major_defect complaints can be filed",
-            )
-        return await self.file_defect_complaint(order, description, filed_by, self.policy)
+        return await self.file(order, kind, description, filed_by, evidence=evidence)
+
+    async def file(
+        self,
+        order: Order,
+        kind: ComplaintKind,
+        description: str,
+        filed_by: Actor,
+        *,
+        evidence: Sequence[EvidenceFile] = (),
+        policy: PolicySnapshot | None = None,
+    ) -> ComplaintState:
+        """Check intake (R3-R6, the product's kind, an order refunded already), keep the evidence, and start
+        the kind's workflow; a second open complaint of the kind on the order is `complaint_already_open`
+        (R15). A refusal writes nothing: the evidence is stored only once the checks have passed."""
+        policy = policy or self.policy
+        check_evidence(evidence)
+        intake.check_claim(order, kind, description, len(evidence), datetime.now(UTC), policy)
+        if await self.ledger.refund_of_order(order.order_id) is not None:
+            raise intake.already_refunded(order)
+        activation = await self.ledger.activation_of_order(order.order_id)
+        if activation is not None:
+            state = activation.state
+            intake.check_activation_for_claim(kind, state.status, state.expires_at)
+        complaint_id = new_complaint_id(order.order_id, kind)
+        workflow_id = complaint_workflow_id(order.order_id, kind)
+        if evidence:
+            await self._refuse_if_open(workflow_id, order, kind)
+        refs = await self.ledger.store_evidence(complaint_id, evidence) if evidence else []
+        fields: dict[str, Any] = {
+            "complaint_id": complaint_id,
+            "order": order,
+            "description": description,
+            "filed_by": filed_by,
+            "policy": policy,
+            "evidence": refs,
+        }
+        try:
+            if kind is ComplaintKind.MAJOR_DEFECT:
+                handle = await self._start(
+                    DefectComplaintWorkflow.run, FileDefectComplaint(**fields), workflow_id
+                )
+            else:
+                handle = await self._start(
+                    RefundClaimWorkflow.run, FileClaim(kind=kind, **fields), workflow_id
+                )
+        except WorkflowAlreadyStartedError:
+            await self.ledger.discard_evidence(complaint_id)
+            raise _already_open(order, kind) from None
+        return await self._query(complaint_id, handle)
 
     async def file_defect_complaint(
         self, order: Order, description: str, filed_by: Actor, policy: PolicySnapshot
     ) -> ComplaintState:
-        """Start a `DefectComplaintWorkflow`; a second open one for the order is `complaint_already_open`."""
-        kind = ComplaintKind.MAJOR_DEFECT
-        complaint = FileDefectComplaint(
-            complaint_id=new_complaint_id(order.order_id, kind),
-            order=order,
-            description=description,
-            filed_by=filed_by,
-            policy=policy,
+        return await self.file(order, ComplaintKind.MAJOR_DEFECT, description, filed_by, policy=policy)
+
+    async def _start(self, run: Any, filing: Filing, workflow_id: str) -> WorkflowHandle[Any, Any]:
+        handle: WorkflowHandle[Any, Any] = await self.client.start_workflow(
+            run,
+            filing,
+            id=workflow_id,
+            task_queue=self.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
+        return handle
+
+    async def _refuse_if_open(self, workflow_id: str, order: Order, kind: ComplaintKind) -> None:
+        """R15 before anything is stored; the start itself is the last word if two filings race."""
         try:
-            handle = await self.client.start_workflow(
-                DefectComplaintWorkflow.run,
-                complaint,
-                id=complaint_workflow_id(order.order_id, kind),
-                task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            )
-        except WorkflowAlreadyStartedError:
-            raise PolicyRefusal(
-                refusals.COMPLAINT_ALREADY_OPEN,
-                f"order {order.order_id} already has an open {kind.value} complaint",
-            ) from None
-        return await self._query(complaint.complaint_id, handle)
+            described = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return
+            raise
+        if described.status is WorkflowExecutionStatus.RUNNING:
+            raise _already_open(order, kind)
 
     # -------------------------------------------------------------------------------------------- read
 
@@ -259,26 +456,23 @@ class ComplaintDesk:
     async def outcome(self, complaint_id: str) -> ComplaintState:
         """Wait for the complaint to end and return its final state."""
         handle = await self._handle(complaint_id, await self.ledger.get_complaint(complaint_id))
-        typed = self.client.get_workflow_handle_for(
-            DefectComplaintWorkflow.run, handle.id, run_id=handle.run_id
-        )
-        return await typed.result()
+        typed = self.client.get_workflow_handle(handle.id, run_id=handle.run_id, result_type=ComplaintState)
+        result: ComplaintState = await typed.result()
+        return result
 
     # ------------------------------------------------------------------------------------------ support
 
     async def review(self, complaint_id: str, review: Review) -> ComplaintState:
-        return await self._act(complaint_id, DefectComplaintWorkflow.review, review)
+        return await self._act(complaint_id, "review", review)
 
     async def request_access(
         self, complaint_id: str, actor: Actor, scope: str, reason: str
     ) -> ComplaintState:
         request = AccessRequest(actor=actor, scope=scope, reason=reason)
-        return await self._act(complaint_id, DefectComplaintWorkflow.request_access, request)
+        return await self._act(complaint_id, "request_access", request)
 
     async def mark_fixed(self, complaint_id: str, actor: Actor, note: str = "") -> ComplaintState:
-        return await self._act(
-            complaint_id, DefectComplaintWorkflow.mark_fixed, MarkFixed(actor=actor, note=note)
-        )
+        return await self._act(complaint_id, "mark_fixed", MarkFixed(actor=actor, note=note))
 
     async def replacement_offer(
         self, complaint_id: str, sku: str, name: str, value: Decimal, currency: str | None = None
@@ -292,7 +486,7 @@ class ComplaintDesk:
         self, complaint_id: str, actor: Actor, offer: ReplacementOffer
     ) -> ComplaintState:
         request = OfferReplacement(actor=actor, offer=offer)
-        return await self._act(complaint_id, DefectComplaintWorkflow.offer_replacement, request)
+        return await self._act(complaint_id, "offer_replacement", request)
 
     # ----------------------------------------------------------------------------------------- customer
 
@@ -302,20 +496,18 @@ class ComplaintDesk:
         """Seal the credentials here, so only ciphertext ever reaches Temporal (and then the vault)."""
         sealed = self.keyring.seal(credentials, context=complaint_id)
         answer = AccessAnswer(actor=actor, grant=True, credentials=sealed)
-        return await self._act(complaint_id, DefectComplaintWorkflow.answer_access, answer)
+        return await self._act(complaint_id, "answer_access", answer)
 
     async def refuse_access(self, complaint_id: str, actor: Actor) -> ComplaintState:
         answer = AccessAnswer(actor=actor, grant=False)
-        return await self._act(complaint_id, DefectComplaintWorkflow.answer_access, answer)
+        return await self._act(complaint_id, "answer_access", answer)
 
     async def choose_remedy(self, complaint_id: str, actor: Actor, choice: RemedyChoice) -> ComplaintState:
         request = ChooseRemedy(actor=actor, choice=choice)
-        return await self._act(complaint_id, DefectComplaintWorkflow.choose_remedy, request)
+        return await self._act(complaint_id, "choose_remedy", request)
 
     async def withdraw(self, complaint_id: str, actor: Actor, note: str = "") -> ComplaintState:
-        return await self._act(
-            complaint_id, DefectComplaintWorkflow.withdraw, Withdraw(actor=actor, note=note)
-        )
+        return await self._act(complaint_id, "withdraw", Withdraw(actor=actor, note=note))
 
     async def reveal_credentials(self, credentials_ref: str) -> ServerCredentials:
         """For the technician who needs the access: opens the vault entry behind a reference."""
@@ -345,32 +537,72 @@ class ComplaintDesk:
         return self.client.get_workflow_handle(workflow_id, run_id=description.run_id)
 
     async def _query(self, complaint_id: str, handle: WorkflowHandle[Any, Any]) -> ComplaintState:
-        try:
-            async with asyncio.timeout(self.patience.total_seconds()):
-                return await handle.query(DefectComplaintWorkflow.state)
-        except TimeoutError:
-            raise ComplaintUnresponsive(complaint_id) from None
+        return await self._patiently(
+            ComplaintUnresponsive(complaint_id), handle.query("state", result_type=ComplaintState)
+        )
 
-    async def _act(self, complaint_id: str, update: Any, argument: Any) -> ComplaintState:
+    async def _act(self, complaint_id: str, action: Action, argument: Any) -> ComplaintState:
+        """Send `action` (the update of that name) unless the ledger already shows why it must fail."""
         record = await self.ledger.get_complaint(complaint_id)
-        if record is not None and record.state.is_final:
-            raise already_final(record.state)
+        if record is not None:
+            if record.state.is_final:
+                raise already_final(record.state)
+            check_kind_allows(record.state.kind, action)
         handle = await self._handle(complaint_id, record)
+        if record is None:
+            check_kind_allows((await self._query(complaint_id, handle)).kind, action)
         try:
-            async with asyncio.timeout(self.patience.total_seconds()):
-                result: ComplaintState = await handle.execute_update(update, argument)
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            raise ComplaintUnresponsive(complaint_id) from None
+            return await self._update(
+                ComplaintUnresponsive(complaint_id), handle, action, argument, ComplaintState
+            )
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:  # it ended between the ledger read and the update
+                raise already_final(await self.get(complaint_id)) from None
+            raise
+
+    async def _update(
+        self,
+        unresponsive: Unresponsive,
+        handle: WorkflowHandle[Any, Any],
+        name: str,
+        argument: Any,
+        result_type: type[T],
+    ) -> T:
+        """An update by name, with the workflow's refusal raised as the `PolicyRefusal` it carries."""
+        try:
+            return await self._patiently(
+                unresponsive, handle.execute_update(name, argument, result_type=result_type)
+            )
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type:
                 raise PolicyRefusal(cause.type, cause.message) from None
             raise
-        except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:  # it ended between the ledger read and the update
-                raise already_final(await self.get(complaint_id)) from None
-            raise
-        return result
+
+    async def _patiently(self, unresponsive: Unresponsive, call: Awaitable[T]) -> T:
+        """Without a worker Temporal holds a query or an update indefinitely; a caller waits `patience`."""
+        try:
+            async with asyncio.timeout(self.patience.total_seconds()):
+                return await call
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise unresponsive from None
+
+
+def _same_activation(existing: ActivationState, start: StartActivation) -> ActivationState:
+    """A repeated start is answered with the activation; a different number for the order is a conflict."""
+    if (existing.phone_number, existing.service) != (start.phone_number, start.service):
+        raise PolicyRefusal(
+            refusals.ACTIVATION_CONFLICT,
+            f"order {start.order.order_id} already has an activation ({existing.phone_number} for "
+            f"{existing.service}); an order rents one number",
+        )
+    return existing
+
+
+def _already_open(order: Order, kind: ComplaintKind) -> PolicyRefusal:
+    return PolicyRefusal(
+        refusals.COMPLAINT_ALREADY_OPEN, f"order {order.order_id} already has an open {kind.value} complaint"
+    )
 
 
 def _may_see(actor: Actor, customer_id: str) -> bool:

@@ -157,13 +157,10 @@ async def test_r9_credentials_sealed_for_another_complaint_are_refused(
     complaint_id, customer_id = await file(desk)
     await desk.request_access(complaint_id, SUPPORT, scope="ssh", reason="inspect logs")
     from policy.complaint import AccessAnswer
-    from workflows.defect_complaint import DefectComplaintWorkflow
 
     sealed_elsewhere = desk.keyring.seal(credentials(), context="some-other-complaint")
     answer = AccessAnswer(actor=cust(customer_id), grant=True, credentials=sealed_elsewhere)
-    await refused(
-        "invalid_credentials", desk._act(complaint_id, DefectComplaintWorkflow.answer_access, answer)
-    )
+    await refused("invalid_credentials", desk._act(complaint_id, "answer_access", answer))
     state = await desk.get(complaint_id)
     assert state.status is S.AWAITING_ACCESS, "a failed grant changes nothing: the customer may answer again"
     assert state.access is not None and state.access.answered_at is None

@@ -20,7 +20,7 @@ from sqlalchemy.exc import StatementError
 
 from ledger.migrate import upgrade
 from ledger.records import ComplaintTransition, Notification, RefundIssue, ReplacementIssue
-from ledger.repository import Ledger, OrderConflict
+from ledger.repository import Ledger, OrderAlreadyRefunded, OrderConflict
 from ledger.schema import Base
 from ledger.vault import VaultError, VaultKeyring
 from policy.complaint import ComplaintState, SealedSecret
@@ -162,7 +162,7 @@ async def test_upgrading_twice_is_a_no_op(any_ledger: Ledger) -> None:
     assert await schema_diff(any_ledger) == []
     async with any_ledger.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-    assert versions == ["0001"]
+    assert versions == ["0002"]
 
 
 # ------------------------------------------------------------------------------------------- orders
@@ -315,18 +315,18 @@ async def test_r16_concurrent_duplicate_refunds_credit_once(any_ledger: Ledger) 
 
 
 async def test_r16_different_sources_credit_separately(any_ledger: Ledger) -> None:
-    order = software_order()
+    first, second, third = (software_order(customer_id="cust-many") for _ in range(3))
     issues = [
-        refund_issue(order, "c-1", amount="10.00"),
-        refund_issue(order, "c-2", amount="2.50"),
-        refund_issue(order, "c-1", amount="0.0001", source_kind="activation"),
+        refund_issue(first, "c-1", amount="10.00"),
+        refund_issue(second, "c-2", amount="2.50"),
+        refund_issue(third, "c-1", amount="0.0001", source_kind="activation"),
     ]
 
     issued = await asyncio.gather(*(any_ledger.issue_refund(i) for i in issues * 5))
 
     assert sum(r.created for r in issued) == 3
     assert len({r.refund_id for r in issued}) == 3
-    balance = await any_ledger.balance(order.customer_id)
+    balance = await any_ledger.balance("cust-many")
     assert balance.totals == {"EUR": Decimal("12.5001")}
     assert len(balance.entries) == 3
     assert len(await any_ledger.refunds_for("complaint", "c-1")) == 1
@@ -336,11 +336,34 @@ async def test_r16_different_sources_credit_separately(any_ledger: Ledger) -> No
     assert (await any_ledger.balance("nobody")).totals == {}
 
 
-async def test_balance_keeps_currencies_apart(any_ledger: Ledger) -> None:
+async def test_r16_an_order_is_refunded_once_whichever_source_asks(any_ledger: Ledger) -> None:
+    """An activation's automatic refund (R2) and a claim's (R5) for one order: the first wins, the second
+    is refused by the ledger's unique key and credits nothing, even when they race."""
     order = software_order()
+    by_activation = refund_issue(order, "act-1", source_kind="activation")
+    by_claim = refund_issue(order, "claim-1")
+
+    outcomes = await asyncio.gather(
+        *(any_ledger.issue_refund(i) for i in [by_activation, by_claim] * 4), return_exceptions=True
+    )
+
+    issued = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, OrderAlreadyRefunded)]
+    assert len(issued) + len(refused) == len(outcomes), outcomes
+    assert len({r.refund_id for r in issued}) == 1
+    assert sum(r.created for r in issued) == 1
+    winner = issued[0]
+    assert all(r.refund.refund_id == winner.refund_id for r in refused)
+    balance = await any_ledger.balance(order.customer_id)
+    assert [e.refund_id for e in balance.entries] == [winner.refund_id]
+    assert await any_ledger.refund_of_order(order.order_id) == winner.model_copy(update={"created": False})
+
+
+async def test_balance_keeps_currencies_apart(any_ledger: Ledger) -> None:
+    order, other = software_order(customer_id="cust-two"), software_order(customer_id="cust-two")
     await any_ledger.issue_refund(refund_issue(order, "c-1", amount="10.00"))
     await any_ledger.issue_refund(
-        refund_issue(order, "c-2", amount=Money(amount=Decimal("3.00"), currency="USD"))
+        refund_issue(other, "c-2", amount=Money(amount=Decimal("3.00"), currency="USD"))
     )
     assert (await any_ledger.balance(order.customer_id)).totals == {
         "EUR": Decimal("10.00"),

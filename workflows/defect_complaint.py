@@ -8,23 +8,19 @@ updates whose validators refuse what the policy does not allow, so a refused act
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import LEDGER_CALL, LedgerActivities, StoreCredentials
-    from ledger.records import ComplaintTransition, Notification, RefundIssue, ReplacementIssue
+    from ledger.records import ReplacementIssue
     from policy import refusals, rules
     from policy.complaint import (
         AccessAnswer,
         AccessRequest,
         AccessState,
-        Action,
         ChooseRemedy,
         ComplaintState,
         FileDefectComplaint,
@@ -34,29 +30,26 @@ with workflow.unsafe.imports_passed_through():
         ReviewRecord,
         Withdraw,
         already_final,
-        check_action,
     )
     from policy.models import (
         SYSTEM,
-        Actor,
-        ComplaintEvent,
         ComplaintKind,
         ComplaintStatus,
-        RefundRecord,
         RemedyChoice,
         ReplacementOffer,
-        Resolution,
         ReviewDecision,
     )
     from policy.refusals import PolicyRefusal
-    from workflows import search_attributes
+    from workflows.common import SUPPORT, ComplaintWorkflow, refused
 
 S = ComplaintStatus
-SUPPORT = "support"
+
+INTAKE_IN_WORKFLOW = "intake-in-workflow"
+"""Complaints filed before the workflow checked intake itself (R3, R4) replay without the check."""
 
 
 @workflow.defn
-class DefectComplaintWorkflow:
+class DefectComplaintWorkflow(ComplaintWorkflow):
     @workflow.init
     def __init__(self, complaint: FileDefectComplaint) -> None:
         filed_at = workflow.now()
@@ -70,10 +63,13 @@ class DefectComplaintWorkflow:
             status=S.UNDER_REVIEW,
             created_at=filed_at,
             deadline=rules.rectification_deadline(filed_at, complaint.policy, timedelta(0)),
+            evidence=complaint.evidence,
         )
 
     @workflow.run
     async def run(self, complaint: FileDefectComplaint) -> ComplaintState:
+        if workflow.patched(INTAKE_IN_WORKFLOW):
+            self._check_intake(complaint, ComplaintKind.MAJOR_DEFECT)
         await self._record("filed", complaint.filed_by, deadline=self.c.deadline)
         await self._notify(SUPPORT, "complaint_filed")
         await self._rectification_period()
@@ -87,19 +83,18 @@ class DefectComplaintWorkflow:
     async def _rectification_period(self) -> None:
         """R7: the company may rectify until the deadline; R10 pauses it; R13 reminds support before it."""
         while not self.c.is_final:
-            if self.c.status is S.AWAITING_ACCESS:
+            if self._awaiting_access():
                 await self._await_access_answer()
                 continue
-            deadline = self._deadline
-            now = workflow.now()
-            if now >= deadline:
-                return
-            reminder_at = rules.review_reminder_at(deadline, self.c.policy)
-            if self.c.reminded_at is None and now >= reminder_at:
-                await self._remind_support()
-                continue
-            wake_at = deadline if self.c.reminded_at is not None else reminder_at
-            await self._wait_until(wake_at, self._changed_since(len(self.c.events)))
+            await self._review_period(lambda: self._deadline, self._clock_running)
+            if not self._awaiting_access():
+                return  # the deadline has come
+
+    def _awaiting_access(self) -> bool:
+        return self.c.status is S.AWAITING_ACCESS
+
+    def _clock_running(self) -> bool:
+        return not self.c.is_final and not self._awaiting_access()
 
     async def _await_access_answer(self) -> None:
         """R9/R10: the customer answers within `access_response_window`, or silence counts as refusal."""
@@ -117,20 +112,10 @@ class DefectComplaintWorkflow:
             lambda: self.c.status is not S.AWAITING_ACCESS or access.answered_at is None
         )
 
-    async def _remind_support(self) -> None:
-        self.c.reminded_at = workflow.now()
-        pending = "review" if self.c.review is None else "fix"
-        await self._record("support_reminded", SYSTEM, pending=pending, deadline=self.c.deadline)
-        await self._notify(SUPPORT, "deadline_approaching", pending=pending, deadline=self.c.deadline)
-
     async def _after_deadline(self) -> None:
         """R13: unreviewed at the deadline means escalation; R12: approved and unfixed means a remedy."""
         if self.c.status is S.UNDER_REVIEW:
-            self.c.status = S.ESCALATED
-            self.c.escalated_at = workflow.now()
-            await self._record("escalated", SYSTEM, deadline=self.c.deadline)
-            await self._notify(SUPPORT, "complaint_escalated")
-            await workflow.wait_condition(lambda: self.c.status is not S.ESCALATED)
+            await self._escalate()
             if self.c.is_final:
                 return
         await self._remedy()
@@ -155,24 +140,6 @@ class DefectComplaintWorkflow:
             await self._issue_replacement(self.c.replacement_offer or rules.same_product_again(self.c.order))
         else:
             await self._issue_refund()
-
-    async def _issue_refund(self) -> None:
-        refund = await workflow.execute_activity_method(
-            LedgerActivities.issue_refund,
-            RefundIssue(
-                source_kind="complaint",
-                source_id=self.c.complaint_id,
-                customer_id=self.c.customer_id,
-                order_id=self.c.order.order_id,
-                amount=rules.full_refund(self.c.order),
-                actor=str(SYSTEM),
-                at=workflow.now(),
-            ),
-            **LEDGER_CALL,
-        )
-        record = RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
-        await self._close(S.REFUNDED, SYSTEM, refund=record)
-        await self._notify(self._customer, "refund_issued", amount=str(record.amount.amount))
 
     async def _issue_replacement(self, offer: ReplacementOffer) -> None:
         issued = await workflow.execute_activity_method(
@@ -214,7 +181,7 @@ class DefectComplaintWorkflow:
 
     @review.validator
     def _validate_review(self, review: Review) -> None:
-        self._check("review", review.actor)
+        self._check_review(review)
 
     @workflow.update
     async def request_access(self, request: AccessRequest) -> ComplaintState:
@@ -273,7 +240,7 @@ class DefectComplaintWorkflow:
         self._check("offer_replacement", offer.actor)
         tolerance = self.c.policy.replacement_value_tolerance
         if not rules.within_replacement_tolerance(self.c.order.price, offer.offer.value, tolerance):
-            raise _refused(
+            raise refused(
                 PolicyRefusal(
                     refusals.REPLACEMENT_OUT_OF_TOLERANCE,
                     f"a replacement must be worth the price paid ({self.c.order.price.amount} "
@@ -311,7 +278,7 @@ class DefectComplaintWorkflow:
                 non_retryable=True,
             ) from err
         if self.c.is_final:
-            raise _refused(already_final(self.c))
+            raise refused(already_final(self.c))
         access.granted = True
         access.credentials_ref = ref
         paused = rules.pause_for_access(access.requested_at, answered_at)
@@ -359,100 +326,6 @@ class DefectComplaintWorkflow:
     # ---------------------------------------------------------------------------------------- plumbing
 
     @property
-    def _deadline(self) -> datetime:
-        assert self.c.deadline is not None
-        return self.c.deadline
-
-    @property
     def _access(self) -> AccessState:
         assert self.c.access is not None
         return self.c.access
-
-    @property
-    def _customer(self) -> str:
-        return f"customer:{self.c.customer_id}"
-
-    def _check(self, action: Action, actor: Actor) -> None:
-        try:
-            check_action(self.c, action, actor, workflow.now())
-        except PolicyRefusal as refusal:
-            raise _refused(refusal) from None
-
-    def _changed_since(self, seen: int) -> Callable[[], bool]:
-        """A condition that turns true once anything happens to the complaint after event `seen`."""
-        return lambda: len(self.c.events) != seen
-
-    async def _wait_until(self, when: datetime, condition: Callable[[], bool]) -> bool:
-        """A durable timer that a condition can cut short; returns whether the condition holds."""
-        remaining = when - workflow.now()
-        if remaining > timedelta(0):
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(condition, timeout=remaining)
-        return condition()
-
-    async def _close(
-        self,
-        outcome: ComplaintStatus,
-        actor: Actor,
-        *,
-        reason_code: str | None = None,
-        refund: RefundRecord | None = None,
-        replacement: ReplacementOffer | None = None,
-        note: str | None = None,
-    ) -> None:
-        """Final status and resolution together: `resolution.outcome` always equals the final status."""
-        self.c.status = outcome
-        self.c.resolution = Resolution(
-            outcome=outcome, reason_code=reason_code, refund=refund, replacement=replacement
-        )
-        detail: dict[str, Any] = {"reason_code": reason_code, "note": note}
-        if refund is not None:
-            detail["refund"] = refund.model_dump(mode="json")
-        if replacement is not None:
-            detail["replacement"] = replacement.model_dump(mode="json")
-        await self._record(outcome.value, actor, **{k: v for k, v in detail.items() if v is not None})
-
-    async def _record(self, event_type: str, actor: Actor, **detail: Any) -> None:
-        """Append an event, publish the new state to search attributes, and write both to the ledger."""
-        event = ComplaintEvent(
-            seq=len(self.c.events) + 1,
-            at=workflow.now(),
-            actor=str(actor),
-            type=event_type,
-            detail={k: _jsonable(v) for k, v in detail.items()},
-        )
-        self.c.events.append(event)
-        workflow.upsert_search_attributes(search_attributes.for_complaint(self.c))
-        snapshot = self.c.model_copy(update={"events": []}, deep=True)
-        await workflow.execute_activity_method(
-            LedgerActivities.record_transition,
-            ComplaintTransition(state=snapshot, event=event),
-            **LEDGER_CALL,
-        )
-
-    async def _notify(self, recipient: str, template: str, **payload: Any) -> None:
-        await workflow.execute_activity_method(
-            LedgerActivities.notify,
-            Notification(
-                dedupe_key=f"{self.c.complaint_id}:{len(self.c.events)}:{template}",
-                recipient=recipient,
-                template=template,
-                complaint_id=self.c.complaint_id,
-                payload={k: _jsonable(v) for k, v in payload.items()},
-            ),
-            **LEDGER_CALL,
-        )
-
-
-def _refused(refusal: PolicyRefusal) -> ApplicationError:
-    return ApplicationError(refusal.message, type=refusal.code, non_retryable=True)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if hasattr(value, "value") and isinstance(value.value, str):
-        return value.value
-    return value

@@ -11,6 +11,7 @@ from typing import Any
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey, SearchAttributeUpdate
 
 from policy.complaint import ComplaintState
+from policy.models import Order
 
 COMPLAINT_STATUS = SearchAttributeKey.for_keyword("ComplaintStatus")
 COMPLAINT_KIND = SearchAttributeKey.for_keyword("ComplaintKind")
@@ -39,3 +40,8 @@ def for_complaint(state: ComplaintState) -> list[SearchAttributeUpdate[Any]]:
     if state.deadline is not None:
         updates.append(COMPLAINT_DEADLINE.value_set(state.deadline))
     return updates
+
+
+def for_order(order: Order) -> list[SearchAttributeUpdate[Any]]:
+    """What an activation carries: the order and its customer, to find every workflow about them."""
+    return [ORDER_ID.value_set(order.order_id), CUSTOMER_ID.value_set(order.customer_id)]

@@ -1,0 +1,162 @@
+"""One rented number's activation (POLICY.md R1, R2).
+
+The number waits `sms_wait` for its SMS. The SMS completes the activation, which is then not refundable
+(R1). No SMS in time, or a cancel by the customer or the backend before one came, cancels it and returns
+the full price to the customer's balance automatically, exactly once (R2): the ledger's unique key on the
+activation makes a retried refund a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import LEDGER_CALL, LedgerActivities
+    from ledger.records import Notification, RefundIssue
+    from policy import refusals, rules
+    from policy.activation import (
+        ActivationState,
+        CancelActivation,
+        SmsReceived,
+        StartActivation,
+        cancel_reason,
+        check_cancel,
+        check_sms,
+    )
+    from policy.models import SYSTEM, ActivationStatus, RefundRecord
+    from policy.refusals import PolicyRefusal
+    from workflows import search_attributes
+    from workflows.common import jsonable, refused
+
+A = ActivationStatus
+
+
+@workflow.defn
+class NumberActivationWorkflow:
+    @workflow.init
+    def __init__(self, start: StartActivation) -> None:
+        started_at = workflow.now()
+        self.a = ActivationState(
+            activation_id=start.activation_id,
+            order=start.order,
+            phone_number=start.phone_number,
+            service=start.service,
+            started_by=str(start.started_by),
+            started_at=started_at,
+            expires_at=rules.sms_wait_ends(started_at, start.policy),
+        )
+
+    @workflow.run
+    async def run(self, start: StartActivation) -> ActivationState:
+        workflow.upsert_search_attributes(search_attributes.for_order(self.a.order))
+        await self._save()
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self.a.status is A.COMPLETED or self.a.cancel_requested_at is not None,
+                timeout=self.a.expires_at - workflow.now(),
+            )
+        if self.a.status is not A.COMPLETED:
+            await self._cancel_and_refund()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.a
+
+    async def _cancel_and_refund(self) -> None:
+        """R2: the wait ended without an SMS; the full price goes back, once, with no claim needed."""
+        now = workflow.now()
+        if self.a.cancel_requested_at is None:
+            self.a.cancel_requested_at = now  # the timer: no SMS counts from here on
+        actor = self.a.cancel_requested_by
+        try:
+            refund = await workflow.execute_activity_method(
+                LedgerActivities.issue_refund,
+                RefundIssue(
+                    source_kind="activation",
+                    source_id=self.a.activation_id,
+                    customer_id=self.a.customer_id,
+                    order_id=self.a.order.order_id,
+                    amount=rules.full_refund(self.a.order),
+                    actor=str(actor or SYSTEM),
+                    at=now,
+                ),
+                **LEDGER_CALL,
+            )
+            self.a.refund = RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
+        except ActivityError as err:
+            if not (isinstance(err.cause, ApplicationError) and err.cause.type == refusals.ALREADY_REFUNDED):
+                raise
+            self.a.refund_refused = refusals.ALREADY_REFUNDED
+        self.a.status = A.CANCELED
+        self.a.canceled_at = now
+        self.a.canceled_by = str(actor or SYSTEM)
+        self.a.cancel_reason = cancel_reason(actor)
+        await self._save()
+        amount = None if self.a.refund is None else str(self.a.refund.amount.amount)
+        await self._notify("activation_canceled", reason=self.a.cancel_reason, refund=amount)
+
+    # ---------------------------------------------------------------------------------------- updates
+
+    @workflow.update
+    async def receive_sms(self, sms: SmsReceived) -> ActivationState:
+        """R1: the SMS came; the activation is completed and no longer refundable."""
+        self._validate_receive_sms(sms)  # again: the wait may have ended since the validator ran
+        if self.a.status is A.COMPLETED:
+            return self.a  # the same SMS again: a retried request
+        self.a.status = A.COMPLETED
+        self.a.sms_text = sms.text
+        self.a.completed_at = workflow.now()
+        await self._save()
+        await self._notify("sms_received")
+        return self.a
+
+    @receive_sms.validator
+    def _validate_receive_sms(self, sms: SmsReceived) -> None:
+        try:
+            check_sms(self.a, sms)
+        except PolicyRefusal as refusal:
+            raise refused(refusal) from None
+
+    @workflow.update
+    async def cancel(self, cancel: CancelActivation) -> ActivationState:
+        """R2: the customer or the backend gives up before an SMS came; the run issues the refund."""
+        self._validate_cancel(cancel)  # again: an SMS may have come since the validator ran
+        if self.a.cancel_requested_at is None:
+            self.a.cancel_requested_at = workflow.now()
+            self.a.cancel_requested_by = cancel.actor
+        await workflow.wait_condition(lambda: self.a.status is A.CANCELED)
+        return self.a
+
+    @cancel.validator
+    def _validate_cancel(self, cancel: CancelActivation) -> None:
+        try:
+            check_cancel(self.a, cancel)
+        except PolicyRefusal as refusal:
+            raise refused(refusal) from None
+
+    @workflow.query
+    def state(self) -> ActivationState:
+        return self.a
+
+    # --------------------------------------------------------------------------------------- plumbing
+
+    async def _save(self) -> None:
+        """Project the new state into the ledger; its version keeps a late retry from going backwards."""
+        self.a.version += 1
+        await workflow.execute_activity_method(
+            LedgerActivities.record_activation, self.a.model_copy(deep=True), **LEDGER_CALL
+        )
+
+    async def _notify(self, template: str, **payload: Any) -> None:
+        await workflow.execute_activity_method(
+            LedgerActivities.notify,
+            Notification(
+                dedupe_key=f"{self.a.activation_id}:{self.a.version}:{template}",
+                recipient=f"customer:{self.a.customer_id}",
+                template=template,
+                payload={k: jsonable(v) for k, v in payload.items()},
+            ),
+            **LEDGER_CALL,
+        )

@@ -1,0 +1,224 @@
+"""What every complaint workflow does the same way: intake, the audit trail, notices, refunds, escalation.
+
+`ComplaintWorkflow` is a plain base class; each subclass is one `@workflow.defn` whose run method and
+update handlers read as the rules it enforces, and calls these helpers for the plumbing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import LEDGER_CALL, LedgerActivities
+    from ledger.records import ComplaintTransition, Notification, RefundIssue
+    from policy import intake, refusals, rules
+    from policy.complaint import Action, ComplaintState, Filing, Review, check_action, review_reason_refusal
+    from policy.models import (
+        SYSTEM,
+        Actor,
+        ComplaintEvent,
+        ComplaintKind,
+        ComplaintStatus,
+        RefundRecord,
+        ReplacementOffer,
+        Resolution,
+    )
+    from policy.refusals import PolicyRefusal
+    from workflows import search_attributes
+
+S = ComplaintStatus
+SUPPORT = "support"
+
+
+class ComplaintWorkflow:
+    c: ComplaintState
+
+    # -------------------------------------------------------------------------------------------- intake
+
+    def _check_intake(self, filing: Filing, kind: ComplaintKind) -> None:
+        """R3, R4, R6 and the kind's product, judged at the instant the workflow was started: the desk
+        checked them already, and this keeps a client that starts the workflow directly to the same rules."""
+        try:
+            intake.check_claim(
+                filing.order,
+                kind,
+                filing.description,
+                len(filing.evidence),
+                workflow.info().workflow_start_time,
+                filing.policy,
+            )
+        except PolicyRefusal as refusal:
+            raise refused(refusal) from None
+
+    # ------------------------------------------------------------------------------------ review period
+
+    async def _review_period(self, deadline: Callable[[], datetime], still_open: Callable[[], bool]) -> None:
+        """R13: wait until `deadline()` while `still_open()`, reminding support `review_reminder_before` it.
+        The deadline is read afresh after every change, because R10 can move it."""
+        while still_open():
+            due = deadline()
+            now = workflow.now()
+            if now >= due:
+                return
+            reminder_at = rules.review_reminder_at(due, self.c.policy)
+            if self.c.reminded_at is None and now >= reminder_at:
+                await self._remind_support()
+                continue
+            wake_at = due if self.c.reminded_at is not None else reminder_at
+            await self._wait_until(wake_at, self._changed_since(len(self.c.events)))
+
+    async def _remind_support(self) -> None:
+        self.c.reminded_at = workflow.now()
+        pending = "review" if self.c.review is None else "fix"
+        await self._record("support_reminded", SYSTEM, pending=pending, deadline=self.c.deadline)
+        await self._notify(SUPPORT, "deadline_approaching", pending=pending, deadline=self.c.deadline)
+
+    async def _escalate(self) -> None:
+        """R13: unreviewed at the deadline; support must still decide, however late."""
+        self.c.status = S.ESCALATED
+        self.c.escalated_at = workflow.now()
+        await self._record("escalated", SYSTEM, deadline=self.c.deadline)
+        await self._notify(SUPPORT, "complaint_escalated")
+        await workflow.wait_condition(lambda: self.c.status is not S.ESCALATED)
+
+    # -------------------------------------------------------------------------------------------- money
+
+    async def _issue_refund(self) -> None:
+        """The full price, once (R12, R5, R6); if the order's price went back another way already, the
+        complaint ends rejected with `already_refunded` rather than paying twice (R16)."""
+        try:
+            refund = await workflow.execute_activity_method(
+                LedgerActivities.issue_refund,
+                RefundIssue(
+                    source_kind="complaint",
+                    source_id=self.c.complaint_id,
+                    customer_id=self.c.customer_id,
+                    order_id=self.c.order.order_id,
+                    amount=rules.full_refund(self.c.order),
+                    actor=str(SYSTEM),
+                    at=workflow.now(),
+                ),
+                **LEDGER_CALL,
+            )
+        except ActivityError as err:
+            if not _caused_by(err, refusals.ALREADY_REFUNDED):
+                raise
+            await self._close(S.REJECTED, SYSTEM, reason_code=refusals.ALREADY_REFUNDED)
+            return
+        record = RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
+        await self._close(S.REFUNDED, SYSTEM, refund=record)
+        await self._notify(self._customer, "refund_issued", amount=str(record.amount.amount))
+
+    # ---------------------------------------------------------------------------------------- plumbing
+
+    @property
+    def _deadline(self) -> datetime:
+        assert self.c.deadline is not None
+        return self.c.deadline
+
+    @property
+    def _customer(self) -> str:
+        return f"customer:{self.c.customer_id}"
+
+    def _check(self, action: Action, actor: Actor) -> None:
+        try:
+            check_action(self.c, action, actor, workflow.now())
+        except PolicyRefusal as refusal:
+            raise refused(refusal) from None
+
+    def _check_review(self, review: Review) -> None:
+        """Support may review now, and a rejection names one of this kind's reasons (R8; R5/R6)."""
+        self._check("review", review.actor)
+        refusal = review_reason_refusal(review.decision, review.reason_code, self.c.kind)
+        if refusal is not None:
+            raise refused(refusal)
+
+    def _changed_since(self, seen: int) -> Callable[[], bool]:
+        """A condition that turns true once anything happens to the complaint after event `seen`."""
+        return lambda: len(self.c.events) != seen
+
+    async def _wait_until(self, when: datetime, condition: Callable[[], bool]) -> bool:
+        """A durable timer that a condition can cut short; returns whether the condition holds."""
+        remaining = when - workflow.now()
+        if remaining > timedelta(0):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(condition, timeout=remaining)
+        return condition()
+
+    async def _close(
+        self,
+        outcome: ComplaintStatus,
+        actor: Actor,
+        *,
+        reason_code: str | None = None,
+        refund: RefundRecord | None = None,
+        replacement: ReplacementOffer | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Final status and resolution together: `resolution.outcome` always equals the final status."""
+        self.c.status = outcome
+        self.c.resolution = Resolution(
+            outcome=outcome, reason_code=reason_code, refund=refund, replacement=replacement
+        )
+        detail: dict[str, Any] = {"reason_code": reason_code, "note": note}
+        if refund is not None:
+            detail["refund"] = refund.model_dump(mode="json")
+        if replacement is not None:
+            detail["replacement"] = replacement.model_dump(mode="json")
+        await self._record(outcome.value, actor, **{k: v for k, v in detail.items() if v is not None})
+
+    async def _record(self, event_type: str, actor: Actor, **detail: Any) -> None:
+        """Append an event, publish the new state to search attributes, and write both to the ledger."""
+        event = ComplaintEvent(
+            seq=len(self.c.events) + 1,
+            at=workflow.now(),
+            actor=str(actor),
+            type=event_type,
+            detail={k: jsonable(v) for k, v in detail.items()},
+        )
+        self.c.events.append(event)
+        workflow.upsert_search_attributes(search_attributes.for_complaint(self.c))
+        snapshot = self.c.model_copy(update={"events": []}, deep=True)
+        await workflow.execute_activity_method(
+            LedgerActivities.record_transition,
+            ComplaintTransition(state=snapshot, event=event),
+            **LEDGER_CALL,
+        )
+
+    async def _notify(self, recipient: str, template: str, **payload: Any) -> None:
+        await workflow.execute_activity_method(
+            LedgerActivities.notify,
+            Notification(
+                dedupe_key=f"{self.c.complaint_id}:{len(self.c.events)}:{template}",
+                recipient=recipient,
+                template=template,
+                complaint_id=self.c.complaint_id,
+                payload={k: jsonable(v) for k, v in payload.items()},
+            ),
+            **LEDGER_CALL,
+        )
+
+
+def refused(refusal: PolicyRefusal) -> ApplicationError:
+    """A refusal as Temporal carries it: the rule's code as the error type, never retried."""
+    return ApplicationError(refusal.message, type=refusal.code, non_retryable=True)
+
+
+def _caused_by(err: ActivityError, code: str) -> bool:
+    return isinstance(err.cause, ApplicationError) and err.cause.type == code
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if hasattr(value, "value") and isinstance(value.value, str):
+        return value.value
+    return value

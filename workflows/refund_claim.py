@@ -1,0 +1,114 @@
+"""A claim about a rented number: the SMS never came (R5) or the number was invalid (R6).
+
+Intake is checked again here (R3, R4, R6's evidence, R5's completed activation), so a claim started
+without the desk meets the same rules. Then support reviews it: approval is a full refund, rejection ends
+it with the reason. Support is reminded before the review deadline and the claim is escalated at it, as
+R13 does for defects; the customer may withdraw until it is decided (R14).
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities import LEDGER_CALL, LedgerActivities
+    from policy import intake, rules
+    from policy.complaint import ComplaintState, FileClaim, Review, ReviewRecord, Withdraw
+    from policy.models import ComplaintKind, ComplaintStatus, ReviewDecision
+    from policy.refusals import PolicyRefusal
+    from workflows.common import SUPPORT, ComplaintWorkflow, refused
+
+S = ComplaintStatus
+
+
+@workflow.defn
+class RefundClaimWorkflow(ComplaintWorkflow):
+    @workflow.init
+    def __init__(self, claim: FileClaim) -> None:
+        filed_at = workflow.now()
+        self.c = ComplaintState(
+            complaint_id=claim.complaint_id,
+            kind=claim.kind,
+            order=claim.order,
+            description=claim.description,
+            filed_by=claim.filed_by,
+            policy=claim.policy,
+            evidence=claim.evidence,
+            status=S.UNDER_REVIEW,
+            created_at=filed_at,
+            deadline=rules.review_deadline(filed_at, claim.policy),
+        )
+
+    @workflow.run
+    async def run(self, claim: FileClaim) -> ComplaintState:
+        self._check_intake(claim, claim.kind)
+        await self._check_activation()
+        await self._record(
+            "filed", claim.filed_by, deadline=self.c.deadline, evidence=[e.ref for e in claim.evidence]
+        )
+        await self._notify(SUPPORT, "complaint_filed")
+        await self._review_period(lambda: self._deadline, lambda: not self.c.is_final)
+        if not self.c.is_final:
+            await self._escalate()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.c
+
+    async def _check_activation(self) -> None:
+        """R5: an SMS the ledger saw arrive settles it; a number still waiting will be refunded by R2."""
+        if self.c.kind is not ComplaintKind.SMS_NOT_RECEIVED:
+            return
+        activation = await workflow.execute_activity_method(
+            LedgerActivities.activation_of_order, self.c.order.order_id, **LEDGER_CALL
+        )
+        try:
+            intake.check_activation_for_claim(
+                self.c.kind,
+                None if activation is None else activation.status,
+                None if activation is None else activation.expires_at,
+            )
+        except PolicyRefusal as refusal:
+            raise refused(refusal) from None
+
+    # ------------------------------------------------------------------------------- support's action
+
+    @workflow.update
+    async def review(self, review: Review) -> ComplaintState:
+        """R5/R6: approval is a full refund of the price paid; rejection ends the claim with its reason."""
+        self.c.review = ReviewRecord(
+            decision=review.decision,
+            reason_code=review.reason_code,
+            note=review.note,
+            by=str(review.actor),
+            at=workflow.now(),
+        )
+        if review.decision is ReviewDecision.REJECT:
+            assert review.reason_code is not None
+            await self._close(
+                S.REJECTED, review.actor, reason_code=review.reason_code.value, note=review.note
+            )
+            await self._notify(self._customer, "claim_rejected", reason_code=review.reason_code)
+        else:
+            self.c.settling = True
+            await self._record("claim_approved", review.actor, note=review.note)
+            await self._issue_refund()
+        return self.c
+
+    @review.validator
+    def _validate_review(self, review: Review) -> None:
+        self._check_review(review)
+
+    # ------------------------------------------------------------------------------ customer's action
+
+    @workflow.update
+    async def withdraw(self, withdrawal: Withdraw) -> ComplaintState:
+        """R14: the customer may withdraw the claim until it is decided."""
+        await self._close(S.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
+        return self.c
+
+    @withdraw.validator
+    def _validate_withdraw(self, withdrawal: Withdraw) -> None:
+        self._check("withdraw", withdrawal.actor)
+
+    @workflow.query
+    def state(self) -> ComplaintState:
+        return self.c
