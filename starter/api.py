@@ -29,6 +29,8 @@ from starter.errors import ApiError, documented, install
 from starter.schemas import (
     AccessIn,
     AccessRequestIn,
+    ActivationIn,
+    ActivationOut,
     BalanceOut,
     ComplaintIn,
     ComplaintOut,
@@ -41,6 +43,7 @@ from starter.schemas import (
     RemedyIn,
     ReplacementIn,
     ReviewIn,
+    SmsIn,
     WithdrawIn,
     decode_cursor,
     encode_cursor,
@@ -123,9 +126,71 @@ def _routes(app: FastAPI) -> None:
         responses=documented(*AUTH_ERRORS, 404, 422),
     )
     async def get_order(order_id: Identifier, desk: Desk, principal: BackendOrCustomer) -> OrderOut:
-        """The order with its complaints; a customer sees only their own orders."""
+        """The order with its activation and complaints; a customer sees only their own orders."""
         order = await desk.get_order(order_id, seen_by=principal.actor)
-        return OrderOut.of(order, await desk.list_complaints(order_id=order_id, limit=100))
+        complaints = await desk.list_complaints(order_id=order_id, limit=100)
+        return OrderOut.of(order, complaints, await desk.activation_of_order(order_id))
+
+    # ------------------------------------------------------------------------------------- activations
+
+    @app.post(
+        "/v1/activations",
+        status_code=201,
+        response_model=ActivationOut,
+        tags=["activations"],
+        responses={
+            200: {
+                "model": ActivationOut,
+                "description": "Already started with this number: nothing changed.",
+            },
+            **documented(*AUTH_ERRORS, 404, 409, 422, 503),
+        },
+    )
+    async def start_activation(
+        body: ActivationIn, response: Response, desk: Desk, principal: Backend
+    ) -> ActivationOut:
+        """Rent the order's number: it waits `sms_wait` for its SMS (R1), else is canceled and refunded
+        (R2). Idempotent per order: the same number again is a 200; another number, 409."""
+        state, created = await desk.start_activation(
+            body.order_id, body.phone_number, body.service, principal.actor
+        )
+        if not created:
+            response.status_code = 200
+        return ActivationOut.of(state)
+
+    @app.get(
+        "/v1/activations/{activation_id}",
+        response_model=ActivationOut,
+        tags=["activations"],
+        responses=documented(*AUTH_ERRORS, 404, 503),
+    )
+    async def get_activation(activation_id: str, desk: Desk, principal: BackendOrCustomer) -> ActivationOut:
+        """The activation as it stands; a customer sees only their own."""
+        return ActivationOut.of(await desk.get_activation(activation_id, principal.actor))
+
+    @app.post(
+        "/v1/activations/{activation_id}/sms",
+        response_model=ActivationOut,
+        tags=["activations"],
+        responses=documented(*AUTH_ERRORS, 404, 409, 422, 503),
+    )
+    async def receive_sms(activation_id: str, body: SmsIn, desk: Desk, principal: Backend) -> ActivationOut:
+        """R1: the SMS came; the activation is completed and no longer refundable. The same SMS again is
+        answered as it stands; an SMS after the cancel is refused (409 `invalid_state`)."""
+        return ActivationOut.of(await desk.receive_sms(activation_id, principal.actor, body.text))
+
+    @app.post(
+        "/v1/activations/{activation_id}/cancel",
+        response_model=ActivationOut,
+        tags=["activations"],
+        responses=documented(*AUTH_ERRORS, 404, 409, 503),
+    )
+    async def cancel_activation(
+        activation_id: str, desk: Desk, principal: BackendOrCustomer
+    ) -> ActivationOut:
+        """R2: cancel before the SMS came; the full price goes back to the balance, once. After the SMS,
+        409 `invalid_state` (R1)."""
+        return ActivationOut.of(await desk.cancel_activation(activation_id, principal.actor))
 
     # -------------------------------------------------------------------------------------- complaints
 
@@ -137,14 +202,12 @@ def _routes(app: FastAPI) -> None:
         responses=documented(*AUTH_ERRORS, 404, 409, 422, 503),
     )
     async def file_complaint(body: ComplaintIn, desk: Desk, principal: BackendOrCustomer) -> ComplaintOut:
-        """File a complaint about an order (a customer: only their own). Starts its workflow."""
-        if body.evidence and body.kind is ComplaintKind.MAJOR_DEFECT:
-            raise ApiError(
-                422,
-                "evidence_not_accepted",
-                "a major_defect complaint takes no attachments; describe the defect in the description",
-            )
-        state = await desk.file_complaint(body.order_id, body.kind, body.description, principal.actor)
+        """File a complaint about an order (a customer: only their own) after the intake rules (R3-R6,
+        R15) and start its workflow. A refusal stores nothing, not even the evidence."""
+        evidence = [e.to_file() for e in body.evidence]
+        state = await desk.file_complaint(
+            body.order_id, body.kind, body.description, principal.actor, evidence
+        )
         return ComplaintOut.of(state)
 
     @app.get(
@@ -206,7 +269,8 @@ def _routes(app: FastAPI) -> None:
         responses=ON_COMPLAINT,
     )
     async def review(complaint_id: str, body: ReviewIn, desk: Desk, principal: Support) -> ComplaintOut:
-        """R8: approve the deficiency, or reject it with one of the R8 reason codes."""
+        """R8: approve the deficiency, or reject it with one of the R8 reason codes; R5/R6: approve the
+        claim (a full refund) or reject it with one of its reason codes."""
         refusal = review_reason_refusal(body.decision, body.reason_code)
         if refusal is not None:
             raise refusal

@@ -21,13 +21,26 @@ from temporalio.service import RPCError
 from ledger.repository import OrderConflict
 from policy import refusals
 from policy.refusals import PolicyRefusal
-from starter.client import ComplaintNotFound, ComplaintUnresponsive, OrderNotFound
+from starter.client import (
+    ActivationNotFound,
+    ActivationUnresponsive,
+    ComplaintNotFound,
+    OrderNotFound,
+    Unresponsive,
+)
 from starter.schemas import ErrorBody
 
 log = logging.getLogger("refund_desk.api")
 
-CONFLICTS = frozenset({refusals.COMPLAINT_ALREADY_OPEN, refusals.INVALID_STATE, refusals.REMEDY_BEING_ISSUED})
-"""Refusals about the complaint's current state answer 409; every other refusal is 422 (API.md "Errors")."""
+CONFLICTS = frozenset(
+    {
+        refusals.COMPLAINT_ALREADY_OPEN,
+        refusals.INVALID_STATE,
+        refusals.REMEDY_BEING_ISSUED,
+        refusals.ACTIVATION_CONFLICT,
+    }
+)
+"""Refusals about the current state answer 409; every other refusal is 422 (API.md "Errors")."""
 
 
 class ApiError(Exception):
@@ -88,6 +101,10 @@ def install(app: FastAPI) -> None:
     async def complaint_not_found(_: Request, exc: ComplaintNotFound) -> JSONResponse:
         return error_response(ApiError(404, "complaint_not_found", f"no complaint {exc}"))
 
+    @app.exception_handler(ActivationNotFound)
+    async def activation_not_found(_: Request, exc: ActivationNotFound) -> JSONResponse:
+        return error_response(ApiError(404, "activation_not_found", f"no activation {exc}"))
+
     @app.exception_handler(OrderNotFound)
     async def order_not_found(_: Request, exc: OrderNotFound) -> JSONResponse:
         return error_response(ApiError(404, "order_not_found", f"no order {exc}"))
@@ -113,14 +130,15 @@ def install(app: FastAPI) -> None:
         message = f"{exc.detail}: {request.method} {request.url.path}"
         return error_response(ApiError(exc.status_code, code, message, headers=exc.headers))
 
-    @app.exception_handler(ComplaintUnresponsive)
-    async def complaint_unresponsive(_: Request, exc: ComplaintUnresponsive) -> JSONResponse:
-        log.warning("complaint %s did not answer in time; is a worker running?", exc)
+    @app.exception_handler(Unresponsive)
+    async def unresponsive(_: Request, exc: Unresponsive) -> JSONResponse:
+        what = "activation" if isinstance(exc, ActivationUnresponsive) else "complaint"
+        log.warning("%s %s did not answer in time; is a worker running?", what, exc)
         message = (
-            "the complaint did not answer in time; an action sent may still take effect, "
-            "so read the complaint before sending it again"
+            f"the {what} did not answer in time; an action sent may still take effect, "
+            f"so read the {what} before sending it again"
         )
-        return error_response(ApiError(503, "complaint_unresponsive", message))
+        return error_response(ApiError(503, f"{what}_unresponsive", message))
 
     @app.exception_handler(RPCError)
     async def temporal_error(_: Request, exc: RPCError) -> JSONResponse:

@@ -26,18 +26,23 @@ from pydantic import (
 )
 
 from ledger.records import Balance
+from policy.activation import ActivationState, CancelReason, PhoneNumber, ServiceName
 from policy.complaint import ComplaintState, ServerCredentials, credentials_go_with_grant
+from policy.evidence import MAX_FILE_BYTES, MAX_FILES, EvidenceFile
 from policy.models import (
+    ActivationStatus,
     AwareDatetime,
     ComplaintKind,
     ComplaintStatus,
     CurrencyCode,
-    DefectRejection,
+    EvidenceRef,
     Identifier,
     Money,
     Order,
     Product,
     ProductKind,
+    RefundRecord,
+    RejectionReason,
     RemedyChoice,
     ReplacementOffer,
     ReviewDecision,
@@ -139,13 +144,13 @@ class OrderIn(Body):
 
 ContentType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")]
 
-MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
-
 
 class EvidenceIn(Body):
+    """An attachment (R6): PNG, JPEG, GIF, WebP, PDF or plain text, at most 5 MiB, base64-encoded."""
+
     name: str = Field(min_length=1, max_length=255)
     content_type: ContentType
-    data_base64: str = Field(min_length=1, max_length=(MAX_EVIDENCE_BYTES * 4) // 3 + 4)
+    data_base64: str = Field(min_length=1, max_length=(MAX_FILE_BYTES * 4) // 3 + 4)
 
     @field_validator("data_base64")
     @classmethod
@@ -156,17 +161,26 @@ class EvidenceIn(Body):
             raise ValueError("not valid base64") from None
         return value
 
+    def to_file(self) -> EvidenceFile:
+        return EvidenceFile(
+            name=self.name, content_type=self.content_type, data=base64.b64decode(self.data_base64)
+        )
+
 
 class ComplaintIn(Body):
     order_id: Identifier
     kind: ComplaintKind
     description: str = Field(min_length=1, max_length=20_000)
-    evidence: list[EvidenceIn] = Field(default_factory=list, max_length=10)
+    evidence: list[EvidenceIn] = Field(
+        default_factory=list, max_length=MAX_FILES, description="Required for `invalid_number` (R6)."
+    )
 
 
 class ReviewIn(Body):
     decision: ReviewDecision
-    reason_code: DefectRejection | None = Field(default=None, description="Required with `reject` (R8).")
+    reason_code: RejectionReason | None = Field(
+        default=None, description="Required with `reject`: R8's for a defect, R5/R6's for a claim."
+    )
     note: str = Field(default="", max_length=5_000)
 
 
@@ -209,6 +223,12 @@ class RefundOut(Out):
     currency: str
     issued_at: UtcTime
 
+    @classmethod
+    def of(cls, refund: RefundRecord | None) -> RefundOut | None:
+        if refund is None:
+            return None
+        return cls(amount=refund.amount.amount, currency=refund.amount.currency, issued_at=refund.issued_at)
+
 
 class ReplacementOut(Out):
     sku: str
@@ -249,10 +269,24 @@ class AccessRequestOut(Out):
 
 class ReviewOut(Out):
     decision: ReviewDecision
-    reason_code: DefectRejection | None
+    reason_code: RejectionReason | None
     note: str
     by: str
     at: UtcTime
+
+
+class EvidenceOut(Out):
+    """What was attached (R6): the reference support opens it by, never the bytes."""
+
+    ref: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, evidence: EvidenceRef) -> EvidenceOut:
+        return cls.model_validate(evidence, from_attributes=True)
 
 
 def _copied(shape: type[OutT], source: BaseModel | None) -> OutT | None:
@@ -281,6 +315,7 @@ class ComplaintSummary(Out):
     escalated_at: UtcTime | None
     remedy_choice_due: UtcTime | None
     replacement_offer: ReplacementOut | None
+    evidence: list[EvidenceOut]
 
     @classmethod
     def fields_of(cls, state: ComplaintState) -> dict[str, Any]:
@@ -300,13 +335,7 @@ class ComplaintSummary(Out):
             else ResolutionOut(
                 outcome=resolution.outcome,
                 reason_code=resolution.reason_code,
-                refund=None
-                if resolution.refund is None
-                else RefundOut(
-                    amount=resolution.refund.amount.amount,
-                    currency=resolution.refund.amount.currency,
-                    issued_at=resolution.refund.issued_at,
-                ),
+                refund=RefundOut.of(resolution.refund),
                 replacement=None
                 if resolution.replacement is None
                 else ReplacementOut.of(resolution.replacement),
@@ -320,6 +349,7 @@ class ComplaintSummary(Out):
             "replacement_offer": None
             if state.replacement_offer is None
             else ReplacementOut.of(state.replacement_offer),
+            "evidence": [EvidenceOut.of(e) for e in state.evidence],
         }
 
     @classmethod
@@ -363,6 +393,63 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return at, complaint_id
 
 
+# ------------------------------------------------------------------------------------------ activations
+
+
+class ActivationIn(Body):
+    order_id: Identifier
+    phone_number: PhoneNumber = Field(examples=["+447700900123"], description="E.164.")
+    service: ServiceName = Field(examples=["whatsapp"])
+
+
+class SmsIn(Body):
+    text: str = Field(min_length=1, max_length=1_000)
+
+
+class SmsOut(Out):
+    text: str
+    received_at: UtcTime
+
+
+class ActivationOut(Out):
+    """API.md's activation, then what a customer also wants to see: the number, the code, why it ended."""
+
+    activation_id: str
+    order_id: str
+    status: ActivationStatus
+    expires_at: UtcTime
+    refund: RefundOut | None
+    # additions to API.md
+    customer_id: str
+    phone_number: str
+    service: str
+    started_at: UtcTime
+    sms: SmsOut | None
+    canceled_at: UtcTime | None
+    cancel_reason: CancelReason | None
+    refund_refused: str | None = Field(description="Why a cancel returned nothing (already refunded).")
+
+    @classmethod
+    def of(cls, state: ActivationState) -> ActivationOut:
+        return cls(
+            activation_id=state.activation_id,
+            order_id=state.order.order_id,
+            status=state.status,
+            expires_at=state.expires_at,
+            refund=RefundOut.of(state.refund),
+            customer_id=state.customer_id,
+            phone_number=state.phone_number,
+            service=state.service,
+            started_at=state.started_at,
+            sms=None
+            if state.sms_text is None or state.completed_at is None
+            else SmsOut(text=state.sms_text, received_at=state.completed_at),
+            canceled_at=state.canceled_at,
+            cancel_reason=state.cancel_reason,
+            refund_refused=state.refund_refused,
+        )
+
+
 # ------------------------------------------------------------------------------------------ order views
 
 
@@ -373,11 +460,18 @@ class OrderOut(Out):
     amount: Amount
     currency: str
     placed_at: UtcTime
-    activation: None = Field(default=None, description="The virtual number's activation (R1, R2), if any.")
+    activation: ActivationOut | None = Field(
+        default=None, description="The virtual number's activation (R1, R2), if any."
+    )
     complaints: list[ComplaintSummary] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, order: Order, complaints: list[ComplaintState] | None = None) -> OrderOut:
+    def of(
+        cls,
+        order: Order,
+        complaints: list[ComplaintState] | None = None,
+        activation: ActivationState | None = None,
+    ) -> OrderOut:
         return cls(
             order_id=order.order_id,
             customer_id=order.customer_id,
@@ -385,6 +479,7 @@ class OrderOut(Out):
             amount=order.price.amount,
             currency=order.price.currency,
             placed_at=order.placed_at,
+            activation=None if activation is None else ActivationOut.of(activation),
             complaints=[ComplaintSummary.of(c) for c in complaints or []],
         )
 
@@ -439,6 +534,8 @@ class Health(Out):
 __all__ = [
     "AccessIn",
     "AccessRequestIn",
+    "ActivationIn",
+    "ActivationOut",
     "BalanceOut",
     "ComplaintIn",
     "ComplaintOut",
@@ -453,5 +550,6 @@ __all__ = [
     "RemedyIn",
     "ReplacementIn",
     "ReviewIn",
+    "SmsIn",
     "WithdrawIn",
 ]
