@@ -104,12 +104,18 @@ class TimeSkippingDesk(ComplaintDesk):
     """The real desk; waiting for an outcome lets the test server skip time, as `handle.result()` does for
     workflows the test environment itself started."""
 
-    async def outcome(self, complaint_id: str) -> ComplaintState:
+    @asynccontextmanager
+    async def time_skipping(self) -> AsyncIterator[None]:
+        """Inside the block the server skips to its next timer whenever no workflow has work to do."""
         await self.client.test_service.unlock_time_skipping(UnlockTimeSkippingRequest())
         try:
-            return await super().outcome(complaint_id)
+            yield
         finally:
             await self.client.test_service.lock_time_skipping(LockTimeSkippingRequest())
+
+    async def outcome(self, complaint_id: str) -> ComplaintState:
+        async with self.time_skipping():
+            return await super().outcome(complaint_id)
 
 
 @pytest.fixture

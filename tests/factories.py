@@ -13,8 +13,10 @@ from policy.models import Actor, Money, Order, Product, ProductKind, Role
 from policy.settings import PolicySnapshot
 
 SUPPORT = Actor(role=Role.SUPPORT, id="alice")
+BACKEND = Actor(role=Role.BACKEND, id="shop")
 POLICY = PolicySnapshot()
 DESCRIPTION = "The licensing module crashes on every request since the last update; logs attached."
+CLAIM = "The number never received the WhatsApp code; I asked for it three times over twenty minutes."
 SECRET = "hunter2-correct-horse-battery-staple"
 
 
@@ -25,6 +27,22 @@ def software_order(price: str = "50.00", currency: str = "EUR", customer_id: str
         product=Product(sku="plugin-seo-pro", kind=ProductKind.SOFTWARE, name="SEO Pro plugin"),
         price=Money(amount=Decimal(price), currency=currency),
         placed_at=datetime.now(UTC),
+    )
+
+
+def number_order(
+    price: str = "0.75",
+    currency: str = "EUR",
+    customer_id: str | None = None,
+    placed_at: datetime | None = None,
+) -> Order:
+    """A virtual number rented to receive one SMS (R1, R2, R5, R6)."""
+    return Order(
+        order_id=f"ord-{uuid.uuid4().hex[:10]}",
+        customer_id=customer_id or f"cust-{uuid.uuid4().hex[:8]}",
+        product=Product(sku="vn-uk-whatsapp", kind=ProductKind.VIRTUAL_NUMBER, name="UK number for WhatsApp"),
+        price=Money(amount=Decimal(price), currency=currency),
+        placed_at=placed_at or datetime.now(UTC),
     )
 
 
