@@ -179,6 +179,10 @@ class ComplaintDesk:
     """How long a query or an update may wait for the workflow before `ComplaintUnresponsive`: without a
     worker Temporal holds them indefinitely, and an HTTP client should not hang with them."""
 
+    async def now(self) -> datetime:
+        """The instant intake judges a claim at (R3); the workflow judges it again at its start time."""
+        return datetime.now(UTC)
+
     # ------------------------------------------------------------------------------------------- orders
 
     async def record_order(self, order: Order) -> tuple[Order, bool]:
@@ -337,7 +341,7 @@ class ComplaintDesk:
         (R15). A refusal writes nothing: the evidence is stored only once the checks have passed."""
         policy = policy or self.policy
         check_evidence(evidence)
-        intake.check_claim(order, kind, description, len(evidence), datetime.now(UTC), policy)
+        intake.check_claim(order, kind, description, len(evidence), await self.now(), policy)
         if await self.ledger.refund_of_order(order.order_id) is not None:
             raise intake.already_refunded(order)
         activation = await self.ledger.activation_of_order(order.order_id)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from google.protobuf.empty_pb2 import Empty
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -112,6 +113,11 @@ class TimeSkippingDesk(ComplaintDesk):
             yield
         finally:
             await self.client.test_service.lock_time_skipping(LockTimeSkippingRequest())
+
+    async def now(self) -> datetime:
+        """The server's clock, which runs ahead of the wall clock once a test has skipped time."""
+        response = await self.client.test_service.get_current_time(Empty())
+        return response.time.ToDatetime().replace(tzinfo=UTC)
 
     async def outcome(self, complaint_id: str) -> ComplaintState:
         async with self.time_skipping():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import SecretStr
+from temporalio.client import WorkflowHistory
 
 from policy.complaint import ServerCredentials
 from policy.models import Actor, Money, Order, Product, ProductKind, Role
@@ -52,3 +56,22 @@ def customer(order: Order) -> Actor:
 
 def credentials() -> ServerCredentials:
     return ServerCredentials(host="shop.example.net", username="deploy", secret=SecretStr(SECRET))
+
+
+def history_text(history: WorkflowHistory) -> str:
+    """The history with every payload decoded: its JSON carries payloads in base64, so a secret could sit
+    in `to_json()` unseen by a plain substring search. Search this instead."""
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "data" in node and "metadata" in node and isinstance(node["data"], str):
+                parts.append(base64.b64decode(node["data"]).decode("utf-8", errors="replace"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(history.to_json()))
+    return "\n".join(parts)

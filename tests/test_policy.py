@@ -13,22 +13,28 @@ from typing import Any, get_args
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from policy import rules
+from policy import intake, rules
 from policy.complaint import (
+    ACTIONS_OF_KIND,
     ACTOR_ROLE,
     ALLOWED,
     DEADLINE_BOUND,
+    REJECTION_REASONS,
     AccessAnswer,
     Action,
     ComplaintState,
     Review,
     SealedSecret,
     check_action,
+    review_reason_refusal,
 )
+from policy.evidence import EvidenceFile, check_evidence
 from policy.models import (
     FINAL_STATUSES,
+    ActivationStatus,
     Actor,
     AwareDatetime,
+    ClaimRejection,
     ComplaintKind,
     ComplaintStatus,
     DefectRejection,
@@ -44,7 +50,7 @@ from policy.models import (
 )
 from policy.refusals import FORBIDDEN_ACTOR, INVALID_STATE, REMEDY_BEING_ISSUED, PolicyRefusal
 from policy.settings import PolicySettings, PolicySnapshot
-from tests.factories import DESCRIPTION, POLICY, SUPPORT, customer, software_order
+from tests.factories import DESCRIPTION, POLICY, SUPPORT, customer, number_order, software_order
 
 S = ComplaintStatus
 NOW = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
@@ -491,3 +497,189 @@ def test_canonical_amount_keeps_cents_and_only_decimals_that_carry_value(given: 
     canonical = canonical_amount(Decimal(given))
     assert f"{canonical:f}" == written
     assert canonical == Decimal(given), "the value itself never changes"
+
+
+# ------------------------------------------------------------------------------- intake (R3-R6, kinds)
+
+PLACED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+CLAIM_TEXT = "The number never received the WhatsApp code; I asked for it three times."
+
+
+def number(placed_at: datetime = PLACED) -> Order:
+    return number_order(placed_at=placed_at)
+
+
+def intake_code(
+    order: Order, kind: ComplaintKind, at: datetime, description: str = CLAIM_TEXT, files: int = 1
+) -> str:
+    with pytest.raises(PolicyRefusal) as caught:
+        intake.check_claim(order, kind, description, files, at, POLICY)
+    return caught.value.code
+
+
+def test_r3_the_claim_window_includes_its_last_instant_and_not_one_microsecond_more() -> None:
+    order = number()
+    closes = intake.claim_window_closes(order, POLICY)
+    assert closes == PLACED + timedelta(days=5)
+    for at in (PLACED, closes - timedelta(seconds=1), closes):
+        intake.check_claim(order, ComplaintKind.SMS_NOT_RECEIVED, CLAIM_TEXT, 0, at, POLICY)
+    for at in (
+        closes + timedelta(microseconds=1),
+        closes + timedelta(seconds=1),
+        closes + timedelta(days=30),
+    ):
+        assert intake_code(order, ComplaintKind.SMS_NOT_RECEIVED, at) == "claim_window_expired"
+
+
+def test_r3_the_window_is_the_one_the_policy_snapshot_sets() -> None:
+    order = number()
+    short = POLICY.model_copy(update={"claim_window": timedelta(hours=1)})
+    late = PLACED + timedelta(hours=1, seconds=1)
+    intake.check_claim(order, ComplaintKind.SMS_NOT_RECEIVED, CLAIM_TEXT, 0, late, POLICY)
+    with pytest.raises(PolicyRefusal) as caught:
+        intake.check_claim(order, ComplaintKind.SMS_NOT_RECEIVED, CLAIM_TEXT, 0, late, short)
+    assert (
+        caught.value.code == "claim_window_expired" and "1:00:00 after it was placed" in caught.value.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("description", "accepted"),
+    [
+        ("x" * 40, True),
+        ("x" * 39, False),
+        ("  " + "x" * 39 + "   \n", False),
+        ("word " * 8, False),  # 40 typed, 39 once the trailing space goes
+        ("word  " * 8 + "word", True),  # runs of spaces count once: 44
+        ("\n".join(["ab"] * 14), True),  # 14 * 2 letters and 13 single spaces: 41
+        (" " * 500, False),
+    ],
+)
+def test_r4_forty_meaningful_characters(description: str, accepted: bool) -> None:
+    order = number()
+    expected = intake.meaningful_length(description) >= 40
+    assert expected is accepted, intake.meaningful_length(description)
+    if accepted:
+        intake.check_claim(order, ComplaintKind.SMS_NOT_RECEIVED, description, 0, PLACED, POLICY)
+    else:
+        assert (
+            intake_code(order, ComplaintKind.SMS_NOT_RECEIVED, PLACED, description) == "insufficient_reasons"
+        )
+
+
+def test_r4_the_minimum_is_a_setting() -> None:
+    lenient = POLICY.model_copy(update={"min_description_chars": 5})
+    intake.check_claim(number(), ComplaintKind.SMS_NOT_RECEIVED, "no sms", 0, PLACED, lenient)
+
+
+def test_r5_what_the_activation_settled_needs_no_claim() -> None:
+    check = intake.check_activation_for_claim
+    for status in (None, ActivationStatus.CANCELED):
+        check(ComplaintKind.SMS_NOT_RECEIVED, status)
+    for status in ActivationStatus:
+        check(ComplaintKind.INVALID_NUMBER, status)  # R6 is about the number, whatever the SMS did
+    with pytest.raises(PolicyRefusal) as completed:
+        check(ComplaintKind.SMS_NOT_RECEIVED, ActivationStatus.COMPLETED)
+    assert completed.value.code == "activation_completed"
+    with pytest.raises(PolicyRefusal) as waiting:
+        check(ComplaintKind.SMS_NOT_RECEIVED, ActivationStatus.WAITING_FOR_SMS, PLACED)
+    assert waiting.value.code == "activation_pending" and PLACED.isoformat() in waiting.value.message
+
+
+def test_r6_an_invalid_number_claim_needs_evidence_others_do_not() -> None:
+    order = number()
+    assert intake_code(order, ComplaintKind.INVALID_NUMBER, PLACED, files=0) == "evidence_required"
+    intake.check_claim(order, ComplaintKind.INVALID_NUMBER, CLAIM_TEXT, 1, PLACED, POLICY)
+    intake.check_claim(order, ComplaintKind.SMS_NOT_RECEIVED, CLAIM_TEXT, 0, PLACED, POLICY)
+
+
+def test_each_kind_fits_one_product_and_is_refused_on_the_other() -> None:
+    assert intake.PRODUCT_OF_KIND == {
+        ComplaintKind.SMS_NOT_RECEIVED: ProductKind.VIRTUAL_NUMBER,
+        ComplaintKind.INVALID_NUMBER: ProductKind.VIRTUAL_NUMBER,
+        ComplaintKind.MAJOR_DEFECT: ProductKind.SOFTWARE,
+    }
+    software = software_order().model_copy(update={"placed_at": PLACED})
+    for kind in (ComplaintKind.SMS_NOT_RECEIVED, ComplaintKind.INVALID_NUMBER):
+        assert intake_code(software, kind, PLACED) == "kind_not_for_product"
+    assert intake_code(number(), ComplaintKind.MAJOR_DEFECT, PLACED) == "kind_not_for_product"
+
+
+def test_the_first_broken_rule_is_the_one_reported() -> None:
+    """Kind before window before reasons before evidence: the customer fixes the most basic thing first."""
+    late = PLACED + timedelta(days=6)
+    software = software_order().model_copy(update={"placed_at": PLACED})
+    assert intake_code(software, ComplaintKind.INVALID_NUMBER, late, "short", 0) == "kind_not_for_product"
+    assert intake_code(number(), ComplaintKind.INVALID_NUMBER, late, "short", 0) == "claim_window_expired"
+    assert intake_code(number(), ComplaintKind.INVALID_NUMBER, PLACED, "short", 0) == "insufficient_reasons"
+
+
+# ------------------------------------------------------------------------------------------- evidence
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(16)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data"),
+    [
+        ("image/png", PNG),
+        ("image/jpeg", b"\xff\xd8\xff\xe0" + bytes(8)),
+        ("image/gif", b"GIF89a" + bytes(8)),
+        ("image/webp", b"RIFF\x00\x00\x00\x00WEBPVP8 "),
+        ("application/pdf", b"%PDF-1.7\n"),
+        ("text/plain", "12:01 code requested — none came\n".encode()),
+    ],
+)
+def test_evidence_of_each_accepted_type_passes(content_type: str, data: bytes) -> None:
+    check_evidence([EvidenceFile(name="f", content_type=content_type, data=data)])
+
+
+@pytest.mark.parametrize(
+    ("files", "why"),
+    [
+        ([EvidenceFile(name="a.png", content_type="image/png", data=b"MZ\x90\x00")], "content is not"),
+        ([EvidenceFile(name="a.exe", content_type="application/x-msdownload", data=b"MZ")], "not accepted"),
+        ([EvidenceFile(name="a.txt", content_type="text/plain", data=b"\xff\xfe\x00")], "content is not"),
+        ([EvidenceFile(name="a.png", content_type="image/png", data=PNG)] * 6, "at most 5"),
+        (
+            [EvidenceFile(name="a.pdf", content_type="application/pdf", data=b"%PDF-" + bytes(4 << 20))] * 3,
+            "MiB",
+        ),
+    ],
+)
+def test_evidence_of_the_wrong_type_count_or_size_is_rejected(files: list[EvidenceFile], why: str) -> None:
+    with pytest.raises(PolicyRefusal, match=why) as caught:
+        check_evidence(files)
+    assert caught.value.code == "evidence_rejected"
+
+
+def test_a_single_file_over_five_mib_is_invalid_input() -> None:
+    with pytest.raises(ValidationError):
+        EvidenceFile(name="big.pdf", content_type="application/pdf", data=b"%PDF-" + bytes(5 << 20))
+
+
+# --------------------------------------------------------------------------------- claims under review
+
+
+def test_r5_r6_each_kind_has_its_own_rejection_reasons() -> None:
+    reject = ReviewDecision.REJECT
+    for kind, reasons in REJECTION_REASONS.items():
+        for reason in reasons:
+            assert review_reason_refusal(reject, reason, kind) is None
+        others = {*DefectRejection, *ClaimRejection} - set(reasons)
+        for reason in others:
+            refused = review_reason_refusal(reject, reason, kind)
+            assert refused is not None and refused.code == "reason_code_not_allowed", (kind, reason)
+    assert ClaimRejection.SMS_DELIVERED in REJECTION_REASONS[ComplaintKind.SMS_NOT_RECEIVED]
+    assert ClaimRejection.NUMBER_VALID in REJECTION_REASONS[ComplaintKind.INVALID_NUMBER]
+    assert set(REJECTION_REASONS[ComplaintKind.MAJOR_DEFECT]) == set(DefectRejection)
+
+
+def test_a_claim_takes_only_review_and_withdraw() -> None:
+    claim = state_of(S.UNDER_REVIEW).model_copy(update={"kind": ComplaintKind.SMS_NOT_RECEIVED})
+    for action in get_args(Action):
+        if action in ("review", "withdraw"):
+            check_action(claim, action, right_actor(action, claim), NOW)
+        else:
+            assert refusal(claim, action, right_actor(action, claim)) == INVALID_STATE, action
+    assert ACTIONS_OF_KIND[ComplaintKind.MAJOR_DEFECT] == frozenset(get_args(Action))
