@@ -271,13 +271,28 @@ class ComplaintDesk:
         return await self._act_on_activation(record, "cancel", cancel)
 
     async def _activation_record(self, activation_id: str, seen_by: Actor) -> ActivationRecord:
+        """The activation's ledger record, or (just started, not projected yet) its workflow's state."""
         order_id = order_id_of_activation(activation_id)
-        record = None if order_id is None else await self.ledger.activation_of_order(order_id)
+        if order_id is None:
+            raise ActivationNotFound(activation_id)
+        record = await self.ledger.activation_of_order(order_id) or await self._unprojected(order_id)
         if record is None or record.state.activation_id != activation_id:
             raise ActivationNotFound(activation_id)
         if not _may_see(seen_by, record.state.customer_id):
             raise ActivationNotFound(activation_id)
         return record
+
+    async def _unprojected(self, order_id: str) -> ActivationRecord | None:
+        handle = self.client.get_workflow_handle(activation_workflow_id(order_id))
+        try:
+            described = await handle.describe()
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        run = self.client.get_workflow_handle(handle.id, run_id=described.run_id)
+        state = await self._query_activation(activation_id_of(order_id), run)
+        return ActivationRecord(workflow_id=handle.id, run_id=described.run_id, state=state)
 
     def _activation_handle(self, record: ActivationRecord) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(record.workflow_id, run_id=record.run_id)

@@ -24,15 +24,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
+from policy.activation import ActivationState
 from policy.complaint import Review
-from policy.models import ComplaintStatus, ReviewDecision, Role
+from policy.models import ActivationStatus, ComplaintStatus, ReviewDecision, Role
 from policy.settings import PolicySnapshot
 from starter.auth import mint_token
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk
+from starter.client import ComplaintDesk, activation_workflow_id
 from starter.run_local import stop_in_order
 from tests.conftest import migrated_ledger
-from tests.factories import DESCRIPTION, SUPPORT, customer, software_order
+from tests.factories import BACKEND, DESCRIPTION, SUPPORT, customer, number_order, software_order
 from workflows.search_attributes import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,3 +228,45 @@ async def test_deployed_api_and_worker_refund_a_complaint_over_http_and_survive_
                 "/v1/customers/cust-e2e/balance", headers=auth(Role.CUSTOMER, "cust-e2e")
             )
             assert balance.json()["balance"] == "19.99"
+
+
+async def test_activation_timer_fires_after_a_worker_crash_and_refunds_once(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """R2 on a real server: the SMS wait runs out while no worker runs; the next worker cancels the number
+    and returns its price exactly once. A number whose SMS came before the crash stays completed (R1)."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/ledger.db"
+    ledger: Ledger = await migrated_ledger(url)
+    keyring = VaultKeyring.generate()
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    policy = PolicySnapshot(sms_wait=timedelta(seconds=3))
+    desk = ComplaintDesk(
+        client=dev_server.client, ledger=ledger, keyring=keyring, task_queue=queue, policy=policy
+    )
+    log = tmp_path / "worker.log"
+    silent, _ = await ledger.record_order(number_order(price="0.90"))
+    answered, _ = await ledger.record_order(number_order(price="0.60", customer_id=silent.customer_id))
+    try:
+        with worker_process(dev_server, url, keyring, queue, log) as first:
+            waiting, _ = await desk.start_activation(silent.order_id, "+447700900123", "telegram", BACKEND)
+            other, _ = await desk.start_activation(answered.order_id, "+447700900456", "telegram", BACKEND)
+            await desk.receive_sms(other.activation_id, BACKEND, "Telegram code 55012")
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+
+        await asyncio.sleep(policy.sms_wait.total_seconds() + 1)
+        with worker_process(dev_server, url, keyring, queue, log):
+            handle = dev_server.client.get_workflow_handle(
+                activation_workflow_id(silent.order_id), result_type=ActivationState
+            )
+            final: ActivationState = await asyncio.wait_for(handle.result(), timeout=60)
+
+        assert final.status is ActivationStatus.CANCELED, _tail(log)
+        assert final.refund is not None and final.refund.amount == silent.price
+        assert (await desk.get_activation(other.activation_id, BACKEND)).status is ActivationStatus.COMPLETED
+        balance = await ledger.balance(silent.customer_id)
+        assert balance.totals == {"EUR": Decimal("0.90")} and len(balance.entries) == 1
+        assert await ledger.refund_of_order(answered.order_id) is None
+        assert waiting.expires_at == waiting.started_at + policy.sms_wait
+    finally:
+        await ledger.close()
