@@ -1,36 +1,89 @@
-"""Record the main complaint scenarios' histories into tests/histories/ for the replay test.
+"""Record the main scenarios' histories into tests/histories/ for the replay test.
 
-Run `python -m tests.record_histories` after an intended, compatible change to a workflow (or to add a
-scenario); never to make a failing replay pass: that failure means running complaints would break.
+One file per scenario, named `<family><name>.json` after the workflow it runs: `defect_` (a major-defect
+complaint), `claim_` (a claim about a rented number) and `activation_` (a number waiting for its SMS).
+
+    python -m tests.record_histories                      # every scenario that has no history yet
+    python -m tests.record_histories activation_ claim_   # ... of those, the ones named so
+    python -m tests.record_histories --replace claim_withdrawn   # record existing ones again
+
+A history that exists is kept: a run only adds the missing ones, unless `--replace` is given with prefixes
+that name the files to record again. The histories in `PREVIOUS_RELEASE` are never written at all: they
+were recorded by the release before `workflow.patched("intake-in-workflow")`, and prove that today's
+DefectComplaintWorkflow still replays complaints started then; today's code cannot record them again.
+
+Run it to add a scenario or after an intended, compatible change to a workflow; never to make a failing
+replay pass: that failure means running complaints would break.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import struct
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
-from policy.complaint import Review
-from policy.models import Actor, DefectRejection, Money, RemedyChoice, ReplacementOffer, ReviewDecision, Role
+from policy import refusals
+from policy.activation import ActivationState
+from policy.complaint import ComplaintState, Review
+from policy.evidence import EvidenceFile
+from policy.models import (
+    Actor,
+    ClaimRejection,
+    ComplaintKind,
+    ComplaintStatus,
+    DefectRejection,
+    Money,
+    Order,
+    RemedyChoice,
+    ReplacementOffer,
+    ReviewDecision,
+    Role,
+)
+from policy.refusals import PolicyRefusal
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk, register_search_attributes, workflow_id_of
-from tests.conftest import TimeSkippingDesk, migrated_ledger
-from tests.factories import DESCRIPTION, POLICY, SUPPORT, credentials, customer, software_order
+from starter.client import ComplaintDesk, activation_workflow_id, register_search_attributes, workflow_id_of
+from tests.conftest import QUIET_RUNTIME, TimeSkippingDesk, migrated_ledger
+from tests.factories import (
+    BACKEND,
+    CLAIM,
+    DESCRIPTION,
+    POLICY,
+    SUPPORT,
+    credentials,
+    customer,
+    number_order,
+    software_order,
+)
 from worker import build_worker
 
 HISTORIES = Path(__file__).parent / "histories"
 APPROVE = Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="reproduced")
+PHONE = "+447700900123"
+SERVICE = "whatsapp"
 
 Scenario = Callable[[ComplaintDesk, WorkflowEnvironment, str, str], Awaitable[None]]
+"""What happens to a filed complaint: (desk, env, complaint id, customer id)."""
+
+ActivationScenario = Callable[[ComplaintDesk, WorkflowEnvironment, ActivationState], Awaitable[None]]
+"""What happens to a started activation while its number waits."""
+
+
+# ------------------------------------------------------------------------------------ defect complaints
 
 
 async def refunded_by_default_after_access(
@@ -77,24 +130,255 @@ async def withdrawn_while_choosing(
     await desk.withdraw(cid, customer_actor(cust))
 
 
-SCENARIOS: dict[str, Scenario] = {
-    "refunded_by_default_after_access": refunded_by_default_after_access,
-    "replaced_with_offer": replaced_with_offer,
-    "rectified": rectified,
-    "access_silence": access_silence,
-    "escalated_then_rejected": escalated_then_rejected,
-    "withdrawn_while_choosing": withdrawn_while_choosing,
+# ---------------------------------------------------------------------------------- claims on a number
+
+
+async def approved(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
+    await env.sleep(timedelta(hours=3))
+    await desk.review(cid, Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="provider log empty"))
+
+
+async def number_found_valid(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
+    reject = Review(
+        actor=SUPPORT,
+        decision=ReviewDecision.REJECT,
+        reason_code=ClaimRejection.NUMBER_VALID,
+        note="the screenshot shows a typo in the number, not a refusal",
+    )
+    await desk.review(cid, reject)
+
+
+async def escalated_then_approved(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
+    await env.sleep(timedelta(days=5, hours=1))
+    escalated = await settled(desk, cid, lambda state: state.status is ComplaintStatus.ESCALATED)
+    expect([e.type for e in escalated.events] == ["filed", "support_reminded", "escalated"], escalated)
+    await desk.review(cid, Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="late, but right"))
+
+
+async def withdrawn(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
+    await env.sleep(timedelta(hours=2))
+    await desk.withdraw(cid, customer_actor(cust), note="the code came after all")
+
+
+# ----------------------------------------------------------------------------------------- activations
+
+
+async def sms_in_time(desk: ComplaintDesk, env: WorkflowEnvironment, activation: ActivationState) -> None:
+    await env.sleep(timedelta(minutes=7))
+    await desk.receive_sms(activation.activation_id, BACKEND, "Your WhatsApp code: 123-456")
+
+
+async def no_sms(desk: ComplaintDesk, env: WorkflowEnvironment, activation: ActivationState) -> None:
+    """Nothing: the timer ends the wait."""
+
+
+async def canceled_twice_then_late_sms(
+    desk: ComplaintDesk, env: WorkflowEnvironment, activation: ActivationState
+) -> None:
+    """The customer cancels twice at once (both updates reach the running workflow, as recorded); a late
+    SMS is then refused (by the update validator or from the ledger: no event either way)."""
+    await env.sleep(timedelta(minutes=5))
+    owner = Actor(role=Role.CUSTOMER, id=activation.customer_id)
+    aid = activation.activation_id
+    first, again = await asyncio.gather(
+        desk.cancel_activation(aid, owner), desk.cancel_activation(aid, owner)
+    )
+    expect(first.refund is not None and again.refund == first.refund, (first, again))
+    try:
+        await desk.receive_sms(aid, BACKEND, "Your WhatsApp code: 654-321")
+    except PolicyRefusal as refusal:
+        expect(refusal.code == refusals.INVALID_STATE, refusal)
+    else:
+        raise AssertionError("a late SMS completed a canceled activation")
+
+
+# ------------------------------------------------------------------------------------------ recordings
+
+
+class Final(NamedTuple):
+    """A recorded scenario's workflow and the status it ended in."""
+
+    workflow_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The test server, the desk and the ledger every scenario of one run shares."""
+
+    env: WorkflowEnvironment
+    desk: TimeSkippingDesk
+    ledger: Ledger
+
+    async def order(self, made: Order) -> Order:
+        """`made`, placed now by the server's clock (which runs days or years ahead of the wall clock once
+        earlier scenarios have skipped time), so that the workflow's intake check sees it in time (R3)."""
+        placed_at = await self.env.get_current_time()
+        expect(placed_at.tzinfo is not None, placed_at)
+        stored, _ = await self.ledger.record_order(made.model_copy(update={"placed_at": placed_at}))
+        return stored
+
+    async def complaint_outcome(self, complaint_id: str) -> Final:
+        final = await self.desk.outcome(complaint_id)
+        return Final(workflow_id_of(complaint_id), final.status.value)
+
+    async def activation_outcome(self, order_id: str) -> Final:
+        workflow_id = activation_workflow_id(order_id)
+        handle = self.desk.client.get_workflow_handle(workflow_id, result_type=ActivationState)
+        async with self.desk.time_skipping():
+            final: ActivationState = await handle.result()
+        return Final(workflow_id, final.status.value)
+
+
+Recording = Callable[[Stage], Awaitable[Final]]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    record: Recording
+    expected: str
+    """The status the scenario must end in, or nothing is written."""
+
+
+def defect(scenario: Scenario, expected: ComplaintStatus) -> Recipe:
+    async def record(stage: Stage) -> Final:
+        order = await stage.order(software_order())
+        state = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+        await scenario(stage.desk, stage.env, state.complaint_id, order.customer_id)
+        return await stage.complaint_outcome(state.complaint_id)
+
+    return Recipe(record, expected.value)
+
+
+def claim(
+    kind: ComplaintKind,
+    scenario: Scenario,
+    expected: ComplaintStatus,
+    evidence: Sequence[EvidenceFile] = (),
+) -> Recipe:
+    async def record(stage: Stage) -> Final:
+        order = await stage.order(number_order())
+        state = await stage.desk.file(order, kind, CLAIM, customer(order), evidence=evidence)
+        await scenario(stage.desk, stage.env, state.complaint_id, order.customer_id)
+        return await stage.complaint_outcome(state.complaint_id)
+
+    return Recipe(record, expected.value)
+
+
+def activation(scenario: ActivationScenario, expected: str) -> Recipe:
+    async def record(stage: Stage) -> Final:
+        order = await stage.order(number_order())
+        state, created = await stage.desk.start_activation(order.order_id, PHONE, SERVICE, BACKEND)
+        expect(created, state)
+        await scenario(stage.desk, stage.env, state)
+        return await stage.activation_outcome(order.order_id)
+
+    return Recipe(record, expected)
+
+
+def tiny_png() -> bytes:
+    """A real 1x1 PNG (one white grayscale pixel): the screenshot an invalid-number claim must carry."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff")  # one row: filter type 0, one byte
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+SCREENSHOT = EvidenceFile(name="2fa-screen.png", content_type="image/png", data=tiny_png())
+
+S = ComplaintStatus
+FAMILIES = ("defect_", "claim_", "activation_")
+
+SCENARIOS: dict[str, Recipe] = {
+    "defect_refunded_by_default_after_access": defect(refunded_by_default_after_access, S.REFUNDED),
+    "defect_replaced_with_offer": defect(replaced_with_offer, S.REPLACED),
+    "defect_rectified": defect(rectified, S.RECTIFIED),
+    "defect_access_silence": defect(access_silence, S.ACCESS_REFUSED),
+    "defect_escalated_then_rejected": defect(escalated_then_rejected, S.REJECTED),
+    "defect_withdrawn_while_choosing": defect(withdrawn_while_choosing, S.WITHDRAWN),
+    "defect_intake_checked_rectified": defect(rectified, S.RECTIFIED),
+    "claim_sms_refunded_on_approval": claim(ComplaintKind.SMS_NOT_RECEIVED, approved, S.REFUNDED),
+    "claim_invalid_number_rejected": claim(
+        ComplaintKind.INVALID_NUMBER, number_found_valid, S.REJECTED, evidence=[SCREENSHOT]
+    ),
+    "claim_escalated_then_approved": claim(
+        ComplaintKind.SMS_NOT_RECEIVED, escalated_then_approved, S.REFUNDED
+    ),
+    "claim_withdrawn": claim(ComplaintKind.SMS_NOT_RECEIVED, withdrawn, S.WITHDRAWN),
+    "activation_completed": activation(sms_in_time, "completed"),
+    "activation_timed_out_refunded": activation(no_sms, "canceled"),
+    "activation_canceled_by_customer": activation(canceled_twice_then_late_sms, "canceled"),
 }
+"""Every scenario by the stem of its history file; each stem starts with one of `FAMILIES`."""
+
+PREVIOUS_RELEASE = frozenset(
+    {
+        "defect_refunded_by_default_after_access",
+        "defect_replaced_with_offer",
+        "defect_rectified",
+        "defect_access_silence",
+        "defect_escalated_then_rejected",
+        "defect_withdrawn_while_choosing",
+    }
+)
+"""Recorded before the intake check moved into the workflow: kept as they are, never recorded again."""
 
 
 def customer_actor(customer_id: str) -> Actor:
     return Actor(role=Role.CUSTOMER, id=customer_id)
 
 
-async def record() -> None:
+def expect(holds: bool, about: object) -> None:
+    """A scenario that did not go as its name says must not leave a history behind."""
+    if not holds:
+        raise AssertionError(f"scenario went astray: {about!r}")
+
+
+async def settled(
+    desk: ComplaintDesk, complaint_id: str, done: Callable[[ComplaintState], bool]
+) -> ComplaintState:
+    """The complaint once `done` holds: the workflow may still be working through a timer that fired."""
+    for _ in range(600):
+        state = await desk.get(complaint_id)
+        if done(state):
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{complaint_id} did not get there in 30 s: {state!r}")
+
+
+def path_of(stem: str) -> Path:
+    return HISTORIES / f"{stem}.json"
+
+
+def select(prefixes: Sequence[str], replace: bool) -> tuple[list[str], list[str]]:
+    """The stems to record, and a line for each selected one that is kept as it is."""
+    chosen = [s for s in SCENARIOS if not prefixes or s.startswith(tuple(prefixes))]
+    unmatched = [p for p in prefixes if not any(s.startswith(p) for s in SCENARIOS)]
+    if unmatched:
+        raise SystemExit(f"no scenario is named {', '.join(unmatched)}*; known: {', '.join(SCENARIOS)}")
+    record: list[str] = []
+    kept: list[str] = []
+    for stem in chosen:
+        name = path_of(stem).name
+        if stem in PREVIOUS_RELEASE:
+            state = "kept" if path_of(stem).exists() else "MISSING (restore it from git)"
+            kept.append(f"{name}: {state}, recorded by the previous release")
+        elif path_of(stem).exists() and not replace:
+            kept.append(f"{name}: kept (record it again with --replace {stem})")
+        else:
+            record.append(stem)
+    return record, kept
+
+
+async def record(stems: Sequence[str]) -> None:
     HISTORIES.mkdir(exist_ok=True)
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=tool_path("temporal-test-server")
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=tool_path("temporal-test-server"),
+        runtime=QUIET_RUNTIME,
     )
     async with env:
         await register_search_attributes(env.client)
@@ -103,19 +387,36 @@ async def record() -> None:
             keyring = VaultKeyring.generate()
             queue = f"record-{uuid.uuid4().hex[:8]}"
             desk = TimeSkippingDesk(client=env.client, ledger=ledger, keyring=keyring, task_queue=queue)
-            async with build_worker(env.client, ledger, keyring, queue):
-                for name, scenario in SCENARIOS.items():
-                    order = software_order()
-                    state = await desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
-                    await scenario(desk, env, state.complaint_id, order.customer_id)
-                    final = await desk.outcome(state.complaint_id)
-                    handle = env.client.get_workflow_handle(workflow_id_of(state.complaint_id))
-                    history = await handle.fetch_history()
-                    path = HISTORIES / f"defect_{name}.json"
-                    path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-                    print(f"{path.name}: {final.status.value}, {len(history.events)} events")
-            await ledger.close()
+            stage = Stage(env=env, desk=desk, ledger=ledger)
+            try:
+                async with build_worker(env.client, ledger, keyring, queue):
+                    for stem in stems:
+                        recipe = SCENARIOS[stem]
+                        final = await recipe.record(stage)
+                        expect(final.status == recipe.expected, (stem, final))
+                        history = await env.client.get_workflow_handle(final.workflow_id).fetch_history()
+                        path = path_of(stem)
+                        path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+                        print(f"{path.name}: {final.status}, {len(history.events)} events")
+            finally:
+                await ledger.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("prefixes", nargs="*", help="record only the scenarios whose file name starts so")
+    parser.add_argument("--replace", action="store_true", help="record the named existing histories again")
+    args = parser.parse_args(argv)
+    if args.replace and not args.prefixes:
+        parser.error("--replace needs prefixes naming the histories to record again")
+    stems, kept = select(args.prefixes, args.replace)
+    for line in kept:
+        print(line)
+    if stems:
+        asyncio.run(record(stems))
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    main()
