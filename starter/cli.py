@@ -1,11 +1,18 @@
-"""`refund-desk`: run the worker and the API, migrate the ledger, mint development tokens, and support's
-complaint commands.
+"""`refund-desk`: run the worker and the API, migrate the ledger, mint development tokens, and act on
+activations and complaints.
 
-Each complaint command is one call on the desk of `starter.client`, the module the HTTP API uses too, so the
+- `refund-desk activations start|show|sms|cancel`: the shop's backend on a rented number (R1, R2): start it
+  waiting for its SMS, read it, report the SMS that came, or cancel it (the price goes back once).
+- `refund-desk complaints file`: the shop's backend files a complaint of any kind on a customer's behalf,
+  with evidence files (R3-R6, R15); `complaints list|show|review|request-access|fix|offer-replacement`:
+  support's side, for defects (R8-R12) and for claims about numbers (R5, R6).
+
+Each of these commands is one call on the desk of `starter.client`, the module the HTTP API uses too, so the
 CLI refuses exactly what the API and the workflow refuse: it only turns arguments into the policy's models
-and the resulting state (or refusal) into text. Expected failures print one `error: ...` line to stderr and
-exit 1 (the desk said no, or could not be reached) or 2 (the command or the settings are wrong); only a bug
-shows a traceback.
+and the resulting state (or refusal) into text. Whoever acts is recorded (R16): support or the backend as
+named by `--as`/`--operator` or REFUND_DESK_OPERATOR, else the OS user. Expected failures print one
+`error: ...` line to stderr and exit 1 (the desk said no, or could not be reached) or 2 (the command, a file
+it names or the settings are wrong); only a bug shows a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import mimetypes
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -20,6 +28,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -34,20 +43,33 @@ from temporalio.service import RPCError, RPCStatusCode
 from ledger.migrate import upgrade_url
 from ledger.settings import LedgerSettings
 from ledger.vault import VaultError
-from policy.complaint import ComplaintState, Review
+from policy.activation import ActivationState
+from policy.complaint import REJECTION_REASONS, ComplaintState, Review
+from policy.evidence import MAX_FILE_BYTES, EvidenceFile
 from policy.models import (
+    ActivationStatus,
     Actor,
+    ClaimRejection,
     ComplaintKind,
     ComplaintStatus,
     DefectRejection,
     Money,
+    RejectionReason,
     ReviewDecision,
     Role,
     canonical_amount,
 )
 from policy.refusals import PolicyRefusal
 from policy.settings import Duration
-from starter.client import ComplaintDesk, ComplaintNotFound, ComplaintUnresponsive, OrderNotFound, open_desk
+from starter.client import (
+    ActivationNotFound,
+    ActivationUnresponsive,
+    ComplaintDesk,
+    ComplaintNotFound,
+    OrderNotFound,
+    Unresponsive,
+    open_desk,
+)
 from starter.settings import ApiSettings, SettingsError, TemporalSettings
 
 T = TypeVar("T")
@@ -67,10 +89,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 complaints = typer.Typer(
-    help="Support's view of complaints: list, show, review, request access, fix, offer a replacement.",
+    help="Complaints: the backend files them; support lists, shows, reviews, requests access, fixes, "
+    "offers a replacement.",
     no_args_is_help=True,
 )
 app.add_typer(complaints, name="complaints")
+activations = typer.Typer(
+    help="The shop's backend on a rented number (R1, R2): start it, show it, report its SMS, cancel it.",
+    no_args_is_help=True,
+)
+app.add_typer(activations, name="activations")
 
 
 # ---------------------------------------------------------------------------------------- formatting
@@ -86,6 +114,10 @@ def time_left(deadline: datetime | None, now: datetime, status: ComplaintStatus)
         return "—"
     if status is ComplaintStatus.AWAITING_ACCESS:
         return "paused"
+    return _left(deadline, now)
+
+
+def _left(deadline: datetime, now: datetime) -> str:
     left = deadline - now
     if left <= timedelta(0):
         return "overdue"
@@ -109,6 +141,15 @@ def when(moment: datetime | None) -> str:
 def money(value: Money) -> str:
     """`50.00 EUR`: the ledger keeps four decimal places, people read two unless more are used."""
     return f"{canonical_amount(value.amount):f} {value.currency}"
+
+
+def size(count: int) -> str:
+    """A file's size as people read it: `812 B`, `3.4 KiB`, `1.2 MiB`."""
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / (1024 * 1024):.1f} MiB"
 
 
 PIPE_WIDTH = 1_000
@@ -166,6 +207,8 @@ def reported() -> Iterator[None]:
         fail(str(refusal), REFUSED)
     except ComplaintNotFound as missing:
         fail(f"no complaint {missing}", REFUSED)
+    except ActivationNotFound as missing:
+        fail(f"no activation {missing}", REFUSED)
     except OrderNotFound as missing:
         fail(f"no order {missing}", REFUSED)
     except SettingsError as error:
@@ -176,8 +219,9 @@ def reported() -> Iterator[None]:
         fail(_validation_summary(error), USAGE)
     except ArgumentError as error:
         fail(f"DATABASE_URL: {error}", USAGE)
-    except ComplaintUnresponsive:
-        fail("the complaint did not answer in time (is a worker running?); read it before retrying", REFUSED)
+    except Unresponsive as silent:
+        what = "activation" if isinstance(silent, ActivationUnresponsive) else "complaint"
+        fail(f"the {what} did not answer in time (is a worker running?); read it before retrying", REFUSED)
     except RPCError as error:
         if error.status is RPCStatusCode.UNAVAILABLE:
             fail(f"cannot reach Temporal at {_temporal_address()}", REFUSED)
@@ -201,9 +245,9 @@ def _with_desk(work: Callable[[ComplaintDesk], Awaitable[T]]) -> T:
         return asyncio.run(_run())
 
 
-def _operator(given: str | None) -> Actor:
-    """Support acting under the name given, else REFUND_DESK_OPERATOR (read by the option), else the OS
-    user: every action is recorded with who took it (R16)."""
+def _operator(given: str | None, role: Role = Role.SUPPORT) -> Actor:
+    """Support (or the shop's backend, by `role`) acting under the name given, else REFUND_DESK_OPERATOR
+    (read by the option), else the OS user: every action is recorded with who took it (R16)."""
     name = given
     if not name:
         try:
@@ -211,7 +255,7 @@ def _operator(given: str | None) -> Actor:
         except (KeyError, OSError):
             fail(f"who is acting? pass --as NAME or set {OPERATOR_ENV}", USAGE)
     with reported():
-        return Actor(role=Role.SUPPORT, id=name)
+        return Actor(role=role, id=name)
 
 
 def _changed(state: ComplaintState) -> None:
@@ -304,13 +348,85 @@ Operator = Annotated[
     typer.Option(
         "--as",
         "--by",
+        "--operator",
         envvar=OPERATOR_ENV,
         show_envvar=True,
         help="Support's id to act as; defaults to the OS user.",
     ),
 ]
+BackendOperator = Annotated[
+    str | None,
+    typer.Option(
+        "--operator",
+        "--as",
+        "--by",
+        envvar=OPERATOR_ENV,
+        show_envvar=True,
+        help="The shop backend's id to act as; defaults to the OS user.",
+    ),
+]
 ComplaintId = Annotated[str, typer.Argument(help="The complaint's id.", show_default=False)]
+OrderId = Annotated[str, typer.Argument(help="The order's id.", show_default=False)]
 Note = Annotated[str, typer.Option(help="A note for the audit trail.")]
+
+
+def _evidence(paths: list[Path]) -> list[EvidenceFile]:
+    """The files named by --evidence, typed by their extension. One that cannot be read is a usage error;
+    whether its type and content are accepted is the policy's to say (`evidence_rejected`)."""
+    files = []
+    for path in paths:
+        try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                fail(f"--evidence {path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", USAGE)
+            data = path.read_bytes()
+        except OSError as error:
+            fail(f"--evidence {path}: {error.strerror or error}", USAGE)
+        content_type = mimetypes.guess_type(path.name, strict=False)[0] or "application/octet-stream"
+        try:
+            files.append(EvidenceFile(name=path.name, content_type=content_type, data=data))
+        except ValidationError as error:
+            fail(f"--evidence {path}: {_validation_summary(error)}", USAGE)
+    return files
+
+
+@complaints.command("file")
+def file_complaint(
+    order_id: OrderId,
+    kind: Annotated[ComplaintKind, typer.Option(help="What the complaint is about (R5, R6, R7).")],
+    description: Annotated[
+        str, typer.Option(help="What went wrong, in detail: R4 wants grounded reasons, not a word.")
+    ],
+    evidence: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A file to attach (repeat for several): PNG, JPEG, GIF, WebP, PDF or text, typed by its "
+            "extension. invalid_number needs at least one (R6).",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
+    customer: Annotated[
+        str | None, typer.Option(help="Only file if the order is this customer's (a check, not the filer).")
+    ] = None,
+    operator: BackendOperator = None,
+) -> None:
+    """The shop's backend files a complaint on a customer's behalf. Intake (R3-R6, R15, the kind fits the
+    product, an order refunded already) refuses it with its code and writes nothing."""
+    actor = _operator(operator, Role.BACKEND)
+    files = _evidence(evidence or [])
+
+    async def _file(desk: ComplaintDesk) -> ComplaintState:
+        if customer is not None:
+            order = await desk.get_order(order_id, seen_by=actor)
+            if order.customer_id != customer:
+                raise OrderNotFound(f"{order_id} for customer {customer}")
+        return await desk.file_complaint(order_id, kind, description, actor, files)
+
+    state = _with_desk(_file)
+    count = len(state.evidence)
+    attached = f" with {count} evidence file{'' if count == 1 else 's'}" if count else ""
+    _console().print(_text(f"filed {state.kind.value} complaint on order {state.order.order_id}{attached}"))
+    _changed(state)
 
 
 @complaints.command("list")
@@ -352,10 +468,12 @@ def list_complaints(
 
 @complaints.command()
 def show(complaint_id: ComplaintId) -> None:
-    """The complaint as it stands and its audit trail (R16). Credentials never appear, only whether access
-    was granted."""
+    """The complaint as it stands, its evidence and its audit trail (R16). Credentials never appear, only
+    whether access was granted."""
     state = _with_desk(lambda desk: desk.get(complaint_id))
     now = datetime.now(UTC)
+    # A defect's deadline is the rectification deadline (R7, moved by R10); a claim's is its review's.
+    deadline = "deadline" if state.kind is ComplaintKind.MAJOR_DEFECT else "review deadline"
     facts: list[tuple[str, str]] = [
         ("complaint", state.complaint_id),
         ("kind", state.kind.value),
@@ -364,9 +482,12 @@ def show(complaint_id: ComplaintId) -> None:
         ("customer", state.customer_id),
         ("amount", money(state.order.price)),
         ("filed", f"{when(state.created_at)} by {state.filed_by}"),
-        ("deadline", f"{when(state.deadline)} ({time_left(state.deadline, now, state.status)})"),
+        (deadline, f"{when(state.deadline)} ({time_left(state.deadline, now, state.status)})"),
         ("description", state.description),
     ]
+    for number, evidence in enumerate(state.evidence):
+        label = "evidence" if number == 0 else ""
+        facts.append((label, f"{evidence.name} ({evidence.content_type}, {size(evidence.size)})"))
     if state.review is not None:
         review = state.review
         reason = f" ({review.reason_code.value})" if review.reason_code is not None else ""
@@ -429,28 +550,62 @@ def _detail(value: Any) -> str:
     return str(value)
 
 
+class ReviewReason(StrEnum):
+    """Every reason a rejection may give, as one option type: `RejectionReason` is a union of two enums
+    (R8's for a defect, R5/R6's for a claim about a number), which a Typer option cannot take. Which reason
+    fits which kind is the desk's and the workflow's to say (`reason_code_not_allowed`)."""
+
+    USER_API_MISUSE = DefectRejection.USER_API_MISUSE.value
+    THIRD_PARTY_INCOMPATIBILITY = DefectRejection.THIRD_PARTY_INCOMPATIBILITY.value
+    NOT_A_DEFECT = DefectRejection.NOT_A_DEFECT.value
+    CONTRADICTS_TERMS = DefectRejection.CONTRADICTS_TERMS.value
+    SMS_DELIVERED = ClaimRejection.SMS_DELIVERED.value
+    NUMBER_VALID = ClaimRejection.NUMBER_VALID.value
+    INSUFFICIENT_EVIDENCE = ClaimRejection.INSUFFICIENT_EVIDENCE.value
+
+    def rejection_reason(self) -> RejectionReason:
+        """The policy's own enum member for this code."""
+        reason: RejectionReason = TypeAdapter(RejectionReason).validate_python(self.value)
+        return reason
+
+
+def _reasons_by_kind() -> str:
+    """`major_defect: user_api_misuse, ... / sms_not_received: sms_delivered, ... / ...`"""
+    return " / ".join(
+        f"{kind.value}: {', '.join(reason.value for reason in reasons)}"
+        for kind, reasons in REJECTION_REASONS.items()
+    )
+
+
 @complaints.command()
 def review(
     complaint_id: ComplaintId,
     approve: Annotated[
-        bool | None, typer.Option("--approve/--reject", help="Approve the deficiency, or reject it (R8).")
+        bool | None,
+        typer.Option(
+            "--approve/--reject",
+            help="Approve (a defect moves to rectifying, a claim is refunded), or reject with --reason.",
+        ),
     ] = None,
-    reason: Annotated[DefectRejection | None, typer.Option(help="Why it is rejected (R8).")] = None,
+    reason: Annotated[
+        ReviewReason | None,
+        typer.Option(help=f"Why it is rejected, by kind (R8; R5, R6): {_reasons_by_kind()}."),
+    ] = None,
     note: Note = "",
     operator: Operator = None,
 ) -> None:
-    """R8: approve the deficiency (the complaint moves to rectifying), or reject it with a reason."""
+    """R8: approve the deficiency (the complaint moves to rectifying), or reject it with a reason; R5/R6:
+    approve a claim about a number (a full refund), or reject it with a reason."""
     if approve is None:
         fail("say --approve or --reject --reason CODE", USAGE)
     if not approve and reason is None:
-        codes = ", ".join(code.value for code in DefectRejection)
-        fail(f"a rejection needs --reason, one of: {codes}", USAGE)
+        fail(f"a rejection needs --reason, by kind: {_reasons_by_kind()}", USAGE)
     if approve and reason is not None:
         fail("an approval takes no --reason", USAGE)
     decision = Review(
         actor=_operator(operator),
         decision=ReviewDecision.APPROVE if approve else ReviewDecision.REJECT,
-        reason_code=reason,
+        reason_code=None if reason is None else reason.rejection_reason(),
         note=note,
     )
     _changed(_with_desk(lambda desk: desk.review(complaint_id, decision)))
@@ -498,6 +653,124 @@ def offer_replacement(
         return await desk.offer_replacement(complaint_id, actor, offer)
 
     _changed(_with_desk(_offer))
+
+
+# ------------------------------------------------------------------------------------ activations
+
+
+ActivationId = Annotated[str, typer.Argument(help="The activation's id (act_ORDER).", show_default=False)]
+
+
+def activation_left(state: ActivationState, now: datetime) -> str:
+    """How long the number still waits for its SMS (R1); "—" once completed or canceled, "ending" once the
+    wait is over and the cancel (R2) is under way."""
+    if state.is_final:
+        return "—"
+    if state.cancel_requested_at is not None:
+        return "ending"
+    left = _left(state.expires_at, now)
+    return "ending" if left == "overdue" else left
+
+
+def _refund_text(state: ActivationState) -> str:
+    if state.refund is not None:
+        return f"{money(state.refund.amount)} at {when(state.refund.issued_at)}"
+    if state.refund_refused is not None:
+        return f"none ({state.refund_refused})"
+    return "—"
+
+
+def _activation_line(state: ActivationState) -> str:
+    """The activation in one line: its status and what it means now."""
+    line = f"{state.activation_id}: {state.status.value}"
+    if state.status is ActivationStatus.WAITING_FOR_SMS:
+        line += f" (expires {when(state.expires_at)}, {activation_left(state, datetime.now(UTC))})"
+    elif state.status is ActivationStatus.COMPLETED:
+        line += f" (SMS at {when(state.completed_at)}; not refundable)"
+    else:
+        reason = state.cancel_reason.value if state.cancel_reason is not None else "canceled"
+        line += f" ({reason}); refund {_refund_text(state)}"
+    return line
+
+
+@activations.command("start")
+def start_activation(
+    order_id: OrderId,
+    phone: Annotated[
+        str, typer.Option(help="The rented number in E.164, e.g. +447700900123.", show_default=False)
+    ],
+    service: Annotated[
+        str, typer.Option(help="The service it receives its code from, e.g. whatsapp.", show_default=False)
+    ],
+    operator: BackendOperator = None,
+) -> None:
+    """R1/R2: the order's number starts waiting for its SMS. The same number and service again answers with
+    the activation as it is; another number for the order is refused."""
+    actor = _operator(operator, Role.BACKEND)
+    state, created = _with_desk(lambda desk: desk.start_activation(order_id, phone, service, actor))
+    console = _console()
+    if created:
+        console.print(_text(f"started activation {state.activation_id}"))
+    else:
+        console.print(_text(f"activation {state.activation_id} already existed: nothing started"))
+    console.print(_text(_activation_line(state)))
+
+
+@activations.command("show")
+def show_activation(activation_id: ActivationId, operator: BackendOperator = None) -> None:
+    """The activation as it stands: the number, its SMS if one came, its cancel and refund if not."""
+    actor = _operator(operator, Role.BACKEND)
+    state = _with_desk(lambda desk: desk.get_activation(activation_id, actor))
+    order = state.order
+    facts: list[tuple[str, str]] = [
+        ("activation", state.activation_id),
+        ("order", f"{order.order_id} ({order.product.name}, {order.product.sku})"),
+        ("customer", state.customer_id),
+        ("amount", money(order.price)),
+        ("phone", state.phone_number),
+        ("service", state.service),
+        ("status", state.status.value),
+        ("started", f"{when(state.started_at)} by {state.started_by}"),
+        ("expires", f"{when(state.expires_at)} ({activation_left(state, datetime.now(UTC))})"),
+    ]
+    if state.sms_text is not None:
+        facts.append(("sms", state.sms_text))
+        facts.append(("completed", when(state.completed_at)))
+    if state.status is ActivationStatus.CANCELED:
+        reason = state.cancel_reason.value if state.cancel_reason is not None else "—"
+        by = f" by {state.canceled_by}" if state.canceled_by else ""
+        facts.append(("canceled", f"{when(state.canceled_at)}{by} ({reason})"))
+        facts.append(("refund", _refund_text(state)))
+    elif state.cancel_requested_at is not None:
+        by = f" by {state.cancel_requested_by}" if state.cancel_requested_by is not None else ""
+        facts.append(("cancel requested", f"{when(state.cancel_requested_at)}{by}"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for label, value in facts:
+        grid.add_row(_text(label), _text(value))
+    _console().print(grid)
+
+
+@activations.command("sms")
+def receive_sms(
+    activation_id: ActivationId,
+    text: Annotated[str, typer.Argument(help="The SMS the number received.", show_default=False)],
+    operator: BackendOperator = None,
+) -> None:
+    """R1: the number received its SMS; the activation is completed and no longer refundable."""
+    actor = _operator(operator, Role.BACKEND)
+    state = _with_desk(lambda desk: desk.receive_sms(activation_id, actor, text))
+    _console().print(_text(_activation_line(state)))
+
+
+@activations.command("cancel")
+def cancel_activation(activation_id: ActivationId, operator: BackendOperator = None) -> None:
+    """R2: give up on the number before an SMS came; the full price goes back to the customer's balance,
+    once however often this is run."""
+    actor = _operator(operator, Role.BACKEND)
+    state = _with_desk(lambda desk: desk.cancel_activation(activation_id, actor))
+    _console().print(_text(_activation_line(state)))
 
 
 def main() -> None:

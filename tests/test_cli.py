@@ -8,7 +8,10 @@ and the tests already run on an event loop.
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
+import struct
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,16 +19,36 @@ from pathlib import Path
 
 import jwt
 import pytest
+import typer
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
+from policy.activation import ActivationState
 from policy.complaint import ComplaintState
-from policy.models import ComplaintStatus, Money
-from starter.cli import app, time_left
-from starter.client import ComplaintDesk
-from tests.factories import DESCRIPTION, POLICY, SECRET, credentials, customer, software_order
+from policy.evidence import MAX_FILE_BYTES
+from policy.models import (
+    ActivationStatus,
+    ClaimRejection,
+    ComplaintKind,
+    ComplaintStatus,
+    DefectRejection,
+    Money,
+    Order,
+)
+from starter.cli import ReviewReason, app, reported, time_left
+from starter.client import ActivationUnresponsive, ComplaintDesk, ComplaintUnresponsive, Unresponsive
+from tests.factories import (
+    CLAIM,
+    DESCRIPTION,
+    POLICY,
+    SECRET,
+    credentials,
+    customer,
+    number_order,
+    software_order,
+)
 
 S = ComplaintStatus
 JWT_SECRET = "cli-test-secret-" + "y" * 40
@@ -66,11 +89,18 @@ async def filed(desk: ComplaintDesk, ledger: Ledger, price: str = "50.00") -> Co
     """A defect complaint filed by its customer, once the ledger (which `list` reads) has it."""
     order = software_order(price=price)
     state = await desk.file_defect_complaint(order, DESCRIPTION, filed_by=customer(order), policy=POLICY)
+    await in_ledger(ledger, state.complaint_id)
+    return state
+
+
+async def in_ledger(ledger: Ledger, complaint_id: str, status: ComplaintStatus | None = None) -> None:
+    """Wait until the ledger's projection (which `list` reads) has the complaint, in `status` if given."""
     for _ in range(500):
-        if await ledger.get_complaint(state.complaint_id) is not None:
-            return state
+        record = await ledger.get_complaint(complaint_id)
+        if record is not None and status in (None, record.state.status):
+            return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"{state.complaint_id} never reached the ledger")
+    raise AssertionError(f"{complaint_id} never reached the ledger as {status}")
 
 
 def succeeded(result: Result) -> str:
@@ -334,8 +364,568 @@ async def test_migrate_creates_the_ledger_schema(tmp_path: Path) -> None:
 
 def test_help_lists_the_commands() -> None:
     out = succeeded(runner.invoke(app, ["--help"], env={"COLUMNS": "200"}))
-    for command in ("serve", "worker", "migrate", "token", "complaints"):
+    for command in ("serve", "worker", "migrate", "token", "complaints", "activations"):
         assert command in out
     sub = succeeded(runner.invoke(app, ["complaints", "--help"], env={"COLUMNS": "200"}))
-    for command in ("list", "show", "review", "request-access", "fix", "offer-replacement"):
-        assert command in sub
+    for command in ("file", "list", "show", "review", "request-access", "fix", "offer-replacement"):
+        assert re.search(rf"^\W*{command} ", sub, re.M), (command, sub)
+    numbers = succeeded(runner.invoke(app, ["activations", "--help"], env={"COLUMNS": "200"}))
+    for command in ("start", "show", "sms", "cancel"):
+        assert re.search(rf"^\W*{command} ", numbers, re.M), (command, numbers)
+
+
+def test_review_help_lists_every_rejection_code() -> None:
+    out = succeeded(runner.invoke(app, ["complaints", "review", "--help"], env={"COLUMNS": "250"}))
+    for code in (*DefectRejection, *ClaimRejection):
+        assert code.value in out
+
+
+# ----------------------------------------------------------------------------------------- activations
+
+PHONE = "+447700900123"
+
+
+async def number(ledger: Ledger, price: str = "0.75") -> Order:
+    """A virtual number order, recorded in the ledger as the shop's backend would first."""
+    order, _ = await ledger.record_order(number_order(price=price))
+    return order
+
+
+async def projected(ledger: Ledger, order: Order) -> ActivationState:
+    """The activation as the ledger has it: the workflow writes its row in an activity of its own, which
+    may finish a moment after `start` has answered."""
+    for _ in range(500):
+        record = await ledger.activation_of_order(order.order_id)
+        if record is not None:
+            return record.state
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the activation of {order.order_id} never reached the ledger")
+
+
+async def rented(cli: Cli, order: Order) -> str:
+    """`activations start` on the order; the activation id it printed, for the next command at once."""
+    out = succeeded(
+        await cli("activations", "start", order.order_id, "--phone", PHONE, "--service", "whatsapp")
+    )
+    match = re.search(r"^started activation (act_\S+)$", out, re.M)
+    assert match is not None and match.group(1) == f"act_{order.order_id}", out
+    return match.group(1)
+
+
+async def test_activation_start_show_and_sms_complete_it_as_the_backend(cli: Cli, ledger: Ledger) -> None:
+    order = await number(ledger)
+    out = succeeded(
+        await cli("activations", "start", order.order_id, "--phone", PHONE, "--service", "whatsapp")
+    )
+    activation_id = f"act_{order.order_id}"
+    assert f"started activation {activation_id}" in out
+    assert f"{activation_id}: waiting_for_sms (expires " in out
+    assert "19m)" in out, "twenty minutes to wait (R1), less the moments the test took"
+    waiting = await projected(ledger, order)
+    assert waiting.started_by == "backend:alice" and waiting.phone_number == PHONE
+
+    shown = succeeded(await cli("activations", "show", activation_id))
+    for fact in (order.order_id, order.customer_id, PHONE, "whatsapp", "waiting_for_sms", "0.75 EUR"):
+        assert fact in shown
+    assert "by backend:alice" in shown and "19m" in shown
+    assert "sms" not in shown.replace("waiting_for_sms", ""), "no SMS yet"
+
+    done = succeeded(await cli("activations", "sms", activation_id, "Your WhatsApp code: 123-456"))
+    assert f"{activation_id}: completed" in done and "not refundable" in done
+    shown = succeeded(await cli("activations", "show", activation_id))
+    assert "completed" in shown and "Your WhatsApp code: 123-456" in shown
+    assert "refund" not in shown
+    record = await ledger.activation_of_order(order.order_id)
+    assert record is not None and record.state.status is ActivationStatus.COMPLETED
+    assert await ledger.refund_of_order(order.order_id) is None
+
+
+async def test_activation_cancel_refunds_the_price_once_and_shows_the_refund(
+    cli: Cli, ledger: Ledger
+) -> None:
+    order = await number(ledger, price="0.75")
+    activation_id = await rented(cli, order)
+
+    out = succeeded(await cli("activations", "cancel", activation_id))
+    assert f"{activation_id}: canceled (canceled_by_backend); refund 0.75 EUR at " in out
+    balance = await ledger.balance(order.customer_id)
+    assert balance.totals == {"EUR": Decimal("0.75")} and len(balance.entries) == 1
+    assert balance.entries[0].actor == "backend:alice"
+
+    again = succeeded(await cli("activations", "cancel", activation_id, "--operator", "shop"))
+    assert "canceled" in again and "0.75 EUR" in again
+    balance = await ledger.balance(order.customer_id)
+    assert len(balance.entries) == 1 and balance.totals == {"EUR": Decimal("0.75")}, "refunded once (R2)"
+
+    shown = succeeded(await cli("activations", "show", activation_id))
+    assert "canceled" in shown and "canceled_by_backend" in shown and "by backend:alice" in shown
+    refund_line = next(line for line in shown.splitlines() if line.strip().startswith("refund"))
+    assert "0.75 EUR at " in refund_line
+
+
+async def test_cancel_after_the_sms_is_refused_and_refunds_nothing(cli: Cli, ledger: Ledger) -> None:
+    order = await number(ledger)
+    activation_id = await rented(cli, order)
+    succeeded(await cli("activations", "sms", activation_id, "code 4242"))
+
+    failed(await cli("activations", "cancel", activation_id), 1, "invalid_state: the SMS was received")
+    assert (await ledger.table_counts(["refunds"])) == {"refunds": 0}
+    assert (await ledger.balance(order.customer_id)).entries == []
+    assert "completed" in succeeded(await cli("activations", "show", activation_id))
+
+
+async def test_an_sms_after_a_cancel_is_refused_and_the_refund_stands(cli: Cli, ledger: Ledger) -> None:
+    order = await number(ledger)
+    activation_id = await rented(cli, order)
+    succeeded(await cli("activations", "cancel", activation_id))
+
+    failed(await cli("activations", "sms", activation_id, "code 4242"), 1, "invalid_state: ")
+    shown = succeeded(await cli("activations", "show", activation_id))
+    assert "canceled" in shown and "code 4242" not in shown
+    assert len((await ledger.balance(order.customer_id)).entries) == 1
+
+
+async def test_unknown_activation_is_not_found_by_every_command(cli: Cli) -> None:
+    for missing in ("act_ord-nope", "not-an-activation"):
+        failed(await cli("activations", "show", missing), 1, f"no activation {missing}")
+        failed(await cli("activations", "sms", missing, "code 1"), 1, f"no activation {missing}")
+        failed(await cli("activations", "cancel", missing), 1, f"no activation {missing}")
+
+
+@pytest.mark.parametrize(
+    ("phone", "service", "field"),
+    [
+        ("07700 900123", "whatsapp", "phone_number"),
+        ("+0447700900123", "whatsapp", "phone_number"),
+        ("+44770090012345678", "whatsapp", "phone_number"),
+        (PHONE, "what's app", "service"),
+    ],
+)
+async def test_a_malformed_number_or_service_is_a_usage_error_and_writes_nothing(
+    cli: Cli, ledger: Ledger, phone: str, service: str, field: str
+) -> None:
+    order = await number(ledger)
+    before = await ledger.table_counts()
+    message = failed(
+        await cli("activations", "start", order.order_id, "--phone", phone, "--service", service), 2, field
+    )
+    assert "pattern" in message
+    assert await ledger.table_counts() == before
+    assert await ledger.activation_of_order(order.order_id) is None
+
+
+async def test_an_empty_sms_is_a_usage_error_and_the_number_keeps_waiting(cli: Cli, ledger: Ledger) -> None:
+    order = await number(ledger)
+    activation_id = await rented(cli, order)
+    failed(await cli("activations", "sms", activation_id, ""), 2, "text: ")
+    assert "waiting_for_sms" in succeeded(await cli("activations", "show", activation_id))
+
+
+async def test_starting_twice_with_the_same_number_says_already_and_keeps_one_activation(
+    cli: Cli, ledger: Ledger
+) -> None:
+    order = await number(ledger)
+    activation_id = await rented(cli, order)
+
+    again = succeeded(
+        await cli("activations", "start", order.order_id, "--phone", PHONE, "--service", "whatsapp")
+    )
+    assert f"activation {activation_id} already existed" in again and "started activation" not in again
+    assert f"{activation_id}: waiting_for_sms" in again
+    assert (await ledger.table_counts(["activations"])) == {"activations": 1}
+
+    other = await cli(
+        "activations", "start", order.order_id, "--phone", "+447700900999", "--service", "whatsapp"
+    )
+    failed(other, 1, "activation_conflict: ")
+    assert (await ledger.table_counts(["activations"])) == {"activations": 1}
+    state = await projected(ledger, order)
+    assert state.phone_number == PHONE
+
+
+async def test_activation_start_refuses_an_unknown_order_and_a_software_order(
+    cli: Cli, ledger: Ledger
+) -> None:
+    failed(
+        await cli("activations", "start", "ord-nope", "--phone", PHONE, "--service", "whatsapp"),
+        1,
+        "no order ord-nope",
+    )
+    software, _ = await ledger.record_order(software_order())
+    refused = await cli("activations", "start", software.order_id, "--phone", PHONE, "--service", "whatsapp")
+    failed(refused, 1, "kind_not_for_product: ")
+    assert (await ledger.table_counts(["activations"])) == {"activations": 0}
+
+
+async def test_activations_act_as_the_named_backend_operator(cli: Cli, ledger: Ledger) -> None:
+    order = await number(ledger)
+    args = ["activations", "start", order.order_id, "--phone", PHONE, "--service", "telegram"]
+    succeeded(await cli(*args, "--operator", "shop-backend"))
+    assert (await projected(ledger, order)).started_by == "backend:shop-backend"
+
+
+@pytest.mark.parametrize(
+    ("silent", "what"),
+    [(ActivationUnresponsive("act_ord-1"), "activation"), (ComplaintUnresponsive("ord-1.x.y"), "complaint")],
+)
+def test_a_workflow_that_does_not_answer_is_one_line_and_exit_1(
+    silent: Unresponsive, what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(typer.Exit) as exited, reported():
+        raise silent
+    assert exited.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert (
+        err == f"error: the {what} did not answer in time (is a worker running?); read it before retrying\n"
+    )
+
+
+async def test_activations_report_an_unreachable_temporal_in_one_line(tmp_path: Path) -> None:
+    env: dict[str, str | None] = {
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ledger.db",
+        "REFUND_DESK_VAULT_KEYS": VaultKeyring.generate().spec(),
+        "REFUND_DESK_OPERATOR": "alice",
+    }
+    failed(await invoke(["activations", "show", "act_ord-1"], env), 1, "cannot reach Temporal at 127.0.0.1:1")
+
+
+# ------------------------------------------------------------------------------------- complaints file
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_png() -> bytes:
+    """A real 1x1 grey PNG: the signature, IHDR, one IDAT row and IEND, each chunk with its CRC."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    return (
+        PNG_SIGNATURE
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\x80"))
+        + chunk(b"IEND", b"")
+    )
+
+
+def complaint_id_in(out: str) -> str:
+    """The id `complaints file` printed, on its status line."""
+    match = re.search(r"^(ord-[0-9a-f]{10}\.[a-z_]+\.[0-9a-f]{8}): ", out, re.M)
+    assert match is not None, out
+    return match.group(1)
+
+
+def file_args(order: Order, kind: ComplaintKind, description: str = CLAIM, *extra: str) -> list[str]:
+    return ["complaints", "file", order.order_id, "--kind", kind.value, "--description", description, *extra]
+
+
+SMS = ComplaintKind.SMS_NOT_RECEIVED
+INVALID = ComplaintKind.INVALID_NUMBER
+DEFECT = ComplaintKind.MAJOR_DEFECT
+
+
+async def test_file_an_sms_claim_then_list_and_show_it_with_its_review_deadline(
+    cli: Cli, ledger: Ledger
+) -> None:
+    order = await number(ledger)
+    out = succeeded(await cli(*file_args(order, SMS)))
+    assert f"filed sms_not_received complaint on order {order.order_id}" in out and "evidence" not in out
+    complaint_id = complaint_id_in(out)
+    assert f"{complaint_id}: under_review (deadline " in out
+    await in_ledger(ledger, complaint_id)
+
+    listed = succeeded(await cli("complaints", "list", "--kind", "sms_not_received"))
+    row = next(line for line in listed.splitlines() if complaint_id in line)
+    assert order.customer_id in row and "sms_not_received" in row and "under_review" in row
+    assert "4d 23h" in row, "the review deadline: five days from filing"
+    assert complaint_id not in succeeded(await cli("complaints", "list", "--kind", "major_defect"))
+
+    shown = succeeded(await cli("complaints", "show", complaint_id))
+    assert "review deadline" in shown and "4d 23h" in shown
+    assert "by backend:alice" in shown, "the shop's backend filed it on the customer's behalf"
+    assert "never received the WhatsApp code" in shown and "UK number for WhatsApp" in shown
+    assert "evidence" not in shown.split("events", 1)[0]
+
+
+async def test_an_invalid_number_claim_without_evidence_is_refused_and_writes_nothing(
+    cli: Cli, ledger: Ledger
+) -> None:
+    order = await number(ledger)
+    before = await ledger.table_counts()
+    failed(await cli(*file_args(order, INVALID)), 1, "evidence_required: ")
+    assert await ledger.table_counts() == before
+
+
+async def test_an_invalid_number_claim_keeps_a_png_screenshot_and_show_lists_it(
+    cli: Cli, ledger: Ledger, tmp_path: Path
+) -> None:
+    order = await number(ledger)
+    screenshot = tmp_path / "2fa-screen.png"
+    screenshot.write_bytes(tiny_png())
+    notes = tmp_path / "what-happened.txt"
+    notes.write_text("WhatsApp said: this number is not valid\n")
+
+    out = succeeded(
+        await cli(*file_args(order, INVALID, CLAIM, "--evidence", str(screenshot), "--evidence", str(notes)))
+    )
+    assert "filed invalid_number complaint" in out and "with 2 evidence files" in out
+    complaint_id = complaint_id_in(out)
+    stored = await ledger.evidence_of(complaint_id)
+    assert [(e.name, e.content_type, e.size) for e in stored] == [
+        ("2fa-screen.png", "image/png", len(tiny_png())),
+        ("what-happened.txt", "text/plain", len(notes.read_bytes())),
+    ]
+    found = await ledger.evidence_data(stored[0].ref)
+    assert found is not None and found[1].data == tiny_png()
+
+    shown = succeeded(await cli("complaints", "show", complaint_id))
+    assert f"2fa-screen.png (image/png, {len(tiny_png())} B)" in shown
+    assert f"what-happened.txt (text/plain, {len(notes.read_bytes())} B)" in shown
+
+
+async def test_file_a_major_defect_on_a_software_order(cli: Cli, ledger: Ledger) -> None:
+    order, _ = await ledger.record_order(software_order())
+    out = succeeded(await cli(*file_args(order, DEFECT, DESCRIPTION)))
+    complaint_id = complaint_id_in(out)
+    assert f"{complaint_id}: under_review (deadline " in out and "4d 23h" in out
+    await in_ledger(ledger, complaint_id)
+    shown = succeeded(await cli("complaints", "show", complaint_id))
+    assert "major_defect" in shown and "review deadline" not in shown and "deadline" in shown
+
+
+async def test_a_claim_must_fit_the_product_it_is_about(cli: Cli, ledger: Ledger) -> None:
+    software, _ = await ledger.record_order(software_order())
+    rented_number = await number(ledger)
+    before = await ledger.table_counts()
+    failed(await cli(*file_args(software, SMS)), 1, "kind_not_for_product: ")
+    failed(await cli(*file_args(software, INVALID)), 1, "kind_not_for_product: ")
+    failed(await cli(*file_args(rented_number, DEFECT, DESCRIPTION)), 1, "kind_not_for_product: ")
+    assert await ledger.table_counts() == before
+
+
+async def test_a_short_description_is_refused_as_insufficient_reasons(cli: Cli, ledger: Ledger) -> None:
+    order = await number(ledger)
+    before = await ledger.table_counts()
+    failed(await cli(*file_args(order, SMS, "no sms")), 1, "insufficient_reasons: ")
+    assert await ledger.table_counts() == before
+
+
+async def test_a_claim_after_the_claim_window_is_refused(cli: Cli, ledger: Ledger) -> None:
+    order, _ = await ledger.record_order(number_order(placed_at=datetime.now(UTC) - timedelta(days=6)))
+    before = await ledger.table_counts()
+    failed(await cli(*file_args(order, SMS)), 1, "claim_window_expired: ")
+    assert await ledger.table_counts() == before
+
+
+async def test_an_sms_claim_is_refused_while_the_number_waits_and_once_its_sms_came(
+    cli: Cli, ledger: Ledger
+) -> None:
+    order = await number(ledger)
+    activation_id = await rented(cli, order)
+    failed(await cli(*file_args(order, SMS)), 1, "activation_pending: ")
+    succeeded(await cli("activations", "sms", activation_id, "code 4242"))
+    failed(await cli(*file_args(order, SMS)), 1, "activation_completed: ")
+    assert (await ledger.table_counts(["complaints"])) == {"complaints": 0}
+
+
+async def test_an_sms_claim_after_the_cancel_refunded_it_is_already_refunded(
+    cli: Cli, ledger: Ledger
+) -> None:
+    order = await number(ledger)
+    activation_id = await rented(cli, order)
+    succeeded(await cli("activations", "cancel", activation_id))
+    failed(await cli(*file_args(order, SMS)), 1, "already_refunded: ")
+    assert (await ledger.table_counts(["complaints"])) == {"complaints": 0}
+
+
+async def test_a_second_open_claim_of_the_same_kind_is_refused(cli: Cli, ledger: Ledger) -> None:
+    order = await number(ledger)
+    first = complaint_id_in(succeeded(await cli(*file_args(order, SMS))))
+    await in_ledger(ledger, first)
+    failed(await cli(*file_args(order, SMS)), 1, "complaint_already_open: ")
+    assert (await ledger.table_counts(["complaints"])) == {"complaints": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("screen.png", b"not a png at all", "the file's content is not image/png"),
+        ("screen.bin", PNG_SIGNATURE + b"rest", "application/octet-stream is not accepted"),
+    ],
+)
+async def test_evidence_the_policy_does_not_accept_is_rejected_and_nothing_is_stored(
+    cli: Cli, ledger: Ledger, tmp_path: Path, name: str, data: bytes, says: str
+) -> None:
+    order = await number(ledger)
+    path = tmp_path / name
+    path.write_bytes(data)
+    before = await ledger.table_counts()
+    message = failed(
+        await cli(*file_args(order, INVALID, CLAIM, "--evidence", str(path))), 1, "evidence_rejected: "
+    )
+    assert says in message
+    assert await ledger.table_counts() == before
+
+
+async def test_evidence_that_cannot_be_read_is_a_usage_error(
+    cli: Cli, ledger: Ledger, tmp_path: Path
+) -> None:
+    order = await number(ledger)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as sparse:
+        sparse.truncate(MAX_FILE_BYTES + 1)
+    before = await ledger.table_counts()
+    for path, says in [
+        (tmp_path / "absent.png", "No such file or directory"),
+        (tmp_path, "Is a directory"),
+        (empty, "data: "),
+        (huge, "larger than 5 MiB"),
+    ]:
+        result = await cli(*file_args(order, INVALID, CLAIM, "--evidence", str(path)))
+        failed(result, 2, f"--evidence {path}: {says}")
+    assert await ledger.table_counts() == before
+
+
+async def test_file_refuses_an_unknown_order_and_another_customers_order(cli: Cli, ledger: Ledger) -> None:
+    order = await number(ledger)
+    failed(
+        await cli("complaints", "file", "ord-nope", "--kind", "sms_not_received", "--description", CLAIM),
+        1,
+        "no order ord-nope",
+    )
+    others = await cli(*file_args(order, SMS, CLAIM, "--customer", "cust-someone-else"))
+    failed(others, 1, f"no order {order.order_id} for customer cust-someone-else")
+    assert (await ledger.table_counts(["complaints"])) == {"complaints": 0}
+    mine = succeeded(await cli(*file_args(order, SMS, CLAIM, "--customer", order.customer_id)))
+    assert "filed sms_not_received complaint" in mine
+
+
+# ------------------------------------------------------------------------------- reviewing claims
+
+
+async def claimed(cli: Cli, ledger: Ledger, kind: ComplaintKind = SMS) -> tuple[Order, str]:
+    """A claim about a number filed through the CLI, once the ledger has it."""
+    order = await number(ledger)
+    out = succeeded(await cli(*file_args(order, kind)))
+    complaint_id = complaint_id_in(out)
+    await in_ledger(ledger, complaint_id)
+    return order, complaint_id
+
+
+def test_the_reason_option_takes_exactly_every_rejection_reason() -> None:
+    policy_codes = {code.value for code in DefectRejection} | {code.value for code in ClaimRejection}
+    assert {code.value for code in ReviewReason} == policy_codes
+    for code in ReviewReason:
+        assert code.rejection_reason().value == code.value
+
+
+@pytest.mark.parametrize("reason", ["sms_delivered", "contradicts_terms"])
+async def test_reject_an_sms_claim_with_a_claim_reason(
+    cli: Cli, desk: ComplaintDesk, ledger: Ledger, reason: str
+) -> None:
+    order, complaint_id = await claimed(cli, ledger)
+    out = succeeded(await cli("complaints", "review", complaint_id, "--reject", "--reason", reason))
+    assert f"{complaint_id}: rejected" in out
+    final = await desk.get(complaint_id)
+    assert final.resolution is not None and final.resolution.reason_code == reason
+    assert final.review is not None and final.review.by == "support:alice"
+    assert (await ledger.balance(order.customer_id)).entries == []
+
+    await in_ledger(ledger, complaint_id, ComplaintStatus.REJECTED)
+    assert complaint_id in succeeded(await cli("complaints", "list", "--status", "rejected"))
+    shown = succeeded(await cli("complaints", "show", complaint_id))
+    assert f"rejected ({reason})" in shown
+
+
+async def test_a_reason_that_does_not_fit_the_kind_is_refused_and_changes_nothing(
+    cli: Cli, desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    _, complaint_id = await claimed(cli, ledger)
+    before = await desk.get(complaint_id)
+    misfit = await cli("complaints", "review", complaint_id, "--reject", "--reason", "user_api_misuse")
+    failed(misfit, 1, "reason_code_not_allowed: user_api_misuse is not a reason to reject a sms_not_received")
+    await unchanged(desk, before)
+
+    defect = await filed(desk, ledger)
+    misfit = await cli("complaints", "review", defect.complaint_id, "--reject", "--reason", "number_valid")
+    failed(misfit, 1, "reason_code_not_allowed: ")
+    await unchanged(desk, await desk.get(defect.complaint_id))
+
+    unknown = await cli("complaints", "review", complaint_id, "--reject", "--reason", "because")
+    assert unknown.exit_code == 2 and "because" in unknown.stderr and "sms_delivered" in unknown.stderr
+    await unchanged(desk, before)
+
+
+async def test_reject_an_invalid_number_claim_as_number_valid(
+    cli: Cli, desk: ComplaintDesk, ledger: Ledger, tmp_path: Path
+) -> None:
+    order = await number(ledger)
+    screenshot = tmp_path / "screen.png"
+    screenshot.write_bytes(tiny_png())
+    complaint_id = complaint_id_in(
+        succeeded(await cli(*file_args(order, INVALID, CLAIM, "--evidence", str(screenshot))))
+    )
+    out = succeeded(await cli("complaints", "review", complaint_id, "--reject", "--reason", "number_valid"))
+    assert f"{complaint_id}: rejected" in out
+    final = await desk.get(complaint_id)
+    assert final.resolution is not None and final.resolution.reason_code == "number_valid"
+
+
+async def test_approving_a_claim_refunds_the_price_and_show_says_so(
+    cli: Cli, desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    order, complaint_id = await claimed(cli, ledger)
+    out = succeeded(
+        await cli("complaints", "review", complaint_id, "--approve", "--note", "provider log empty")
+    )
+    assert f"{complaint_id}: refunded" in out
+    balance = await ledger.balance(order.customer_id)
+    assert balance.totals == {"EUR": Decimal("0.75")} and len(balance.entries) == 1
+
+    await in_ledger(ledger, complaint_id, ComplaintStatus.REFUNDED)
+    row = next(
+        line
+        for line in succeeded(await cli("complaints", "list", "--status", "refunded")).splitlines()
+        if complaint_id in line
+    )
+    assert "sms_not_received" in row and "—" in row, "a final claim has no clock"
+    resolution = next(
+        line
+        for line in succeeded(await cli("complaints", "show", complaint_id)).splitlines()
+        if "resolution" in line
+    )
+    assert "refunded, 0.75 EUR at " in resolution
+
+
+async def test_a_withdrawn_claim_is_listed_and_shown_as_withdrawn(
+    cli: Cli, desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    order, complaint_id = await claimed(cli, ledger)
+    await desk.withdraw(complaint_id, customer(order), note="the code came after all")
+    await in_ledger(ledger, complaint_id, ComplaintStatus.WITHDRAWN)
+    listed = succeeded(await cli("complaints", "list", "--status", "withdrawn", "--kind", "sms_not_received"))
+    assert complaint_id in listed
+    shown = succeeded(await cli("complaints", "show", complaint_id))
+    assert "withdrawn" in shown and f"customer:{order.customer_id}" in shown
+
+
+async def test_an_unreviewed_claim_is_listed_as_escalated_and_can_still_be_rejected(
+    cli: Cli, desk: ComplaintDesk, ledger: Ledger, env: WorkflowEnvironment
+) -> None:
+    _, complaint_id = await claimed(cli, ledger)
+    await env.sleep(POLICY.review_window + timedelta(hours=1))
+    await in_ledger(ledger, complaint_id, ComplaintStatus.ESCALATED)
+
+    listed = succeeded(await cli("complaints", "list", "--status", "escalated"))
+    row = next(line for line in listed.splitlines() if complaint_id in line)
+    assert "sms_not_received" in row and "escalated" in row
+    assert "escalated" in succeeded(await cli("complaints", "show", complaint_id))
+
+    out = succeeded(
+        await cli("complaints", "review", complaint_id, "--reject", "--reason", "insufficient_evidence")
+    )
+    assert f"{complaint_id}: rejected" in out
