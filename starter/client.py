@@ -359,10 +359,13 @@ class ComplaintDesk:
         intake.check_claim(order, kind, description, len(evidence), await self.now(), policy)
         if await self.ledger.refund_of_order(order.order_id) is not None:
             raise intake.already_refunded(order)
-        activation = await self.ledger.activation_of_order(order.order_id)
-        if activation is not None:
-            state = activation.state
-            intake.check_activation_for_claim(kind, state.status, state.expires_at)
+        if kind is ComplaintKind.SMS_NOT_RECEIVED:
+            activation = await self.ledger.activation_of_order(order.order_id) or await self._unprojected(
+                order.order_id
+            )
+            if activation is not None:
+                state = activation.state
+                intake.check_activation_for_claim(kind, state.status, state.expires_at)
         complaint_id = new_complaint_id(order.order_id, kind)
         workflow_id = complaint_workflow_id(order.order_id, kind)
         if evidence:
