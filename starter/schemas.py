@@ -142,7 +142,9 @@ class OrderIn(Body):
 
 # ------------------------------------------------------------------------------------------- complaints
 
-ContentType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")]
+ContentType = Annotated[
+    str, StringConstraints(max_length=100, pattern=r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")
+]
 
 
 class EvidenceIn(Body):
@@ -156,9 +158,11 @@ class EvidenceIn(Body):
     @classmethod
     def _decodes(cls, value: str) -> str:
         try:
-            base64.b64decode(value, validate=True)
+            data = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("not valid base64") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise ValueError(f"a file may weigh {MAX_FILE_BYTES // (1024 * 1024)} MiB at most")
         return value
 
     def to_file(self) -> EvidenceFile:
