@@ -8,7 +8,6 @@ inside the workflow, for a client that starts one directly.
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -80,6 +79,28 @@ async def refused(code: str, action: object) -> PolicyRefusal:
     return caught.value
 
 
+async def refused_when_started_directly(desk: ComplaintDesk, order: Order, description: str = CLAIM) -> str:
+    """Start a claim's workflow as a client that skips the desk would; returns the code it failed with."""
+    filing = FileClaim(
+        complaint_id=new_complaint_id(order.order_id, SMS),
+        kind=SMS,
+        order=order,
+        description=description,
+        filed_by=BACKEND,
+        policy=POLICY,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await desk.client.execute_workflow(
+            RefundClaimWorkflow.run,
+            filing,
+            id=complaint_workflow_id(order.order_id, SMS),
+            task_queue=desk.task_queue,
+        )
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type, cause
+    return cause.type
+
+
 async def nothing_written(ledger: Ledger) -> None:
     assert await ledger.table_counts(WRITTEN) == dict.fromkeys(WRITTEN, 0)
 
@@ -109,26 +130,12 @@ async def test_r3_a_claim_in_the_last_second_of_the_window_is_accepted_one_secon
 
 
 async def test_r3_a_workflow_started_directly_refuses_an_expired_claim_and_writes_nothing(
-    desk: ComplaintDesk, ledger: Ledger, env: WorkflowEnvironment
+    desk: ComplaintDesk, ledger: Ledger
 ) -> None:
     """The desk is not the only way in: the workflow applies intake itself, at its start time."""
     placed = await desk.now() - POLICY.claim_window - timedelta(seconds=1)
     order = number_order(placed_at=placed)
-    complaint_id = new_complaint_id(order.order_id, SMS)
-    filing = FileClaim(
-        complaint_id=complaint_id, kind=SMS, order=order, description=CLAIM, filed_by=BACKEND, policy=POLICY
-    )
-
-    with pytest.raises(WorkflowFailureError) as failed:
-        await env.client.execute_workflow(
-            RefundClaimWorkflow.run,
-            filing,
-            id=complaint_workflow_id(order.order_id, SMS),
-            task_queue=desk.task_queue,
-        )
-
-    cause = failed.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "claim_window_expired"
+    assert await refused_when_started_directly(desk, order) == "claim_window_expired"
     await nothing_written(ledger)
 
 
@@ -156,23 +163,10 @@ async def test_r4_a_claim_needs_forty_meaningful_characters(
 
 
 async def test_r4_a_workflow_started_directly_refuses_a_thin_description(
-    desk: ComplaintDesk, ledger: Ledger, env: WorkflowEnvironment
+    desk: ComplaintDesk, ledger: Ledger
 ) -> None:
     order = number_order(placed_at=await desk.now())
-    filing = FileClaim(
-        complaint_id=new_complaint_id(order.order_id, SMS),
-        kind=SMS,
-        order=order,
-        description="no sms",
-        filed_by=BACKEND,
-        policy=POLICY,
-    )
-    with pytest.raises(WorkflowFailureError) as failed:
-        await env.client.execute_workflow(
-            RefundClaimWorkflow.run, filing, id=f"direct-{uuid.uuid4().hex}", task_queue=desk.task_queue
-        )
-    assert isinstance(failed.value.cause, ApplicationError)
-    assert failed.value.cause.type == "insufficient_reasons"
+    assert await refused_when_started_directly(desk, order, "no sms") == "insufficient_reasons"
     await nothing_written(ledger)
 
 
@@ -228,26 +222,13 @@ async def test_r5_claim_refused_at_intake_once_the_ledger_shows_the_sms(
 
 
 async def test_r5_a_workflow_started_directly_checks_the_ledger_for_the_sms(
-    desk: ComplaintDesk, ledger: Ledger, env: WorkflowEnvironment
+    desk: ComplaintDesk, ledger: Ledger
 ) -> None:
     order = await recorded(desk, ledger)
     activation, _ = await desk.start_activation(order.order_id, "+447700900123", "whatsapp", BACKEND)
     completed = await desk.receive_sms(activation.activation_id, BACKEND, "code 1234")
     assert completed.status is ActivationStatus.COMPLETED
-    filing = FileClaim(
-        complaint_id=new_complaint_id(order.order_id, SMS),
-        kind=SMS,
-        order=order,
-        description=CLAIM,
-        filed_by=BACKEND,
-        policy=POLICY,
-    )
-    with pytest.raises(WorkflowFailureError) as failed:
-        await env.client.execute_workflow(
-            RefundClaimWorkflow.run, filing, id=f"direct-{uuid.uuid4().hex}", task_queue=desk.task_queue
-        )
-    assert isinstance(failed.value.cause, ApplicationError)
-    assert failed.value.cause.type == "activation_completed"
+    assert await refused_when_started_directly(desk, order) == "activation_completed"
     assert await ledger.table_counts(["complaints", "refunds"]) == {"complaints": 0, "refunds": 0}
 
 

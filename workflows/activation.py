@@ -12,11 +12,10 @@ import contextlib
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import LEDGER_CALL, LedgerActivities
-    from ledger.records import Notification, RefundIssue
+    from ledger.records import Notification
     from policy import refusals, rules
     from policy.activation import (
         ActivationState,
@@ -27,10 +26,10 @@ with workflow.unsafe.imports_passed_through():
         check_cancel,
         check_sms,
     )
-    from policy.models import SYSTEM, ActivationStatus, RefundRecord
+    from policy.models import SYSTEM, ActivationStatus
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
-    from workflows.common import jsonable, refused
+    from workflows.common import jsonable, refund_full_price, refused
 
 A = ActivationStatus
 
@@ -69,30 +68,16 @@ class NumberActivationWorkflow:
         now = workflow.now()
         if self.a.cancel_requested_at is None:
             self.a.cancel_requested_at = now  # the timer: no SMS counts from here on
-        actor = self.a.cancel_requested_by
-        try:
-            refund = await workflow.execute_activity_method(
-                LedgerActivities.issue_refund,
-                RefundIssue(
-                    source_kind="activation",
-                    source_id=self.a.activation_id,
-                    customer_id=self.a.customer_id,
-                    order_id=self.a.order.order_id,
-                    amount=rules.full_refund(self.a.order),
-                    actor=str(actor or SYSTEM),
-                    at=now,
-                ),
-                **LEDGER_CALL,
-            )
-            self.a.refund = RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
-        except ActivityError as err:
-            if not (isinstance(err.cause, ApplicationError) and err.cause.type == refusals.ALREADY_REFUNDED):
-                raise
+        requested_by = self.a.cancel_requested_by
+        ended_by = requested_by or SYSTEM
+        refund = await refund_full_price("activation", self.a.activation_id, self.a.order, ended_by)
+        if refund is None:
             self.a.refund_refused = refusals.ALREADY_REFUNDED
+        self.a.refund = refund
         self.a.status = A.CANCELED
         self.a.canceled_at = now
-        self.a.canceled_by = str(actor or SYSTEM)
-        self.a.cancel_reason = cancel_reason(actor)
+        self.a.canceled_by = str(ended_by)
+        self.a.cancel_reason = cancel_reason(requested_by)
         await self._save()
         amount = None if self.a.refund is None else str(self.a.refund.amount.amount)
         await self._notify("activation_canceled", reason=self.a.cancel_reason, refund=amount)

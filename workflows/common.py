@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import LEDGER_CALL, LedgerActivities
-    from ledger.records import ComplaintTransition, Notification, RefundIssue
+    from ledger.records import ComplaintTransition, Notification, RefundIssue, RefundSource
     from policy import intake, refusals, rules
     from policy.complaint import Action, ComplaintState, Filing, Review, check_action, review_reason_refusal
     from policy.models import (
@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ComplaintEvent,
         ComplaintKind,
         ComplaintStatus,
+        Order,
         RefundRecord,
         ReplacementOffer,
         Resolution,
@@ -92,26 +93,10 @@ class ComplaintWorkflow:
     async def _issue_refund(self) -> None:
         """The full price, once (R12, R5, R6); if the order's price went back another way already, the
         complaint ends rejected with `already_refunded` rather than paying twice (R16)."""
-        try:
-            refund = await workflow.execute_activity_method(
-                LedgerActivities.issue_refund,
-                RefundIssue(
-                    source_kind="complaint",
-                    source_id=self.c.complaint_id,
-                    customer_id=self.c.customer_id,
-                    order_id=self.c.order.order_id,
-                    amount=rules.full_refund(self.c.order),
-                    actor=str(SYSTEM),
-                    at=workflow.now(),
-                ),
-                **LEDGER_CALL,
-            )
-        except ActivityError as err:
-            if not _caused_by(err, refusals.ALREADY_REFUNDED):
-                raise
+        record = await refund_full_price("complaint", self.c.complaint_id, self.c.order, SYSTEM)
+        if record is None:
             await self._close(S.REJECTED, SYSTEM, reason_code=refusals.ALREADY_REFUNDED)
             return
-        record = RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
         await self._close(S.REFUNDED, SYSTEM, refund=record)
         await self._notify(self._customer, "refund_issued", amount=str(record.amount.amount))
 
@@ -205,13 +190,51 @@ class ComplaintWorkflow:
         )
 
 
+def opened(filing: Filing, kind: ComplaintKind, filed_at: datetime, deadline: datetime) -> ComplaintState:
+    """A complaint as filed: under review, with the deadline its kind sets (R7 or the review window)."""
+    return ComplaintState(
+        complaint_id=filing.complaint_id,
+        kind=kind,
+        order=filing.order,
+        description=filing.description,
+        filed_by=filing.filed_by,
+        policy=filing.policy,
+        evidence=filing.evidence,
+        status=S.UNDER_REVIEW,
+        created_at=filed_at,
+        deadline=deadline,
+    )
+
+
+async def refund_full_price(
+    source_kind: RefundSource, source_id: str, order: Order, actor: Actor
+) -> RefundRecord | None:
+    """Return the price paid to the customer's balance, once per source and once per order (R16); None
+    when the order's price already went back another way."""
+    try:
+        refund = await workflow.execute_activity_method(
+            LedgerActivities.issue_refund,
+            RefundIssue(
+                source_kind=source_kind,
+                source_id=source_id,
+                customer_id=order.customer_id,
+                order_id=order.order_id,
+                amount=rules.full_refund(order),
+                actor=str(actor),
+                at=workflow.now(),
+            ),
+            **LEDGER_CALL,
+        )
+    except ActivityError as err:
+        if isinstance(err.cause, ApplicationError) and err.cause.type == refusals.ALREADY_REFUNDED:
+            return None
+        raise
+    return RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
+
+
 def refused(refusal: PolicyRefusal) -> ApplicationError:
     """A refusal as Temporal carries it: the rule's code as the error type, never retried."""
     return ApplicationError(refusal.message, type=refusal.code, non_retryable=True)
-
-
-def _caused_by(err: ActivityError, code: str) -> bool:
-    return isinstance(err.cause, ApplicationError) and err.cause.type == code
 
 
 def jsonable(value: Any) -> Any:

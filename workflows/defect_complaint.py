@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewDecision,
     )
     from policy.refusals import PolicyRefusal
-    from workflows.common import SUPPORT, ComplaintWorkflow, refused
+    from workflows.common import SUPPORT, ComplaintWorkflow, opened, refused
 
 S = ComplaintStatus
 
@@ -53,18 +53,8 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     @workflow.init
     def __init__(self, complaint: FileDefectComplaint) -> None:
         filed_at = workflow.now()
-        self.c = ComplaintState(
-            complaint_id=complaint.complaint_id,
-            kind=ComplaintKind.MAJOR_DEFECT,
-            order=complaint.order,
-            description=complaint.description,
-            filed_by=complaint.filed_by,
-            policy=complaint.policy,
-            status=S.UNDER_REVIEW,
-            created_at=filed_at,
-            deadline=rules.rectification_deadline(filed_at, complaint.policy, timedelta(0)),
-            evidence=complaint.evidence,
-        )
+        deadline = rules.rectification_deadline(filed_at, complaint.policy, timedelta(0))
+        self.c = opened(complaint, ComplaintKind.MAJOR_DEFECT, filed_at, deadline)
 
     @workflow.run
     async def run(self, complaint: FileDefectComplaint) -> ComplaintState:

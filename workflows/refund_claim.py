@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from policy.complaint import ComplaintState, FileClaim, Review, ReviewRecord, Withdraw
     from policy.models import ComplaintKind, ComplaintStatus, ReviewDecision
     from policy.refusals import PolicyRefusal
-    from workflows.common import SUPPORT, ComplaintWorkflow, refused
+    from workflows.common import SUPPORT, ComplaintWorkflow, opened, refused
 
 S = ComplaintStatus
 
@@ -26,18 +26,7 @@ class RefundClaimWorkflow(ComplaintWorkflow):
     @workflow.init
     def __init__(self, claim: FileClaim) -> None:
         filed_at = workflow.now()
-        self.c = ComplaintState(
-            complaint_id=claim.complaint_id,
-            kind=claim.kind,
-            order=claim.order,
-            description=claim.description,
-            filed_by=claim.filed_by,
-            policy=claim.policy,
-            evidence=claim.evidence,
-            status=S.UNDER_REVIEW,
-            created_at=filed_at,
-            deadline=rules.review_deadline(filed_at, claim.policy),
-        )
+        self.c = opened(claim, claim.kind, filed_at, rules.review_deadline(filed_at, claim.policy))
 
     @workflow.run
     async def run(self, claim: FileClaim) -> ComplaintState:
