@@ -355,17 +355,7 @@ class ComplaintDesk:
         the kind's workflow; a second open complaint of the kind on the order is `complaint_already_open`
         (R15). A refusal writes nothing: the evidence is stored only once the checks have passed."""
         policy = policy or self.policy
-        check_evidence(evidence)
-        intake.check_claim(order, kind, description, len(evidence), await self.now(), policy)
-        if await self.ledger.refund_of_order(order.order_id) is not None:
-            raise intake.already_refunded(order)
-        if kind is ComplaintKind.SMS_NOT_RECEIVED:
-            activation = await self.ledger.activation_of_order(order.order_id) or await self._unprojected(
-                order.order_id
-            )
-            if activation is not None:
-                state = activation.state
-                intake.check_activation_for_claim(kind, state.status, state.expires_at)
+        await self._check_intake(order, kind, description, evidence, policy)
         complaint_id = new_complaint_id(order.order_id, kind)
         workflow_id = complaint_workflow_id(order.order_id, kind)
         if evidence:
@@ -392,6 +382,27 @@ class ComplaintDesk:
             await self.ledger.discard_evidence(complaint_id)
             raise _already_open(order, kind) from None
         return await self._query(complaint_id, handle)
+
+    async def _check_intake(
+        self,
+        order: Order,
+        kind: ComplaintKind,
+        description: str,
+        evidence: Sequence[EvidenceFile],
+        policy: PolicySnapshot,
+    ) -> None:
+        """The policy's intake, then what only the ledger knows: a refund already made for the order, and
+        for R5 what its number's activation settled."""
+        check_evidence(evidence)
+        intake.check_claim(order, kind, description, len(evidence), await self.now(), policy)
+        if await self.ledger.refund_of_order(order.order_id) is not None:
+            raise intake.already_refunded(order)
+        if kind is ComplaintKind.SMS_NOT_RECEIVED:
+            activation = await self.ledger.activation_of_order(order.order_id)
+            activation = activation or await self._unprojected(order.order_id)
+            if activation is not None:
+                state = activation.state
+                intake.check_activation_for_claim(kind, state.status, state.expires_at)
 
     async def file_defect_complaint(
         self, order: Order, description: str, filed_by: Actor, policy: PolicySnapshot
