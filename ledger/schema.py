@@ -93,7 +93,9 @@ class RefundRow(Base):
 
     __table_args__ = (
         UniqueConstraint("source_kind", "source_id", name="uq_refunds_source"),
-        UniqueConstraint("order_id", name="uq_refunds_order"),
+        # A unique index, not a constraint: SQLite adds an index in place, where a constraint would mean
+        # rebuilding `refunds` under the balance entries that reference it.
+        Index("uq_refunds_order", "order_id", unique=True),
     )
 
 

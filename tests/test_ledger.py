@@ -34,6 +34,7 @@ from policy.models import (
     ProductKind,
     ReplacementOffer,
 )
+from tests.conftest import _postgres_database
 from tests.factories import DESCRIPTION, POLICY, SECRET, credentials, customer, software_order
 
 S = ComplaintStatus
@@ -149,6 +150,49 @@ async def test_schema_comparison_would_notice_a_difference(any_ledger: Ledger) -
     changed.tables["orders"].append_column(Column("coupon", String(20), nullable=True))
     diff = await schema_diff(any_ledger, changed)
     assert [(d[0], d[2], d[3].name) for d in diff] == [("add_column", "orders", "coupon")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_upgrading_a_ledger_of_the_previous_release_keeps_its_money(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """0001 -> 0002 on a ledger that holds an order, a complaint's refund and its balance entry: the new
+    tables and the one-refund-per-order key arrive, and nothing already there changes."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    else:
+        url = await _postgres_database(request.getfixturevalue("postgres_admin_url"))
+    ledger = Ledger.connect(url)
+    try:
+        await upgrade(ledger.engine, "0001")
+        order, _ = await ledger.record_order(software_order(price="12.00"))
+        async with ledger.engine.begin() as conn:  # the 0001 schema: written as the release before wrote it
+            await conn.execute(
+                text(
+                    "INSERT INTO refunds (refund_id, source_kind, source_id, customer_id, order_id, amount,"
+                    " currency, issued_at, actor) VALUES ('rf_old', 'complaint', 'c-old', :customer, :order,"
+                    " 12, 'EUR', :at, 'system:refund-desk')"
+                ),
+                {"customer": order.customer_id, "order": order.order_id, "at": BASE},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO balance_entries (customer_id, currency, amount, kind, refund_id, at, actor)"
+                    " VALUES (:customer, 'EUR', 12, 'refund', 'rf_old', :at, 'system:refund-desk')"
+                ),
+                {"customer": order.customer_id, "at": BASE},
+            )
+
+        await upgrade(ledger.engine)
+
+        assert await schema_diff(ledger) == []
+        assert (await ledger.balance(order.customer_id)).totals == {"EUR": Decimal("12.00")}
+        refund = await ledger.refund_of_order(order.order_id)
+        assert refund is not None and refund.refund_id == "rf_old"
+        with pytest.raises(OrderAlreadyRefunded):
+            await ledger.issue_refund(refund_issue(order, "c-new", amount="12.00"))
+    finally:
+        await ledger.close()
 
 
 async def test_upgrading_twice_is_a_no_op(any_ledger: Ledger) -> None:
