@@ -82,6 +82,7 @@ from starter.settings import TemporalSettings
 from workflows import search_attributes
 from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
+from workflows.ids import activation_workflow_id, complaint_workflow_id
 from workflows.refund_claim import RefundClaimWorkflow
 
 T = TypeVar("T")
@@ -140,14 +141,6 @@ async def register_search_attributes(client: Client) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
         )
-
-
-def activation_workflow_id(order_id: str) -> str:
-    return f"activation.{order_id}"
-
-
-def complaint_workflow_id(order_id: str, kind: ComplaintKind) -> str:
-    return f"complaint.{order_id}.{kind.value}"
 
 
 def new_complaint_id(order_id: str, kind: ComplaintKind) -> str:

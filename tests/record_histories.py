@@ -56,7 +56,7 @@ from policy.models import (
 )
 from policy.refusals import PolicyRefusal
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk, activation_workflow_id, register_search_attributes, workflow_id_of
+from starter.client import ComplaintDesk, register_search_attributes, workflow_id_of
 from tests.conftest import QUIET_RUNTIME, TimeSkippingDesk, migrated_ledger
 from tests.factories import (
     BACKEND,
@@ -70,6 +70,7 @@ from tests.factories import (
     software_order,
 )
 from worker import build_worker
+from workflows.ids import activation_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
 APPROVE = Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="reproduced")

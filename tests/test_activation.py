@@ -12,15 +12,19 @@ from decimal import Decimal
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
-from policy.activation import ActivationState, CancelReason
+from policy.activation import ActivationState, CancelReason, StartActivation
 from policy.models import ActivationStatus, Actor, ComplaintKind, Order, Role
 from policy.refusals import PolicyRefusal
-from starter.client import ActivationNotFound, ComplaintDesk, activation_workflow_id
+from starter.client import ActivationNotFound, ComplaintDesk
 from tests.conftest import TimeSkippingDesk
-from tests.factories import BACKEND, CLAIM, number_order
+from tests.factories import BACKEND, CLAIM, POLICY, number_order
+from workflows.activation import NumberActivationWorkflow
+from workflows.ids import activation_workflow_id
 
 A = ActivationStatus
 SMS_WAIT = timedelta(minutes=20)
@@ -206,3 +210,27 @@ async def test_r2_history_holds_one_refund_activity_whatever_the_repeats(
         and e.activity_task_scheduled_event_attributes.activity_type.name == "issue_refund"
     ]
     assert len(refunds) == 1
+
+
+async def test_r2_an_activation_started_directly_under_another_id_is_refused(
+    desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    """One activation per order is Temporal's one workflow per id: a second one under another id would
+    wait, and refund, a second time."""
+    order, activation = await rent(desk, ledger)
+    start = StartActivation(
+        activation_id=activation.activation_id,
+        order=order,
+        phone_number="+447700900999",
+        service="telegram",
+        started_by=BACKEND,
+        policy=POLICY,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await desk.client.execute_workflow(
+            NumberActivationWorkflow.run, start, id=f"second-{order.order_id}", task_queue=desk.task_queue
+        )
+    assert isinstance(failed.value.cause, ApplicationError)
+    assert failed.value.cause.type == "wrong_workflow_id"
+    record = await ledger.activation_of_order(order.order_id)
+    assert record is not None and record.state.phone_number == "+447700900123"

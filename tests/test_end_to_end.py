@@ -30,10 +30,11 @@ from policy.models import ActivationStatus, ComplaintStatus, ReviewDecision, Rol
 from policy.settings import PolicySnapshot
 from starter.auth import mint_token
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk, activation_workflow_id
+from starter.client import ComplaintDesk
 from starter.run_local import stop_in_order
 from tests.conftest import migrated_ledger
 from tests.factories import BACKEND, DESCRIPTION, SUPPORT, customer, number_order, software_order
+from workflows.ids import activation_workflow_id
 from workflows.search_attributes import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent

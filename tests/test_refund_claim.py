@@ -8,6 +8,7 @@ inside the workflow, for a client that starts one directly.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -29,7 +30,7 @@ from policy.models import (
     ReviewDecision,
 )
 from policy.refusals import PolicyRefusal
-from starter.client import ComplaintDesk, complaint_workflow_id, new_complaint_id, workflow_id_of
+from starter.client import ComplaintDesk, new_complaint_id, workflow_id_of
 from tests.factories import (
     BACKEND,
     CLAIM,
@@ -41,6 +42,7 @@ from tests.factories import (
     number_order,
     software_order,
 )
+from workflows.ids import complaint_workflow_id
 from workflows.refund_claim import RefundClaimWorkflow
 
 S = ComplaintStatus
@@ -79,7 +81,9 @@ async def refused(code: str, action: object) -> PolicyRefusal:
     return caught.value
 
 
-async def refused_when_started_directly(desk: ComplaintDesk, order: Order, description: str = CLAIM) -> str:
+async def refused_when_started_directly(
+    desk: ComplaintDesk, order: Order, description: str = CLAIM, workflow_id: str | None = None
+) -> str:
     """Start a claim's workflow as a client that skips the desk would; returns the code it failed with."""
     filing = FileClaim(
         complaint_id=new_complaint_id(order.order_id, SMS),
@@ -93,7 +97,7 @@ async def refused_when_started_directly(desk: ComplaintDesk, order: Order, descr
         await desk.client.execute_workflow(
             RefundClaimWorkflow.run,
             filing,
-            id=complaint_workflow_id(order.order_id, SMS),
+            id=workflow_id or complaint_workflow_id(order.order_id, SMS),
             task_queue=desk.task_queue,
         )
     cause = failed.value.cause
@@ -358,6 +362,20 @@ async def test_r15_one_open_claim_per_order_and_kind(desk: ComplaintDesk, ledger
     assert withdrawn.status is S.WITHDRAWN
     again = await claim(desk, order, SMS)
     assert again not in (first, other_kind), "once closed, a new claim of the kind is a new complaint"
+
+
+async def test_r15_a_workflow_started_directly_under_another_id_is_refused(
+    desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    """Temporal keeps one running workflow per id; a claim under an id of the client's choosing would escape
+    that, so the workflow refuses to run under any id but its order's and kind's."""
+    order = await recorded(desk, ledger)
+    first = await claim(desk, order, SMS)
+
+    code = await refused_when_started_directly(desk, order, workflow_id=f"my-own-{uuid.uuid4().hex}")
+
+    assert code == "wrong_workflow_id"
+    assert (await desk.get(first)).status is S.UNDER_REVIEW, "the claim filed through the desk goes on"
 
 
 # -------------------------------------------------------------------- review deadline, R13's duty, R14

@@ -7,9 +7,11 @@ its docstring: it records only missing histories unless told otherwise).
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -20,15 +22,29 @@ from temporalio.worker import Replayer
 
 from policy.activation import ActivationState, StartActivation
 from policy.complaint import ComplaintState, FileClaim
+from policy.models import ComplaintKind
 from tests.record_histories import FAMILIES, HISTORIES, PREVIOUS_RELEASE, SCENARIOS
 from worker import WORKFLOWS
 from workflows.defect_complaint import INTAKE_IN_WORKFLOW
+from workflows.ids import activation_workflow_id, complaint_workflow_id
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    raw = json.loads(path.read_text())
+    return WorkflowHistory.from_json(recorded_workflow_id(raw), raw)
+
+
+def recorded_workflow_id(raw: dict[str, Any]) -> str:
+    """The id the workflow ran under, which a history file does not carry: the workflows check it (R15, one
+    activation per order), so it is rebuilt from the input, as the desk built it."""
+    started = raw["events"][0]["workflowExecutionStartedEventAttributes"]
+    argument = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+    order_id = argument["order"]["order_id"]
+    if started["workflowType"]["name"] == "NumberActivationWorkflow":
+        return activation_workflow_id(order_id)
+    return complaint_workflow_id(order_id, ComplaintKind(argument.get("kind", ComplaintKind.MAJOR_DEFECT)))
 
 
 def patches_of(history: WorkflowHistory) -> set[str]:

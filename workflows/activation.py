@@ -29,7 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from policy.models import SYSTEM, ActivationStatus
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
-    from workflows.common import jsonable, refund_full_price, refused
+    from workflows.common import check_runs_as, jsonable, refund_full_price, refused
+    from workflows.ids import activation_workflow_id
 
 A = ActivationStatus
 
@@ -51,6 +52,7 @@ class NumberActivationWorkflow:
 
     @workflow.run
     async def run(self, start: StartActivation) -> ActivationState:
+        check_runs_as(activation_workflow_id(self.a.order.order_id), "number's activation", "order")
         workflow.upsert_search_attributes(search_attributes.for_order(self.a.order))
         await self._save()
         with contextlib.suppress(TimeoutError):

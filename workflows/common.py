@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
+    from workflows.ids import complaint_workflow_id
 
 S = ComplaintStatus
 SUPPORT = "support"
@@ -56,6 +57,7 @@ class ComplaintWorkflow:
             )
         except PolicyRefusal as refusal:
             raise refused(refusal) from None
+        check_runs_as(complaint_workflow_id(filing.order.order_id, kind), "complaint", "order and kind (R15)")
 
     # ------------------------------------------------------------------------------------ review period
 
@@ -230,6 +232,17 @@ async def refund_full_price(
             return None
         raise
     return RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
+
+
+def check_runs_as(expected: str, what: str, one_per: str) -> None:
+    """Fail unless this workflow runs under `expected`: the id that makes Temporal keep one per `one_per`."""
+    if workflow.info().workflow_id != expected:
+        raise refused(
+            PolicyRefusal(
+                refusals.WRONG_WORKFLOW_ID,
+                f"a {what} runs as workflow {expected}, so that there is one open per {one_per}",
+            )
+        )
 
 
 def refused(refusal: PolicyRefusal) -> ApplicationError:
