@@ -44,8 +44,9 @@ class ComplaintWorkflow:
     # -------------------------------------------------------------------------------------------- intake
 
     def _check_intake(self, filing: Filing, kind: ComplaintKind) -> None:
-        """R3, R4, R6 and the kind's product, judged at the instant the workflow was started: the desk
-        checked them already, and this keeps a client that starts the workflow directly to the same rules."""
+        """R3, R4, R6 and the kind's product, judged at the instant the workflow was started, and the id that
+        keeps R15: the desk checked them already, and this holds a client that starts the workflow directly to
+        the same rules."""
         try:
             intake.check_claim(
                 filing.order,
