@@ -27,7 +27,7 @@ from policy.evidence import MAX_FILE_BYTES
 from policy.models import Role
 from starter.client import workflow_id_of
 from tests.conftest import Api
-from tests.factories import CLAIM, history_text
+from tests.factories import CLAIM, POLICY, history_text
 from tests.test_api import counts, error_of, filing_settled, new_customer, order_body, place_order
 from workflows.ids import activation_workflow_id
 
@@ -37,9 +37,9 @@ NUMBER = {"sku": "vn-uk-whatsapp", "kind": "virtual_number", "name": "UK number"
 PRICE = "0.75"
 PHONE = "+447700900123"
 SERVICE = "whatsapp"
-SMS_WAIT = timedelta(minutes=20)
-REVIEW_WINDOW = timedelta(days=5)
-CLAIM_WINDOW = timedelta(days=5)
+SMS_WAIT = POLICY.sms_wait
+REVIEW_WINDOW = POLICY.review_window
+CLAIM_WINDOW = POLICY.claim_window
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR-a-screenshot-of-the-2fa-screen"
 
 ACTIVATION_FIELDS = {"activation_id", "order_id", "status", "expires_at", "refund"}
