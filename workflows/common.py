@@ -18,7 +18,15 @@ with workflow.unsafe.imports_passed_through():
     from activities import LEDGER_CALL, LedgerActivities
     from ledger.records import ComplaintTransition, Notification, RefundIssue, RefundSource
     from policy import intake, refusals, rules
-    from policy.complaint import Action, ComplaintState, Filing, Review, check_action, review_reason_refusal
+    from policy.complaint import (
+        Action,
+        ComplaintState,
+        Filing,
+        Review,
+        ReviewRecord,
+        check_action,
+        review_reason_refusal,
+    )
     from policy.models import (
         SYSTEM,
         Actor,
@@ -29,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RefundRecord,
         ReplacementOffer,
         Resolution,
+        ReviewDecision,
     )
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
@@ -59,6 +68,24 @@ class ComplaintWorkflow:
         except PolicyRefusal as refusal:
             raise refused(refusal) from None
         check_runs_as(complaint_workflow_id(filing.order.order_id, kind), "complaint", "order and kind (R15)")
+
+    # ------------------------------------------------------------------------------------------- review
+
+    async def _take_review(self, review: Review) -> bool:
+        """Keep support's review; a rejection ends the complaint with its reason (R8; R5, R6). Returns
+        whether support approved, for the kind's workflow to go on from there."""
+        self.c.review = ReviewRecord(
+            decision=review.decision,
+            reason_code=review.reason_code,
+            note=review.note,
+            by=str(review.actor),
+            at=workflow.now(),
+        )
+        if review.decision is ReviewDecision.APPROVE:
+            return True
+        assert review.reason_code is not None
+        await self._close(S.REJECTED, review.actor, reason_code=review.reason_code.value, note=review.note)
+        return False
 
     # ------------------------------------------------------------------------------------ review period
 

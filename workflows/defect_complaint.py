@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
         MarkFixed,
         OfferReplacement,
         Review,
-        ReviewRecord,
         Withdraw,
         already_final,
     )
@@ -37,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         ComplaintStatus,
         RemedyChoice,
         ReplacementOffer,
-        ReviewDecision,
     )
     from policy.refusals import PolicyRefusal
     from workflows.common import SUPPORT, ComplaintWorkflow, opened, refused
@@ -152,19 +150,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     @workflow.update
     async def review(self, review: Review) -> ComplaintState:
         """R8: approve the deficiency, or reject it with a reason (which ends the complaint)."""
-        self.c.review = ReviewRecord(
-            decision=review.decision,
-            reason_code=review.reason_code,
-            note=review.note,
-            by=str(review.actor),
-            at=workflow.now(),
-        )
-        if review.decision is ReviewDecision.REJECT:
-            assert review.reason_code is not None
-            await self._close(
-                S.REJECTED, review.actor, reason_code=review.reason_code.value, note=review.note
-            )
-        else:
+        if await self._take_review(review):
             self.c.status = S.RECTIFYING
             await self._record("deficiency_approved", review.actor, note=review.note)
         return self.c

@@ -13,8 +13,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities import LEDGER_CALL, LedgerActivities
     from policy import intake, rules
-    from policy.complaint import ComplaintState, FileClaim, Review, ReviewRecord, Withdraw
-    from policy.models import ComplaintKind, ComplaintStatus, ReviewDecision
+    from policy.complaint import ComplaintState, FileClaim, Review, Withdraw
+    from policy.models import ComplaintKind, ComplaintStatus
     from policy.refusals import PolicyRefusal
     from workflows.common import SUPPORT, ComplaintWorkflow, opened, refused
 
@@ -63,23 +63,12 @@ class RefundClaimWorkflow(ComplaintWorkflow):
     @workflow.update
     async def review(self, review: Review) -> ComplaintState:
         """R5/R6: approval is a full refund of the price paid; rejection ends the claim with its reason."""
-        self.c.review = ReviewRecord(
-            decision=review.decision,
-            reason_code=review.reason_code,
-            note=review.note,
-            by=str(review.actor),
-            at=workflow.now(),
-        )
-        if review.decision is ReviewDecision.REJECT:
-            assert review.reason_code is not None
-            await self._close(
-                S.REJECTED, review.actor, reason_code=review.reason_code.value, note=review.note
-            )
-            await self._notify(self._customer, "claim_rejected", reason_code=review.reason_code)
-        else:
+        if await self._take_review(review):
             self.c.settling = True
             await self._record("claim_approved", review.actor, note=review.note)
             await self._issue_refund()
+        else:
+            await self._notify(self._customer, "claim_rejected", reason_code=review.reason_code)
         return self.c
 
     @review.validator
