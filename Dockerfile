@@ -18,7 +18,8 @@ RUN pip install --no-cache-dir . \
     && rm -rf /src
 
 # Never root at run time. The home directory is the working directory, so the fallbacks that write
-# `.data/` (only used when DATABASE_URL, REFUND_DESK_VAULT_KEYS or REFUND_DESK_JWT_SECRET is unset) can.
+# `.data/` (only used when DATABASE_URL, REFUND_DESK_VAULT_KEYS, REFUND_DESK_PAYLOAD_KEYS or REFUND_DESK_JWT_SECRET
+# is unset) can.
 RUN useradd --create-home --uid 10001 --user-group refunddesk
 USER refunddesk
 WORKDIR /home/refunddesk

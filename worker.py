@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -25,9 +26,14 @@ WORKFLOWS: Sequence[type] = (DefectComplaintWorkflow, RefundClaimWorkflow, Numbe
 log = logging.getLogger("refund_desk.worker")
 
 
-def build_worker(client: Client, ledger: Ledger, keyring: VaultKeyring, task_queue: str) -> Worker:
+def build_worker(
+    client: Client, ledger: Ledger, keyring: VaultKeyring, task_queue: str, **options: Any
+) -> Worker:
+    """Every workflow and activity on `task_queue`; `options` go to `Worker` as they are."""
     activities = LedgerActivities(ledger, keyring)
-    return Worker(client, task_queue=task_queue, workflows=list(WORKFLOWS), activities=activities.all())
+    return Worker(
+        client, task_queue=task_queue, workflows=list(WORKFLOWS), activities=activities.all(), **options
+    )
 
 
 async def run(stop: asyncio.Event | None = None) -> None:

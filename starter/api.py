@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from policy.complaint import Review, review_reason_refusal
@@ -23,6 +24,7 @@ from policy.models import (
     Identifier,
     Role,
 )
+from starter import codec_api
 from starter.auth import Principal, allow
 from starter.client import ComplaintDesk, open_desk
 from starter.errors import ApiError, documented, install
@@ -99,6 +101,13 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
     app.state.currency = settings.currency
     install(app)
     _routes(app)
+    app.include_router(codec_api.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.codec_origins(),
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
     return app
 
 

@@ -28,10 +28,10 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ledger.keyring import Keyring
 from ledger.records import ActivationRecord, Balance, ComplaintRecord
 from ledger.repository import Ledger
 from ledger.settings import LedgerSettings
@@ -78,6 +78,7 @@ from policy.models import (
 )
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySettings, PolicySnapshot
+from starter.codec import PayloadKeySettings, encrypting_converter
 from starter.settings import TemporalSettings
 from workflows import search_attributes
 from workflows.activation import NumberActivationWorkflow
@@ -113,11 +114,13 @@ class ActivationUnresponsive(Unresponsive):
     """The activation's workflow did not answer in time."""
 
 
-async def connect(settings: TemporalSettings | None = None) -> Client:
-    """A Temporal client speaking the project's data converter (pydantic models on the wire)."""
+async def connect(settings: TemporalSettings | None = None, payload_keys: Keyring | None = None) -> Client:
+    """A Temporal client speaking the project's data converter (pydantic models on the wire), every payload
+    encrypted with `payload_keys` (default: REFUND_DESK_PAYLOAD_KEYS, else `.data/payload.key`)."""
     settings = settings or TemporalSettings()
+    keyring = payload_keys or PayloadKeySettings().keyring()
     return await Client.connect(
-        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter
+        settings.address, namespace=settings.namespace, data_converter=encrypting_converter(keyring)
     )
 
 

@@ -51,6 +51,15 @@ class ApiSettings(BaseSettings):
         description="The balance's currency for a customer with no entries, unless the request names one.",
     )
 
+    codec_cors_origins: str = Field(
+        default="http://localhost:8233,http://127.0.0.1:8233",
+        validation_alias=AliasChoices("REFUND_DESK_CODEC_CORS_ORIGINS", "codec_cors_origins"),
+        description="Comma-separated web origins (the Temporal UI's) that may call /codec from a browser.",
+    )
+
+    def codec_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.codec_cors_origins.split(",") if origin.strip()]
+
     def secret(self) -> str:
         """The secret, from the environment or else the file; refuses a missing or short one."""
         if self.jwt_secret is not None:

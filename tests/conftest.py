@@ -21,7 +21,6 @@ import pytest
 import uvicorn
 from google.protobuf.empty_pb2 import Empty
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
@@ -34,7 +33,9 @@ from starter.api import create_app
 from starter.auth import mint_token
 from starter.binaries import tool_path
 from starter.client import ComplaintDesk, register_search_attributes
+from starter.codec import encrypting_converter
 from starter.settings import ApiSettings
+from tests.factories import PAYLOAD_KEYS
 from tests.postgres import throwaway_cluster
 from worker import build_worker
 
@@ -92,7 +93,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping server per test: a workflow left running by one test (with its worker gone)
     would otherwise hold the shared clock still for the next."""
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=encrypting_converter(PAYLOAD_KEYS),
         test_server_existing_path=tool_path("temporal-test-server"),
         runtime=QUIET_RUNTIME,
     )

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from google.protobuf import json_format
 from pydantic import SecretStr
+from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 
 from policy.complaint import ServerCredentials
 from policy.models import Actor, Money, Order, Product, ProductKind, Role
 from policy.settings import PolicySnapshot
+from starter.codec import EncryptionCodec, PayloadKeyring
 
 SUPPORT = Actor(role=Role.SUPPORT, id="alice")
 BACKEND = Actor(role=Role.BACKEND, id="shop")
@@ -22,6 +24,8 @@ POLICY = PolicySnapshot()
 DESCRIPTION = "The licensing module crashes on every request since the last update; logs attached."
 CLAIM = "The number never received the WhatsApp code; I asked for it three times over twenty minutes."
 SECRET = "hunter2-correct-horse-battery-staple"
+PAYLOAD_KEYS = PayloadKeyring.generate("test-payload")
+"""The payload codec's keys for every Temporal client and worker in the tests (and their subprocesses)."""
 
 
 def software_order(price: str = "50.00", currency: str = "EUR", customer_id: str | None = None) -> Order:
@@ -59,14 +63,17 @@ def credentials() -> ServerCredentials:
 
 
 def history_text(history: WorkflowHistory) -> str:
-    """The history with every payload decoded: its JSON carries payloads in base64, so a secret could sit
-    in `to_json()` unseen by a plain substring search. Search this instead."""
+    """The history with every payload decrypted (with PAYLOAD_KEYS) and decoded: its JSON carries payloads
+    encrypted and in base64, so a secret could sit in `to_json()` unseen by a plain substring search. Search
+    this instead: it is what anyone holding the payload keys (support, through the codec endpoint) sees."""
+    codec = EncryptionCodec(PAYLOAD_KEYS)
     parts: list[str] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             if "data" in node and "metadata" in node and isinstance(node["data"], str):
-                parts.append(base64.b64decode(node["data"]).decode("utf-8", errors="replace"))
+                payload = codec.decrypt(json_format.ParseDict(node, Payload(), ignore_unknown_fields=True))
+                parts.append(payload.data.decode("utf-8", errors="replace"))
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

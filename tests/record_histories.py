@@ -32,7 +32,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
@@ -57,11 +56,13 @@ from policy.models import (
 from policy.refusals import PolicyRefusal
 from starter.binaries import tool_path
 from starter.client import ComplaintDesk, register_search_attributes, workflow_id_of
+from starter.codec import encrypting_converter
 from tests.conftest import QUIET_RUNTIME, TimeSkippingDesk, migrated_ledger
 from tests.factories import (
     BACKEND,
     CLAIM,
     DESCRIPTION,
+    PAYLOAD_KEYS,
     POLICY,
     SUPPORT,
     credentials,
@@ -377,7 +378,7 @@ def select(prefixes: Sequence[str], replace: bool) -> tuple[list[str], list[str]
 async def record(stems: Sequence[str]) -> None:
     HISTORIES.mkdir(exist_ok=True)
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=encrypting_converter(PAYLOAD_KEYS),
         test_server_existing_path=tool_path("temporal-test-server"),
         runtime=QUIET_RUNTIME,
     )

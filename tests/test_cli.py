@@ -42,6 +42,7 @@ from starter.client import ActivationUnresponsive, ComplaintDesk, ComplaintUnres
 from tests.factories import (
     CLAIM,
     DESCRIPTION,
+    PAYLOAD_KEYS,
     POLICY,
     SECRET,
     credentials,
@@ -80,6 +81,7 @@ def cli(env: WorkflowEnvironment, desk: ComplaintDesk, ledger: Ledger, keyring: 
             "REFUND_DESK_TASK_QUEUE": desk.task_queue,
             "DATABASE_URL": ledger.engine.url.render_as_string(hide_password=False),
             "REFUND_DESK_VAULT_KEYS": keyring.spec(),
+            "REFUND_DESK_PAYLOAD_KEYS": PAYLOAD_KEYS.spec(),
             "REFUND_DESK_OPERATOR": "alice",
         }
     )
@@ -309,6 +311,7 @@ async def test_unreachable_temporal_is_one_line(tmp_path: Path) -> None:
         "TEMPORAL_ADDRESS": "127.0.0.1:1",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ledger.db",
         "REFUND_DESK_VAULT_KEYS": VaultKeyring.generate().spec(),
+        "REFUND_DESK_PAYLOAD_KEYS": PAYLOAD_KEYS.spec(),
     }
     result = await invoke(["complaints", "list"], env)
     failed(result, 1, "cannot reach Temporal at 127.0.0.1:1")
@@ -585,6 +588,7 @@ async def test_activations_report_an_unreachable_temporal_in_one_line(tmp_path: 
         "TEMPORAL_ADDRESS": "127.0.0.1:1",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ledger.db",
         "REFUND_DESK_VAULT_KEYS": VaultKeyring.generate().spec(),
+        "REFUND_DESK_PAYLOAD_KEYS": PAYLOAD_KEYS.spec(),
         "REFUND_DESK_OPERATOR": "alice",
     }
     failed(await invoke(["activations", "show", "act_ord-1"], env), 1, "cannot reach Temporal at 127.0.0.1:1")

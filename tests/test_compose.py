@@ -31,7 +31,7 @@ SERVICES = ("postgresql", "temporal", "temporal-search-attributes", "temporal-ui
 APP_SERVICES = ("migrate", "worker", "api")
 LONG_RUNNING = ("worker", "api")
 REGISTRAR = "temporal-search-attributes"
-SECRETS = ("REFUND_DESK_JWT_SECRET", "REFUND_DESK_VAULT_KEYS")
+SECRETS = ("REFUND_DESK_JWT_SECRET", "REFUND_DESK_VAULT_KEYS", "REFUND_DESK_PAYLOAD_KEYS")
 
 # ------------------------------------------------------------------------------------------------ helpers
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
@@ -31,9 +30,18 @@ from policy.settings import PolicySnapshot
 from starter.auth import mint_token
 from starter.binaries import tool_path
 from starter.client import ComplaintDesk
+from starter.codec import encrypting_converter
 from starter.run_local import stop_in_order
 from tests.conftest import migrated_ledger
-from tests.factories import BACKEND, DESCRIPTION, SUPPORT, customer, number_order, software_order
+from tests.factories import (
+    BACKEND,
+    DESCRIPTION,
+    PAYLOAD_KEYS,
+    SUPPORT,
+    customer,
+    number_order,
+    software_order,
+)
 from workflows.ids import activation_workflow_id
 from workflows.search_attributes import ALL_KEYS
 
@@ -55,7 +63,7 @@ def free_port() -> int:
 @pytest.fixture
 async def dev_server(tmp_path: Path) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=encrypting_converter(PAYLOAD_KEYS),
         dev_server_existing_path=tool_path("temporal"),
         dev_server_database_filename=str(tmp_path / "temporal.db"),
         search_attributes=ALL_KEYS,
@@ -76,6 +84,7 @@ def worker_process(
         "REFUND_DESK_TASK_QUEUE": queue,
         "DATABASE_URL": database_url,
         "REFUND_DESK_VAULT_KEYS": keyring.spec(),
+        "REFUND_DESK_PAYLOAD_KEYS": PAYLOAD_KEYS.spec(),
     }
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -169,6 +178,7 @@ async def test_deployed_api_and_worker_refund_a_complaint_over_http_and_survive_
         "REFUND_DESK_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ledger.db",
         "REFUND_DESK_VAULT_KEYS": VaultKeyring.generate().spec(),
+        "REFUND_DESK_PAYLOAD_KEYS": PAYLOAD_KEYS.spec(),
         "REFUND_DESK_JWT_SECRET": secret,
         "REFUND_DESK_RECTIFY_WINDOW": "PT4S",
         "REFUND_DESK_REVIEW_REMINDER_BEFORE": "1",

@@ -17,12 +17,13 @@ import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from policy.activation import ActivationState, StartActivation
 from policy.complaint import ComplaintState, FileClaim
 from policy.models import ComplaintKind
+from starter.codec import encrypting_converter
+from tests.factories import PAYLOAD_KEYS
 from tests.record_histories import FAMILIES, HISTORIES, PREVIOUS_RELEASE, SCENARIOS
 from worker import WORKFLOWS
 from workflows.defect_complaint import INTAKE_IN_WORKFLOW
@@ -80,7 +81,7 @@ def test_the_intake_patch_has_histories_before_and_after_it() -> None:
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 async def test_recorded_history_replays_deterministically(path: Path) -> None:
     history = load(path)
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=encrypting_converter(PAYLOAD_KEYS))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
@@ -122,6 +123,6 @@ class ClaimThatWaitsFirst:
 )
 async def test_a_changed_workflow_fails_to_replay_its_history(stem: str, changed: type) -> None:
     history = load(HISTORIES / f"{stem}.json")
-    replayer = Replayer(workflows=[changed], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[changed], data_converter=encrypting_converter(PAYLOAD_KEYS))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, workflow.NondeterminismError), result.replay_failure
