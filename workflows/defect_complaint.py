@@ -121,6 +121,9 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             if self.c.is_final:
                 return
             if not chosen:
+                # Settling from this instant: a choice or a withdrawal sent while the default is being
+                # recorded is refused (`remedy_being_issued`), not accepted and then overtaken.
+                self.c.settling = True
                 self.c.remedy_choice = rules.DEFAULT_REMEDY
                 await self._record("remedy_defaulted", SYSTEM, choice=self.c.remedy_choice)
         self.c.settling = True
@@ -273,10 +276,17 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     @answer_access.validator
     def _validate_answer_access(self, answer: AccessAnswer) -> None:
         self._check("answer_access", answer.actor)
+        if self._access.answered_at is not None:  # a first answer is being filed (a failed one resets it)
+            raise refused(
+                PolicyRefusal(refusals.INVALID_STATE, "the access request is already being answered")
+            )
 
     @workflow.update
     async def choose_remedy(self, choice: ChooseRemedy) -> ComplaintState:
-        """R12: refund or replacement, any time before the remedy is issued."""
+        """R12: refund or replacement, any time before the remedy is issued. The same choice again (a
+        client's retry) changes nothing and is not recorded twice."""
+        if self.c.remedy_choice is choice.choice and workflow.patched("repeated-choice-unrecorded"):
+            return self.c
         self.c.remedy_choice = choice.choice
         await self._record("remedy_chosen", choice.actor, choice=choice.choice)
         return self.c
