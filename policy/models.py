@@ -13,10 +13,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from policy.currencies import known_currency
+
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 """Ids chosen by the shop (orders, customers, SKUs): no dots, so complaint ids can embed them."""
 
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(known_currency)]
+"""A currency in circulation (`policy.currencies`): any three capitals would admit `XXX` or `XTS`."""
 
 
 def _aware(value: datetime) -> datetime:

@@ -31,9 +31,11 @@ from starter.errors import ApiError, documented, install
 from starter.schemas import (
     AccessIn,
     AccessRequestIn,
+    ActivationId,
     ActivationIn,
     ActivationOut,
     BalanceOut,
+    ComplaintId,
     ComplaintIn,
     ComplaintOut,
     ComplaintPage,
@@ -173,7 +175,9 @@ def _routes(app: FastAPI) -> None:
         tags=["activations"],
         responses=documented(*AUTH_ERRORS, 404, 503),
     )
-    async def get_activation(activation_id: str, desk: Desk, principal: BackendOrCustomer) -> ActivationOut:
+    async def get_activation(
+        activation_id: ActivationId, desk: Desk, principal: BackendOrCustomer
+    ) -> ActivationOut:
         """The activation as it stands; a customer sees only their own."""
         return ActivationOut.of(await desk.get_activation(activation_id, principal.actor))
 
@@ -183,7 +187,9 @@ def _routes(app: FastAPI) -> None:
         tags=["activations"],
         responses=documented(*AUTH_ERRORS, 404, 409, 422, 503),
     )
-    async def receive_sms(activation_id: str, body: SmsIn, desk: Desk, principal: Backend) -> ActivationOut:
+    async def receive_sms(
+        activation_id: ActivationId, body: SmsIn, desk: Desk, principal: Backend
+    ) -> ActivationOut:
         """R1: the SMS came; the activation is completed and no longer refundable. The same SMS again is
         answered as it stands; an SMS after the cancel is refused (409 `invalid_state`)."""
         return ActivationOut.of(await desk.receive_sms(activation_id, principal.actor, body.text))
@@ -195,7 +201,7 @@ def _routes(app: FastAPI) -> None:
         responses=documented(*AUTH_ERRORS, 404, 409, 503),
     )
     async def cancel_activation(
-        activation_id: str, desk: Desk, principal: BackendOrCustomer
+        activation_id: ActivationId, desk: Desk, principal: BackendOrCustomer
     ) -> ActivationOut:
         """R2: cancel before the SMS came; the full price goes back to the balance, once. After the SMS,
         409 `invalid_state` (R1)."""
@@ -265,7 +271,7 @@ def _routes(app: FastAPI) -> None:
         tags=["complaints"],
         responses=documented(*AUTH_ERRORS, 404, 503),
     )
-    async def get_complaint(complaint_id: str, desk: Desk, principal: Anyone) -> ComplaintOut:
+    async def get_complaint(complaint_id: ComplaintId, desk: Desk, principal: Anyone) -> ComplaintOut:
         """The complaint as it stands, with its events; a customer sees only their own."""
         return ComplaintOut.of(await desk.get_for(complaint_id, principal.actor))
 
@@ -277,7 +283,9 @@ def _routes(app: FastAPI) -> None:
         tags=["support"],
         responses=ON_COMPLAINT,
     )
-    async def review(complaint_id: str, body: ReviewIn, desk: Desk, principal: Support) -> ComplaintOut:
+    async def review(
+        complaint_id: ComplaintId, body: ReviewIn, desk: Desk, principal: Support
+    ) -> ComplaintOut:
         """R8: approve the deficiency, or reject it with one of the R8 reason codes; R5/R6: approve the
         claim (a full refund) or reject it with one of its reason codes."""
         refusal = review_reason_refusal(body.decision, body.reason_code)
@@ -295,7 +303,7 @@ def _routes(app: FastAPI) -> None:
         responses=ON_COMPLAINT,
     )
     async def request_access(
-        complaint_id: str, body: AccessRequestIn, desk: Desk, principal: Support
+        complaint_id: ComplaintId, body: AccessRequestIn, desk: Desk, principal: Support
     ) -> ComplaintOut:
         """R9: ask the customer for temporary access to their server; R10 pauses the clock meanwhile."""
         state = await desk.request_access(complaint_id, principal.actor, body.scope, body.reason)
@@ -307,7 +315,9 @@ def _routes(app: FastAPI) -> None:
         tags=["support"],
         responses=ON_COMPLAINT,
     )
-    async def mark_fixed(complaint_id: str, body: FixIn, desk: Desk, principal: Support) -> ComplaintOut:
+    async def mark_fixed(
+        complaint_id: ComplaintId, body: FixIn, desk: Desk, principal: Support
+    ) -> ComplaintOut:
         """R11: the defect is rectified before the deadline; the complaint ends with no refund."""
         return ComplaintOut.of(await desk.mark_fixed(complaint_id, principal.actor, body.note))
 
@@ -318,7 +328,7 @@ def _routes(app: FastAPI) -> None:
         responses=ON_COMPLAINT,
     )
     async def offer_replacement(
-        complaint_id: str, body: ReplacementIn, desk: Desk, principal: Support
+        complaint_id: ComplaintId, body: ReplacementIn, desk: Desk, principal: Support
     ) -> ComplaintOut:
         """R12: offer another product of around the same value (within the policy's tolerance)."""
         offer = await desk.replacement_offer(complaint_id, body.sku, body.name, body.value, body.currency)
@@ -333,7 +343,7 @@ def _routes(app: FastAPI) -> None:
         responses=ON_COMPLAINT,
     )
     async def answer_access(
-        complaint_id: str, body: AccessIn, desk: Desk, principal: Customer
+        complaint_id: ComplaintId, body: AccessIn, desk: Desk, principal: Customer
     ) -> ComplaintOut:
         """R9/R10: grant access with credentials (sealed before they leave the API) or refuse it."""
         await desk.ensure_visible(complaint_id, principal.actor)  # another's is not found, not forbidden
@@ -350,7 +360,7 @@ def _routes(app: FastAPI) -> None:
         responses=ON_COMPLAINT,
     )
     async def choose_remedy(
-        complaint_id: str, body: RemedyIn, desk: Desk, principal: Customer
+        complaint_id: ComplaintId, body: RemedyIn, desk: Desk, principal: Customer
     ) -> ComplaintOut:
         """R12: refund or replacement, any time until the remedy is issued."""
         await desk.ensure_visible(complaint_id, principal.actor)  # another's is not found, not forbidden
@@ -363,7 +373,7 @@ def _routes(app: FastAPI) -> None:
         responses=ON_COMPLAINT,
     )
     async def withdraw(
-        complaint_id: str,
+        complaint_id: ComplaintId,
         desk: Desk,
         principal: Customer,
         body: Annotated[WithdrawIn | None, Body()] = None,

@@ -11,11 +11,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from ledger.repository import OrderConflict
@@ -28,7 +30,7 @@ from starter.client import (
     OrderNotFound,
     Unresponsive,
 )
-from starter.schemas import ErrorBody
+from starter.schemas import MAX_BODY_BYTES, ErrorBody
 
 log = logging.getLogger("refund_desk.api")
 
@@ -86,8 +88,45 @@ def _validation_message(error: Mapping[str, Any]) -> str:
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
+class BodyLimit:
+    """Refuse a request body over `max_bytes` with a 413 in the contract's error body, before it is read:
+    at once when its Content-Length says so, else as soon as the bytes received pass the limit (a chunked
+    body). Without it a 50 MB body would be read into memory whole and parsed only to be refused."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            too_large = ApiError(413, HTTP_CODES[413], self._message())
+            await error_response(too_large)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # an HTTPException, which FastAPI passes on to `http_error` as it reads the body
+                    raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self) -> str:
+        return f"a request body may weigh {self.max_bytes} bytes at most"
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers that give every error the contract's body."""
+    """Register the handlers that give every error the contract's body, and the body size limit."""
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -126,6 +165,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's answer to a body it cannot even decode (not UTF-8)
+            fields = [{"field": "body", "message": "the body is not JSON in UTF-8"}]
+            return error_response(
+                ApiError(422, "validation_error", "the request is not valid (body: not JSON)", fields=fields)
+            )
         code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         message = f"{exc.detail}: {request.method} {request.url.path}"
         return error_response(ApiError(exc.status_code, code, message, headers=exc.headers))

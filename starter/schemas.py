@@ -10,11 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
+from fastapi import Path
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,7 +33,7 @@ from pydantic import (
 from ledger.records import Balance
 from policy.activation import ActivationState, CancelReason, PhoneNumber, ServiceName
 from policy.complaint import ComplaintState, ServerCredentials, credentials_go_with_grant
-from policy.evidence import MAX_FILE_BYTES, MAX_FILES, EvidenceFile
+from policy.evidence import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, EvidenceFile
 from policy.models import (
     ActivationStatus,
     AwareDatetime,
@@ -57,20 +62,35 @@ def format_amount(value: Decimal) -> str:
     return f"{canonical_amount(value):f}"
 
 
-def _no_float(value: Any) -> Any:
-    """A float has already lost the cents it was meant to carry (0.1 + 0.2): money comes as a string."""
+PLAIN_DECIMAL = re.compile(r"[0-9]{1,32}(\.[0-9]{1,32})?")
+
+
+def _plain_decimal(value: Any) -> Any:
+    """A float has already lost the cents it was meant to carry (0.1 + 0.2): money comes as a string, and
+    as plain digits: Python's `Decimal` would also read "1_000", " 12.5 ", "-0", "1E+3" and "NaN", which
+    no client means as money ("-0" would even come back as "-0.00")."""
     if isinstance(value, float):
         raise ValueError('send money as a decimal string, e.g. "12.50"')
+    if isinstance(value, str) and not PLAIN_DECIMAL.fullmatch(value):
+        raise ValueError('send money as plain digits with an optional decimal point, e.g. "12.50"')
     return value
 
 
 Amount = Annotated[
     Decimal,
-    BeforeValidator(_no_float),
+    BeforeValidator(_plain_decimal),
     Field(ge=0, max_digits=18, decimal_places=4, examples=["12.50"]),
     PlainSerializer(format_amount, return_type=str, when_used="json"),
 ]
-"""Money in a request or a response: a decimal string, never a float."""
+"""Money in a request: a decimal string, never a float."""
+
+AmountOut = Annotated[
+    Decimal,
+    PlainSerializer(format_amount, return_type=str, when_used="json"),
+    Field(examples=["12.50"]),
+]
+"""Money in a response. Unbounded, unlike `Amount`: a balance adds up refunds that each fit in 18 digits,
+and their sum need not (a bound here would turn a large balance into a 500)."""
 
 UtcTime = Annotated[
     datetime,
@@ -79,6 +99,51 @@ UtcTime = Annotated[
 """Every time the API answers with is ISO-8601 in UTC."""
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+MAX_BODY_BYTES = 4 * math.ceil(MAX_TOTAL_BYTES / 3) + 1024 * 1024
+"""The largest request body the API reads (about 15 MB): a complaint with the most evidence R6 accepts,
+base64-encoded, plus a mebibyte for the rest of the JSON. Anything larger is a 413 before it is read into
+memory, instead of being parsed whole only to be refused."""
+
+LINE_BREAKS = frozenset("\t\n\r")
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _free_text(value: str) -> str:
+    """What a person writes (a description, a note): any script and emoji, with line breaks and tabs, but
+    no other control character. A NUL in particular cannot be stored in a PostgreSQL text column."""
+    for char in value:
+        if unicodedata.category(char) == "Cc" and char not in LINE_BREAKS:
+            raise ValueError(f"contains the control character U+{ord(char):04X}")
+    return value
+
+
+def _name(value: str) -> str:
+    """A one-line name (a product, a file): no control character and no bidirectional override, which
+    would let `invoice\u202efdp.exe` show support an `invoiceexe.pdf`."""
+    for char in value:
+        if unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS:
+            raise ValueError(f"contains the control character U+{ord(char):04X}")
+    return value
+
+
+FreeText = Annotated[str, AfterValidator(_free_text)]
+Name = Annotated[str, AfterValidator(_name)]
+
+ComplaintId = Annotated[
+    str,
+    Path(
+        max_length=200,
+        description="As the API gave it: `{order_id}.{kind}.{suffix}`.",
+        examples=["ord-1001.major_defect.9f86d081"],
+    ),
+]
+"""A complaint id in a path. The bound keeps a hostile id from reaching Temporal, which refuses workflow
+ids longer than it allows with an error that is not "not found"."""
+
+ActivationId = Annotated[
+    str, Path(max_length=100, description="As the API gave it: `act_{order_id}`.", examples=["act_ord-1001"])
+]
 
 
 class Body(BaseModel):
@@ -115,20 +180,41 @@ class ErrorBody(Out):
 # ----------------------------------------------------------------------------------------------- orders
 
 
+def _iso_text(value: Any) -> Any:
+    """Times come as ISO-8601 text: pydantic would also read `12345` or "12345" as seconds since 1970."""
+    if not isinstance(value, str):
+        raise ValueError("send the time as ISO-8601 text, e.g. 2026-01-31T12:00:00Z")
+    try:
+        float(value)
+    except ValueError:
+        return value
+    raise ValueError("send the time as ISO-8601 text, e.g. 2026-01-31T12:00:00Z")
+
+
 class OrderIn(Body):
     order_id: Identifier
     customer_id: Identifier
     product: Product
-    amount: Amount
+    amount: Amount = Field(gt=0, description="More than zero: a free order has nothing to refund.")
     currency: CurrencyCode
-    placed_at: AwareDatetime
+    placed_at: Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+    @field_validator("product")
+    @classmethod
+    def _product_name(cls, value: Product) -> Product:
+        _name(value.name)
+        return value
 
     @field_validator("placed_at")
     @classmethod
     def _not_in_the_future(cls, value: datetime) -> datetime:
-        if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first instant a datetime holds
+            raise ValueError("the time is out of range") from None
+        if utc > datetime.now(UTC) + MAX_CLOCK_SKEW:
             raise ValueError("an order cannot be placed in the future")
-        return value
+        return utc
 
     def to_order(self) -> Order:
         return Order(
@@ -150,7 +236,7 @@ ContentType = Annotated[
 class EvidenceIn(Body):
     """An attachment (R6): PNG, JPEG, GIF, WebP, PDF or plain text, at most 5 MiB, base64-encoded."""
 
-    name: str = Field(min_length=1, max_length=255)
+    name: Name = Field(min_length=1, max_length=255)
     content_type: ContentType
     data_base64: str = Field(min_length=1, max_length=(MAX_FILE_BYTES * 4) // 3 + 4)
 
@@ -174,7 +260,7 @@ class EvidenceIn(Body):
 class ComplaintIn(Body):
     order_id: Identifier
     kind: ComplaintKind
-    description: str = Field(min_length=1, max_length=20_000)
+    description: FreeText = Field(min_length=1, max_length=20_000)
     evidence: list[EvidenceIn] = Field(
         default_factory=list, max_length=MAX_FILES, description="Required for `invalid_number` (R6)."
     )
@@ -185,16 +271,19 @@ class ReviewIn(Body):
     reason_code: RejectionReason | None = Field(
         default=None, description="Required with `reject`: R8's for a defect, R5/R6's for a claim."
     )
-    note: str = Field(default="", max_length=5_000)
+    note: FreeText = Field(default="", max_length=5_000)
 
 
 class AccessRequestIn(Body):
-    scope: str = Field(min_length=1, max_length=500)
-    reason: str = Field(min_length=1, max_length=5_000)
+    scope: FreeText = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=5_000)
 
 
 class AccessIn(Body):
-    grant: bool
+    grant: bool = Field(
+        strict=True,
+        description='JSON `true` or `false`: a refusal ends the complaint (R9), so "no" is not guessed at.',
+    )
     credentials: ServerCredentials | None = None
 
     @model_validator(mode="after")
@@ -204,7 +293,7 @@ class AccessIn(Body):
 
 
 class FixIn(Body):
-    note: str = Field(default="", max_length=5_000)
+    note: FreeText = Field(default="", max_length=5_000)
 
 
 class RemedyIn(Body):
@@ -213,17 +302,17 @@ class RemedyIn(Body):
 
 class ReplacementIn(Body):
     sku: Identifier
-    name: str = Field(min_length=1, max_length=200)
-    value: Amount
+    name: Name = Field(min_length=1, max_length=200)
+    value: Amount = Field(gt=0)
     currency: CurrencyCode | None = Field(default=None, description="Defaults to the order's currency.")
 
 
 class WithdrawIn(Body):
-    note: str = Field(default="", max_length=5_000)
+    note: FreeText = Field(default="", max_length=5_000)
 
 
 class RefundOut(Out):
-    amount: Amount
+    amount: AmountOut
     currency: str
     issued_at: UtcTime
 
@@ -237,7 +326,7 @@ class RefundOut(Out):
 class ReplacementOut(Out):
     sku: str
     name: str
-    value: Amount
+    value: AmountOut
     currency: str
 
     @classmethod
@@ -312,7 +401,7 @@ class ComplaintSummary(Out):
     remedy_choice: RemedyChoice | None
     resolution: ResolutionOut | None
     # additions to API.md
-    amount: Amount
+    amount: AmountOut
     currency: str
     review: ReviewOut | None
     access_request: AccessRequestOut | None
@@ -390,10 +479,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, complaint_id = json.loads(raw)
         at = datetime.fromisoformat(created_at)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        if not isinstance(complaint_id, str) or at.tzinfo is None:
+            raise ValueError("not a cursor this API made")
+        at = at.astimezone(UTC)  # 9999-12-31T23:59:59-12:00 overflows here, not in the ledger's query
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):
         raise ValueError("not a cursor this API made") from None
-    if not isinstance(complaint_id, str) or at.tzinfo is None:
-        raise ValueError("not a cursor this API made")
     return at, complaint_id
 
 
@@ -407,7 +497,7 @@ class ActivationIn(Body):
 
 
 class SmsIn(Body):
-    text: str = Field(min_length=1, max_length=1_000)
+    text: FreeText = Field(min_length=1, max_length=1_000)
 
 
 class SmsOut(Out):
@@ -461,7 +551,7 @@ class OrderOut(Out):
     order_id: str
     customer_id: str
     product: Product
-    amount: Amount
+    amount: AmountOut
     currency: str
     placed_at: UtcTime
     activation: ActivationOut | None = Field(
@@ -494,7 +584,7 @@ class OrderOut(Out):
 class BalanceEntryOut(Out):
     at: UtcTime
     kind: str
-    amount: Amount
+    amount: AmountOut
     currency: str
     refund_id: str
 
@@ -502,9 +592,9 @@ class BalanceEntryOut(Out):
 class BalanceOut(Out):
     customer_id: str
     currency: str
-    balance: Amount
+    balance: AmountOut
     entries: list[BalanceEntryOut] = Field(description="The entries in `currency`, oldest first.")
-    balances: dict[str, Amount] = Field(description="Every currency the customer holds (an addition).")
+    balances: dict[str, AmountOut] = Field(description="Every currency the customer holds (an addition).")
 
     @classmethod
     def of(cls, balance: Balance, currency: str | None, default_currency: str) -> BalanceOut:
