@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from policy.currencies import known_currency
 
@@ -49,10 +49,28 @@ def canonical_amount(amount: Decimal) -> Decimal:
     return normalized
 
 
+def _not_a_float(value: Any) -> Any:
+    """A float has already lost the cents it was meant to carry (0.1 + 0.2 != 0.3): refuse it rather than
+    round it silently. Decimals, ints and decimal strings are exact."""
+    if isinstance(value, float):
+        raise ValueError('money is exact: give a Decimal or a decimal string, e.g. "12.50", not a float')
+    return value
+
+
+def _unsigned_zero(value: Decimal) -> Decimal:
+    """`Decimal("-0")` passes `ge=0` but would be written "-0.00"."""
+    return value.copy_abs() if value.is_zero() else value
+
+
 class Money(Frozen):
     """An exact amount in one currency. Never a float."""
 
-    amount: Decimal = Field(ge=0, max_digits=18, decimal_places=4)
+    amount: Annotated[
+        Decimal,
+        BeforeValidator(_not_a_float),
+        AfterValidator(_unsigned_zero),
+        Field(ge=0, max_digits=18, decimal_places=4),
+    ]
     currency: CurrencyCode
 
 

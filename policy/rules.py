@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 from policy.models import Money, Order, RemedyChoice, ReplacementOffer
 from policy.settings import PolicySnapshot
@@ -62,7 +63,11 @@ def within_replacement_tolerance(price: Money, value: Money, tolerance: Decimal)
     """R12: a replacement of "the same or around the same value": |value - price| <= tolerance * price."""
     if price.currency != value.currency:
         return False
-    return abs(value.amount - price.amount) <= tolerance * price.amount
+    # In fractions, not Decimals: a product of Decimals is rounded to the context's 28 digits, which a
+    # tolerance with many digits and a large price would turn into an offer accepted just beyond it.
+    return abs(Fraction(value.amount) - Fraction(price.amount)) <= Fraction(tolerance) * Fraction(
+        price.amount
+    )
 
 
 def same_product_again(order: Order) -> ReplacementOffer:
