@@ -19,17 +19,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.activation import ActivationState
-from policy.complaint import Review
+from policy.complaint import ComplaintState, Review
 from policy.models import ActivationStatus, ComplaintStatus, ReviewDecision, Role
+from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.auth import mint_token
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk
+from starter.client import ComplaintDesk, workflow_id_of
 from starter.codec import encrypting_converter
 from starter.run_local import stop_in_order
 from tests.conftest import migrated_ledger
@@ -42,6 +44,7 @@ from tests.factories import (
     number_order,
     software_order,
 )
+from worker import build_worker
 from workflows.ids import activation_workflow_id
 from workflows.search_attributes import ALL_KEYS
 
@@ -281,3 +284,94 @@ async def test_activation_timer_fires_after_a_worker_crash_and_refunds_once(
         assert waiting.expires_at == waiting.started_at + policy.sms_wait
     finally:
         await ledger.close()
+
+
+async def filed_in(ledger: Ledger, complaint_id: str, seconds: float = 10) -> None:
+    """Until the worker has written the complaint's "filed" event to the ledger."""
+    async with asyncio.timeout(seconds):
+        while await ledger.get_complaint(complaint_id) is None:  # noqa: ASYNC110 (polling another process)
+            await asyncio.sleep(0.05)
+
+
+async def test_r13_a_review_that_comes_while_no_worker_saw_the_deadline_follows_the_escalation(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The worker is down when the deadline passes, and support's approval arrives before a worker is
+    back: the new worker meets the deadline and the review in one task. The complaint was unreviewed at
+    the deadline, so R13 escalates it first and the approval then decides the escalated complaint (found
+    by the chaos run: the approval used to win, and the escalation was never recorded)."""
+    ledger = await migrated_ledger(f"sqlite+aiosqlite:///{tmp_path}/ledger.db")
+    keyring = VaultKeyring.generate()
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    policy = PolicySnapshot(
+        rectify_window=timedelta(seconds=3),
+        review_reminder_before=timedelta(seconds=1),
+        remedy_choice_window=timedelta(seconds=1),
+    )
+    desk = ComplaintDesk(client=dev_server.client, ledger=ledger, keyring=keyring, task_queue=queue)
+    order = software_order()
+    try:
+        # No sticky cache: the next worker gets the complaint's task at once, not after a sticky timeout.
+        async with build_worker(dev_server.client, ledger, keyring, queue, max_cached_workflows=0):
+            state = await desk.file_defect_complaint(order, DESCRIPTION, customer(order), policy)
+            await filed_in(ledger, state.complaint_id)
+        assert state.deadline is not None
+        await asyncio.sleep((state.deadline - datetime.now(UTC)).total_seconds() + 0.5)
+
+        review = asyncio.create_task(
+            desk.review(state.complaint_id, Review(actor=SUPPORT, decision=ReviewDecision.APPROVE))
+        )
+        await asyncio.sleep(0.5)  # the update waits at the server for a worker
+        async with build_worker(dev_server.client, ledger, keyring, queue):
+            assert (await review).status is ComplaintStatus.RECTIFYING
+            final = await desk.outcome(state.complaint_id)
+    finally:
+        await ledger.close()
+    types = [event.type for event in final.events]
+    assert types.count("escalated") == 1, types
+    assert types.index("escalated") < types.index("deficiency_approved"), types
+    assert final.status is ComplaintStatus.REFUNDED, "approved and never fixed: R12's default refund"
+
+
+UPDATE_ACCEPTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+
+
+@pytest.mark.parametrize("action", ["withdraw", "approve"])
+async def test_r16_two_actions_delivered_in_one_workflow_task_take_effect_once(
+    dev_server: WorkflowEnvironment, tmp_path: Path, action: str
+) -> None:
+    """A worker back after a crash finds both copies of a retried action waiting. When the server delivers
+    them in one task both pass their validators before either handler runs (the chaos run found a claim
+    approved twice so), and the handler's own check refuses the second; in two tasks the validator does.
+    Either way one takes effect and the complaint records it once."""
+    ledger = await migrated_ledger(f"sqlite+aiosqlite:///{tmp_path}/ledger.db")
+    keyring = VaultKeyring.generate()
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    desk = ComplaintDesk(client=dev_server.client, ledger=ledger, keyring=keyring, task_queue=queue)
+    order = software_order()
+    try:
+        async with build_worker(dev_server.client, ledger, keyring, queue, max_cached_workflows=0):
+            state = await desk.file_defect_complaint(order, DESCRIPTION, customer(order), SHORT)
+            await filed_in(ledger, state.complaint_id)
+
+        async def act() -> ComplaintState:
+            if action == "withdraw":
+                return await desk.withdraw(state.complaint_id, customer(order))
+            approve = Review(actor=SUPPORT, decision=ReviewDecision.APPROVE)
+            return await desk.review(state.complaint_id, approve)
+
+        both = [asyncio.create_task(act()), asyncio.create_task(act())]
+        await asyncio.sleep(0.5)  # both wait at the server for a worker
+        async with build_worker(dev_server.client, ledger, keyring, queue):
+            answers = await asyncio.gather(*both, return_exceptions=True)
+        history = await dev_server.client.get_workflow_handle(
+            workflow_id_of(state.complaint_id)
+        ).fetch_history()
+        events = [event.type for event in await ledger.complaint_events(state.complaint_id)]
+    finally:
+        await ledger.close()
+    refusals = [answer for answer in answers if isinstance(answer, PolicyRefusal)]
+    assert len(refusals) == 1 and refusals[0].code == "invalid_state", answers
+    accepted = [e for e in history.events if e.event_type == UPDATE_ACCEPTED]
+    assert 1 <= len(accepted) <= 2, "in one task both pass their validators, in two the second does not"
+    assert events.count("withdrawn" if action == "withdraw" else "deficiency_approved") == 1, events

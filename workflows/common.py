@@ -46,8 +46,16 @@ with workflow.unsafe.imports_passed_through():
 S = ComplaintStatus
 SUPPORT = "support"
 
+ESCALATION_BEFORE_LATE_REVIEW = "escalation-before-late-review"
+"""A review that reaches the workflow after the deadline, before the run has acted on it (a worker was
+down), waits for the run's escalation (R13) first. Complaints from before replay as they ran."""
+
 
 class ComplaintWorkflow:
+    """What the complaint workflows share. Each update handler runs its validator again before it changes
+    anything: updates delivered in one workflow task (a worker back after a crash finds several waiting)
+    all pass their validators before the first handler runs, so only the handler sees what the others did."""
+
     c: ComplaintState
 
     # -------------------------------------------------------------------------------------------- intake
@@ -74,6 +82,11 @@ class ComplaintWorkflow:
     async def _take_review(self, review: Review) -> bool:
         """Keep support's review; a rejection ends the complaint with its reason (R8; R5, R6). Returns
         whether support approved, for the kind's workflow to go on from there."""
+        if self._escalation_due() and workflow.patched(ESCALATION_BEFORE_LATE_REVIEW):
+            # The deadline passed unreviewed: R13 escalates it, as it would have had this review come a
+            # moment later; the run is about to, so the review decides the escalated complaint after it.
+            await workflow.wait_condition(lambda: self.c.status is not S.UNDER_REVIEW)
+            self._check_review(review)  # still open, and not decided by a review that came with this one
         self.c.review = ReviewRecord(
             decision=review.decision,
             reason_code=review.reason_code,
@@ -109,6 +122,9 @@ class ComplaintWorkflow:
         pending = "review" if self.c.review is None else "fix"
         await self._record("support_reminded", SYSTEM, pending=pending, deadline=self.c.deadline)
         await self._notify(SUPPORT, "deadline_approaching", pending=pending, deadline=self.c.deadline)
+
+    def _escalation_due(self) -> bool:
+        return self.c.status is S.UNDER_REVIEW and workflow.now() >= self._deadline
 
     async def _escalate(self) -> None:
         """R13: unreviewed at the deadline; support must still decide, however late."""

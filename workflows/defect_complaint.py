@@ -153,6 +153,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     @workflow.update
     async def review(self, review: Review) -> ComplaintState:
         """R8: approve the deficiency, or reject it with a reason (which ends the complaint)."""
+        self._validate_review(review)  # again: see ComplaintWorkflow
         if await self._take_review(review):
             self.c.status = S.RECTIFYING
             await self._record("deficiency_approved", review.actor, note=review.note)
@@ -165,6 +166,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     @workflow.update
     async def request_access(self, request: AccessRequest) -> ComplaintState:
         """R9: ask the customer for temporary server access; the rectification clock pauses (R10)."""
+        self._validate_request_access(request)  # again: see ComplaintWorkflow
         now = workflow.now()
         self.c.access_requests += 1
         self.c.access = AccessState(
@@ -191,6 +193,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     @workflow.update
     async def mark_fixed(self, fix: MarkFixed) -> ComplaintState:
         """R11: fixed before the deadline: the complaint ends rectified, with no refund."""
+        self._validate_mark_fixed(fix)  # again: see ComplaintWorkflow
         await self._close(S.RECTIFIED, fix.actor, note=fix.note)
         await self._notify(self._customer, "defect_rectified")
         return self.c
@@ -202,6 +205,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     @workflow.update
     async def offer_replacement(self, offer: OfferReplacement) -> ComplaintState:
         """R12: another product of around the same value, should the customer choose a replacement."""
+        self._validate_offer_replacement(offer)  # again: see ComplaintWorkflow
         self.c.replacement_offer = offer.offer
         await self._record(
             "replacement_offered",
@@ -233,6 +237,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     async def answer_access(self, answer: AccessAnswer) -> ComplaintState:
         """R9/R10: refusal ends the complaint; a grant files the sealed credentials and moves the deadline
         by exactly the time the customer took."""
+        self._validate_answer_access(answer)  # again: see ComplaintWorkflow
         access = self._access
         answered_at = workflow.now()
         access.answered_at = answered_at
@@ -285,6 +290,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     async def choose_remedy(self, choice: ChooseRemedy) -> ComplaintState:
         """R12: refund or replacement, any time before the remedy is issued. The same choice again (a
         client's retry) changes nothing and is not recorded twice."""
+        self._validate_choose_remedy(choice)  # again: see ComplaintWorkflow
         if self.c.remedy_choice is choice.choice and workflow.patched("repeated-choice-unrecorded"):
             return self.c
         self.c.remedy_choice = choice.choice
@@ -298,6 +304,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     @workflow.update
     async def withdraw(self, withdrawal: Withdraw) -> ComplaintState:
         """R14: the customer may withdraw at any time before the complaint is resolved."""
+        self._validate_withdraw(withdrawal)  # again: see ComplaintWorkflow
         await self._close(S.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
         return self.c
 

@@ -16,9 +16,18 @@ with workflow.unsafe.imports_passed_through():
     from policy.complaint import ComplaintState, FileClaim, Review, Withdraw
     from policy.models import ComplaintKind, ComplaintStatus
     from policy.refusals import PolicyRefusal
-    from workflows.common import SUPPORT, ComplaintWorkflow, opened, refused
+    from workflows.common import (
+        ESCALATION_BEFORE_LATE_REVIEW,
+        SUPPORT,
+        ComplaintWorkflow,
+        opened,
+        refused,
+    )
 
 S = ComplaintStatus
+
+WAIT_FOR_FILING = "claim-actions-wait-for-filing"
+"""Claims started before this change replay with actions taken before "filed", as they happened."""
 
 
 @workflow.defn
@@ -27,6 +36,7 @@ class RefundClaimWorkflow(ComplaintWorkflow):
     def __init__(self, claim: FileClaim) -> None:
         filed_at = workflow.now()
         self.c = opened(claim, claim.kind, filed_at, rules.review_deadline(filed_at, claim.policy))
+        self._filed = False
 
     @workflow.run
     async def run(self, claim: FileClaim) -> ComplaintState:
@@ -35,9 +45,10 @@ class RefundClaimWorkflow(ComplaintWorkflow):
         await self._record(
             "filed", claim.filed_by, deadline=self.c.deadline, evidence=[e.ref for e in claim.evidence]
         )
+        self._filed = True
         await self._notify(SUPPORT, "complaint_filed")
-        await self._review_period(lambda: self._deadline, lambda: not self.c.is_final)
-        if not self.c.is_final:
+        await self._review_period(lambda: self._deadline, self._unreviewed)
+        if self._unreviewed():
             await self._escalate()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.c
@@ -63,6 +74,8 @@ class RefundClaimWorkflow(ComplaintWorkflow):
     @workflow.update
     async def review(self, review: Review) -> ComplaintState:
         """R5/R6: approval is a full refund of the price paid; rejection ends the claim with its reason."""
+        await self._after_filing()
+        self._validate_review(review)  # again: see ComplaintWorkflow
         if await self._take_review(review):
             self.c.settling = True
             await self._record("claim_approved", review.actor, note=review.note)
@@ -80,12 +93,27 @@ class RefundClaimWorkflow(ComplaintWorkflow):
     @workflow.update
     async def withdraw(self, withdrawal: Withdraw) -> ComplaintState:
         """R14: the customer may withdraw the claim until it is decided."""
+        await self._after_filing()
+        self._validate_withdraw(withdrawal)  # again, as for a review
         await self._close(S.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
         return self.c
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdraw) -> None:
         self._check("withdraw", withdrawal.actor)
+
+    def _unreviewed(self) -> bool:
+        """Whether R13's clock still runs: until support decides. Claims started before an approved claim
+        stopped it replay as they ran (the clock ran until the claim was final)."""
+        if workflow.patched(ESCALATION_BEFORE_LATE_REVIEW):
+            return self.c.status is S.UNDER_REVIEW
+        return not self.c.is_final
+
+    async def _after_filing(self) -> None:
+        """An action accepted while the run still checks intake (R5's activity) waits until the claim is
+        filed: the trail starts with "filed", and nothing is paid on a claim intake would refuse."""
+        if not self._filed and workflow.patched(WAIT_FOR_FILING):
+            await workflow.wait_condition(lambda: self._filed)
 
     @workflow.query
     def state(self) -> ComplaintState:
