@@ -1,0 +1,255 @@
+"""What a chaos run must prove at the end, read from the ledger's tables and from Temporal.
+
+Each check returns sentences, one per violation; an empty list means it holds. They read the rows
+themselves (SQL over `ledger.schema`), not only the desk's answers, so a projection that disagrees with the
+rows that carry the money is caught.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from temporalio.client import Client
+
+from bench.driver import Scenario
+from ledger.repository import Ledger
+from ledger.schema import (
+    ActivationRow,
+    BalanceEntryRow,
+    ComplaintEventRow,
+    ComplaintRow,
+    RefundRow,
+    ReplacementRow,
+    VaultSecretRow,
+)
+
+Totals = dict[str, Decimal]
+
+
+@dataclass
+class LedgerFigures:
+    refunds: int = 0
+    replacements: int = 0
+    refunded: Totals = field(default_factory=dict)
+    max_refunds_per_source: int = 0
+    max_refunds_per_order: int = 0
+    max_replacements_per_complaint: int = 0
+    customers: int = 0
+    events: int = 0
+
+
+@dataclass
+class _Rows:
+    refunds: Sequence[Any]
+    replacements: Sequence[Any]
+    complaints: dict[str, Any]
+    activations: dict[str, Any]
+    entries: Sequence[Any]
+    trail: dict[str, list[tuple[int, str]]]
+    vaulted: set[str]
+
+
+async def _read(ledger: Ledger) -> _Rows:
+    async with ledger.engine.connect() as conn:
+        refunds = (await conn.execute(select(RefundRow))).all()
+        replacements = (await conn.execute(select(ReplacementRow))).all()
+        complaints = {r.complaint_id: r for r in (await conn.execute(select(ComplaintRow))).all()}
+        activations = {r.order_id: r for r in (await conn.execute(select(ActivationRow))).all()}
+        entries = (await conn.execute(select(BalanceEntryRow))).all()
+        events = (
+            await conn.execute(
+                select(ComplaintEventRow.complaint_id, ComplaintEventRow.seq, ComplaintEventRow.type)
+            )
+        ).all()
+        vaulted = {r.complaint_id for r in (await conn.execute(select(VaultSecretRow.complaint_id))).all()}
+    trail: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for complaint_id, seq, kind in events:
+        trail[complaint_id].append((seq, kind))
+    for steps in trail.values():
+        steps.sort()
+    return _Rows(refunds, replacements, complaints, activations, entries, trail, vaulted)
+
+
+async def ledger_violations(ledger: Ledger, scenarios: Sequence[Scenario]) -> tuple[list[str], LedgerFigures]:
+    """Money at most once and as each scenario expects, balances that add up, audit trails without gaps."""
+    rows = await _read(ledger)
+    violations: list[str] = []
+    by_source = Counter((r.source_kind, r.source_id) for r in rows.refunds)
+    by_order = Counter(r.order_id for r in rows.refunds)
+    by_complaint = Counter(r.complaint_id for r in rows.replacements)
+    figures = LedgerFigures(
+        refunds=len(rows.refunds),
+        replacements=len(rows.replacements),
+        refunded=_sum((r.currency, r.amount) for r in rows.refunds),
+        max_refunds_per_source=max(by_source.values(), default=0),
+        max_refunds_per_order=max(by_order.values(), default=0),
+        max_replacements_per_complaint=max(by_complaint.values(), default=0),
+        events=sum(len(steps) for steps in rows.trail.values()),
+    )
+    for (kind, source), count in by_source.items():
+        if count > 1:
+            violations.append(f"{count} refunds for {kind} {source} (R16: at most one)")
+    for order_id, count in by_order.items():
+        if count > 1:
+            violations.append(f"{count} refunds for order {order_id} (R16: at most one per order)")
+    for complaint_id, count in by_complaint.items():
+        if count > 1:
+            violations.append(f"{count} replacements for complaint {complaint_id} (R16: at most one)")
+
+    per_order_kind = Counter((r.order_id, r.kind) for r in rows.complaints.values())
+    for s in scenarios:
+        if not s.finished:
+            continue  # counted as lost; its rows may be half-written
+        where = f"#{s.index} {s.kind} ({s.order.order_id})"
+        if s.expect.entity == "activation":
+            violations += [f"{where}: {v}" for v in _activation(s, rows, by_source)]
+        else:
+            violations += [f"{where}: {v}" for v in _complaint(s, rows, by_source, by_complaint)]
+            if per_order_kind[(s.order.order_id, _kind_of(s))] != 1:
+                count = per_order_kind[(s.order.order_id, _kind_of(s))]
+                violations.append(f"{where}: {count} complaints on the order (R15: one filing, one)")
+        paid = by_order.get(s.order.order_id, 0)
+        if paid != int(s.expect.refund):
+            violations.append(f"{where}: the order was refunded {paid} times, not {int(s.expect.refund)}")
+
+    balance_violations, figures.customers = await _balances(ledger, rows, scenarios)
+    return violations + balance_violations, figures
+
+
+def _kind_of(s: Scenario) -> str | None:
+    return None if s.complaint_id is None else s.complaint_id.split(".")[1]
+
+
+def _activation(s: Scenario, rows: _Rows, by_source: Counter[tuple[str, str]]) -> list[str]:
+    row = rows.activations.get(s.order.order_id)
+    if row is None:
+        return ["no activation row in the ledger"]
+    found: list[str] = []
+    if row.status != s.expect.status:
+        found.append(f"the ledger shows the activation {row.status}, expected {s.expect.status}")
+    reason = json.loads(row.state_json).get("cancel_reason")
+    if reason != s.expect.cancel_reason:
+        found.append(f"the ledger shows the cancel reason {reason}, expected {s.expect.cancel_reason}")
+    count = by_source.get(("activation", row.activation_id), 0)
+    if count != int(s.expect.refund):
+        found.append(f"{count} refunds for the activation, expected {int(s.expect.refund)}")
+    return found
+
+
+def _complaint(
+    s: Scenario, rows: _Rows, by_source: Counter[tuple[str, str]], by_complaint: Counter[str]
+) -> list[str]:
+    cid = s.complaint_id
+    if cid is None:
+        return ["finished without a complaint id"]
+    row = rows.complaints.get(cid)
+    if row is None:
+        return [f"complaint {cid} is not in the ledger"]
+    found: list[str] = []
+    if row.status != s.expect.status or row.outcome != row.status:
+        found.append(f"the ledger shows {row.status} (outcome {row.outcome}), expected {s.expect.status}")
+    if s.final_status is not None and row.status != s.final_status:
+        found.append(f"the ledger shows {row.status}, Temporal's result {s.final_status}")
+    refunds = by_source.get(("complaint", cid), 0)
+    if refunds != int(s.expect.refund):
+        found.append(f"{refunds} refunds for complaint {cid}, expected {int(s.expect.refund)}")
+    replaced = by_complaint.get(cid, 0)
+    if replaced != int(s.expect.replacement_sku is not None):
+        found.append(f"{replaced} replacements for complaint {cid}")
+    steps = rows.trail.get(cid, [])
+    seqs = [seq for seq, _ in steps]
+    if seqs != list(range(1, len(seqs) + 1)) or row.last_seq != len(seqs):
+        found.append(f"audit trail of {cid} has gaps: seqs {seqs}, last_seq {row.last_seq} (R16)")
+    outcomes = [kind for _, kind in steps if kind == row.status]
+    if len(outcomes) != 1 or not steps or steps[-1][1] != row.status:
+        kinds = [kind for _, kind in steps]
+        found.append(f"audit trail of {cid} does not end with one {row.status} event: {kinds}")
+    if s.expect.credentials_filed and cid not in rows.vaulted:
+        found.append(f"access was granted on {cid} but the vault holds no credentials for it (R9)")
+    return found
+
+
+async def _balances(ledger: Ledger, rows: _Rows, scenarios: Sequence[Scenario]) -> tuple[list[str], int]:
+    """Every customer's balance (as the desk reports it) is the sum of their refund rows, and that is the
+    sum of the prices of the scenarios that expect a refund for them."""
+    refunded: dict[str, Totals] = defaultdict(dict)
+    for r in rows.refunds:
+        _add(refunded[r.customer_id], r.currency, r.amount)
+    credited: dict[str, Totals] = defaultdict(dict)
+    for e in rows.entries:
+        _add(credited[e.customer_id], e.currency, e.amount)
+    expected: dict[str, Totals] = defaultdict(dict)
+    for s in scenarios:
+        if s.finished and s.expect.refund:
+            _add(expected[s.order.customer_id], s.order.price.currency, s.order.price.amount)
+    customers = (
+        set(refunded) | set(credited) | set(expected) | {s.order.customer_id for s in scenarios if s.finished}
+    )
+    found: list[str] = []
+    for customer in sorted(customers):
+        balance = (await ledger.balance(customer)).totals
+        mine = refunded.get(customer, {})
+        if balance != mine or credited.get(customer, {}) != mine:
+            found.append(
+                f"customer {customer}: balance {balance}, balance entries {credited.get(customer)}, "
+                f"refund rows {mine}"
+            )
+        if mine != expected.get(customer, {}):
+            found.append(f"customer {customer}: refunded {mine}, scenarios expect {expected.get(customer)}")
+    return found, len(customers)
+
+
+async def temporal_violations(
+    client: Client, expected_workflows: int, histories: Path, settle_seconds: float = 20
+) -> list[str]:
+    """No workflow still running (visibility lags its executions a little, so give it a moment), and no
+    more workflows than the scenarios started: a duplicate request must not have made another. A workflow
+    left running has its history saved under `histories` and its last task failure quoted, since that is
+    where a stuck workflow says why."""
+    running = -1
+    for _ in range(int(settle_seconds * 2)):
+        running = (await client.count_workflows('ExecutionStatus="Running"')).count
+        if running == 0:
+            break
+        await asyncio.sleep(0.5)
+    found: list[str] = []
+    if running:
+        async for listed in client.list_workflows('ExecutionStatus="Running"', limit=20):
+            history = await client.get_workflow_handle(listed.id, run_id=listed.run_id).fetch_history()
+            await asyncio.to_thread(_save, histories / f"{listed.id}.json", history.to_json())
+            failures = [
+                e.workflow_task_failed_event_attributes.failure.message
+                for e in history.events
+                if e.HasField("workflow_task_failed_event_attributes")
+            ]
+            why = f"its last task failed: {failures[-1]}" if failures else "no task failure in its history"
+            found.append(f"{listed.id} still running at the end (lost); {why}")
+        found.insert(0, f"{running} workflows still running at the end; histories in {histories}")
+    total = (await client.count_workflows()).count
+    if total != expected_workflows:
+        found.append(f"Temporal holds {total} workflows, the scenarios started {expected_workflows}")
+    return found
+
+
+def _save(path: Path, text: str) -> None:
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+
+
+def _add(totals: Totals, currency: str, amount: Decimal) -> None:
+    totals[currency] = totals.get(currency, Decimal(0)) + amount
+
+
+def _sum(items: Iterable[tuple[str, Decimal]]) -> Totals:
+    totals: Totals = {}
+    for currency, amount in items:
+        _add(totals, currency, amount)
+    return totals

@@ -1,0 +1,357 @@
+"""The chaos run's client side: a retrying, idempotent driver over `ComplaintDesk`.
+
+While the worker is dead or the server restarting, a call to the desk fails or times out, and an action sent
+may still take effect later. So the driver does what a careful client does: it resends a step until the
+state shows it took effect, and reads the state before it believes any refusal. A refusal the state does
+not explain is a violation of the scenario, not something to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy.exc
+from temporalio.client import (
+    Client,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from ledger.repository import Ledger
+from policy import refusals
+from policy.activation import ActivationState
+from policy.complaint import ComplaintState, FileClaim, FileDefectComplaint
+from policy.evidence import EvidenceFile
+from policy.models import Actor, ComplaintKind, Order
+from policy.refusals import PolicyRefusal
+from policy.settings import PolicySnapshot
+from starter.client import ComplaintDesk, ComplaintNotFound, OrderNotFound, Unresponsive
+from workflows.ids import activation_workflow_id, complaint_workflow_id
+
+T = TypeVar("T")
+S = TypeVar("S", ComplaintState, ActivationState)
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    Unresponsive,
+    RPCError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    TimeoutError,
+    ConnectionError,
+    OSError,
+    sqlalchemy.exc.OperationalError,
+    ComplaintNotFound,  # a query that raced a restart; the complaint exists, we filed it
+    OrderNotFound,
+)
+"""What a client meets while the worker is dead or the server restarting: try again later."""
+
+
+class StepFailed(Exception):
+    """A step cannot take effect (its violation is recorded); the scenario skips to waiting for its end."""
+
+
+@dataclass
+class Expectation:
+    """How a scenario must end: the final status and what money or goods moved."""
+
+    entity: str
+    """"complaint" or "activation"."""
+    status: str
+    refund: bool
+    replacement_sku: str | None = None
+    reason_code: str | None = None
+    cancel_reason: str | None = None
+    escalated: bool = False
+    credentials_filed: bool = False
+
+
+@dataclass
+class Scenario:
+    """One complaint's or activation's life in the run, with what the driver saw of it."""
+
+    index: int
+    kind: str
+    rules: str
+    expect: Expectation
+    order: Order
+    rng: random.Random
+    complaint_id: str | None = None
+    activation_id: str | None = None
+    started: bool = False
+    finished: bool = False
+    final_status: str | None = None
+    duplicates: int = 0
+    violations: list[str] = field(default_factory=list)
+    last_error: str | None = None
+
+    def violation(self, text: str) -> None:
+        self.violations.append(f"#{self.index} {self.kind} ({self.order.order_id}): {text}")
+
+    @property
+    def workflow_id(self) -> str | None:
+        if self.expect.entity == "activation":
+            return activation_workflow_id(self.order.order_id)
+        if self.complaint_id is None:
+            return None
+        kind = ComplaintKind(self.complaint_id.split(".")[1])
+        return complaint_workflow_id(self.order.order_id, kind)
+
+
+@dataclass
+class Driver:
+    desk: ComplaintDesk
+    duplicate_rate: float
+    transient: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    """The first message of each kind of transient error, for the summary."""
+    duplicates_sent: int = 0
+
+    @property
+    def client(self) -> Client:
+        return self.desk.client
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.desk.ledger
+
+    def desk_for(self, policy: PolicySnapshot) -> ComplaintDesk:
+        """The same desk filing under `policy` (each complaint and activation keeps its own copy)."""
+        return dataclasses.replace(self.desk, policy=policy)
+
+    # ------------------------------------------------------------------------------------- retrying
+
+    def _note(self, scenario: Scenario | None, err: BaseException) -> None:
+        name = type(err).__name__
+        if isinstance(err, RPCError):
+            name = f"RPCError.{err.status.name if err.status else 'None'}"
+        self.transient[name] += 1
+        self.examples.setdefault(name, str(err)[:300])
+        if scenario is not None:
+            scenario.last_error = f"{name}: {err}"[:300]
+
+    async def retry(self, scenario: Scenario | None, call: Callable[[], Awaitable[T]]) -> T:
+        """`call` until it returns without a transient error (a refusal or anything else goes up)."""
+        delay = 0.2
+        while True:
+            try:
+                return await call()
+            except PolicyRefusal:
+                raise
+            except TRANSIENT as err:
+                self._note(scenario, err)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 3.0)
+
+    def _twice(self, scenario: Scenario) -> bool:
+        """Some requests go out twice at once, on purpose: under chaos clients retry and duplicate."""
+        twice = scenario.rng.random() < self.duplicate_rate
+        if twice:
+            scenario.duplicates += 1
+            self.duplicates_sent += 1
+        return twice
+
+    async def act(
+        self,
+        scenario: Scenario,
+        what: str,
+        send: Callable[[], Awaitable[Any]],
+        read: Callable[[], Awaitable[S]],
+        done: Callable[[S], bool],
+        underway: Callable[[S], bool] | None = None,
+    ) -> S | None:
+        """Send `what` until it has taken effect; returns the state that shows it (None if the send itself
+        answered and nothing needed reading). A refusal counts as success only if the state shows the step
+        done (an earlier send took effect), or `underway` (an earlier send is still being carried out: wait
+        for it); otherwise it is this scenario's violation."""
+        delay = 0.2
+        sends = 2 if self._twice(scenario) else 1
+        while True:
+            outcomes = await asyncio.gather(*(self._attempt(scenario, send) for _ in range(sends)))
+            sends = 1
+            if all(o is None for o in outcomes):
+                return None
+            state = await self.retry(scenario, read)
+            if done(state):
+                return state
+            if underway is not None and underway(state):
+                return await self.wait_until(scenario, what, read, done)
+            refusal = next((o for o in outcomes if isinstance(o, PolicyRefusal)), None)
+            if refusal is not None:
+                scenario.violation(f"{what} refused ({refusal}) while {_describe(state)}")
+                raise StepFailed(what)
+            if _is_final(state):
+                scenario.violation(f"{what} never took effect: {_describe(state)}")
+                raise StepFailed(what)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 3.0)
+
+    async def _attempt(self, scenario: Scenario, send: Callable[[], Awaitable[Any]]) -> BaseException | None:
+        try:
+            await send()
+        except PolicyRefusal as refusal:
+            return refusal
+        except TRANSIENT as err:
+            self._note(scenario, err)
+            return err
+        return None
+
+    async def wait_until(
+        self, scenario: Scenario, what: str, read: Callable[[], Awaitable[S]], until: Callable[[S], bool]
+    ) -> S:
+        """Poll until the state satisfies `until` (a timer that must fire first, say)."""
+        while True:
+            state = await self.retry(scenario, read)
+            if until(state):
+                return state
+            if _is_final(state):
+                scenario.violation(f"ended before {what}: {_describe(state)}")
+                raise StepFailed(what)
+            await asyncio.sleep(0.5)
+
+    async def expect_refusal(
+        self,
+        scenario: Scenario,
+        what: str,
+        call: Callable[[], Awaitable[Any]],
+        code: str,
+        wait_codes: frozenset[str] = frozenset(),
+    ) -> None:
+        """`call` must be refused with `code`; `wait_codes` mean "not yet" (a projection still landing)."""
+        while True:
+            try:
+                await self.retry(scenario, call)
+            except PolicyRefusal as refusal:
+                if refusal.code == code:
+                    return
+                if refusal.code in wait_codes:
+                    await asyncio.sleep(0.5)
+                    continue
+                scenario.violation(f"{what}: refused with {refusal.code}, expected {code}")
+                return
+            scenario.violation(f"{what}: accepted, expected the refusal {code}")
+            return
+
+    # --------------------------------------------------------------------------------- the records
+
+    async def place(self, scenario: Scenario) -> None:
+        """The backend records the order (twice, sometimes: the same order again is not a conflict)."""
+        sends = 2 if self._twice(scenario) else 1
+        for _ in range(sends):
+            await self.retry(scenario, lambda: self.desk.record_order(scenario.order))
+
+    async def start_activation(self, scenario: Scenario, desk: ComplaintDesk, actor: Actor) -> str:
+        """Idempotent by design: the same number again answers with the activation."""
+        order_id = scenario.order.order_id
+        phone = f"+4477009{scenario.index % 100_000:05d}"
+
+        async def start() -> ActivationState:
+            state, _ = await desk.start_activation(order_id, phone, "whatsapp", actor)
+            return state
+
+        scenario.started = True
+        sends = 2 if self._twice(scenario) else 1
+        states = await asyncio.gather(*(self.retry(scenario, start) for _ in range(sends)))
+        ids = {s.activation_id for s in states}
+        if len(ids) != 1:
+            scenario.violation(f"a repeated start answered with other activations: {sorted(ids)}")
+        scenario.activation_id = states[0].activation_id
+        return states[0].activation_id
+
+    async def file(
+        self,
+        scenario: Scenario,
+        desk: ComplaintDesk,
+        kind: ComplaintKind,
+        description: str,
+        actor: Actor,
+        evidence: list[EvidenceFile] | None = None,
+    ) -> str:
+        """File the complaint, finding it again if an attempt's answer was lost: the workflow id is fixed
+        by the order and kind (R15), and the complaint id travels in the workflow's input."""
+        order = scenario.order
+        scenario.started = True
+
+        async def once() -> str:
+            delay = 0.2
+            while True:
+                try:
+                    state = await desk.file(order, kind, description, actor, evidence=evidence or [])
+                    return state.complaint_id
+                except PolicyRefusal as refusal:
+                    if refusal.code != refusals.COMPLAINT_ALREADY_OPEN:
+                        scenario.violation(f"filing refused: {refusal}")
+                        raise StepFailed("file") from None
+                except TRANSIENT as err:
+                    self._note(scenario, err)
+                found = await self.retry(scenario, lambda: self.filed_id(order, kind))
+                if found is not None:
+                    return found
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 3.0)
+
+        sends = 2 if self._twice(scenario) else 1
+        ids = set(await asyncio.gather(*(once() for _ in range(sends))))
+        if len(ids) != 1:
+            scenario.violation(f"one filing made several complaints: {sorted(ids)} (R15)")
+        scenario.complaint_id = sorted(ids)[0]
+        return scenario.complaint_id
+
+    async def filed_id(self, order: Order, kind: ComplaintKind) -> str | None:
+        """The complaint filed on the order and kind, from the ledger, else from its workflow's input."""
+        records = await self.ledger.list_complaints(order_id=order.order_id, kind=kind.value, limit=2)
+        if records:
+            return records[0].state.complaint_id
+        handle = self.client.get_workflow_handle(complaint_workflow_id(order.order_id, kind))
+        try:
+            async for event in handle.fetch_history_events():
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                filing_type = FileDefectComplaint if kind is ComplaintKind.MAJOR_DEFECT else FileClaim
+                [filing] = await self.client.data_converter.decode(payloads, [filing_type])
+                complaint_id: str = filing.complaint_id
+                return complaint_id
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return None
+
+    # ------------------------------------------------------------------------------------- the ends
+
+    async def complaint_outcome(self, scenario: Scenario) -> ComplaintState:
+        """The workflow's result (Temporal's word on how it ended), waited for across restarts."""
+        assert scenario.complaint_id is not None
+        complaint_id = scenario.complaint_id
+        final = await self.retry(scenario, lambda: self.desk.outcome(complaint_id))
+        scenario.finished = True
+        scenario.final_status = final.status.value
+        return final
+
+    async def activation_outcome(self, scenario: Scenario) -> ActivationState:
+        handle = self.client.get_workflow_handle(
+            activation_workflow_id(scenario.order.order_id), result_type=ActivationState
+        )
+        final: ActivationState = await self.retry(scenario, handle.result)
+        scenario.finished = True
+        scenario.final_status = final.status.value
+        return final
+
+
+def _is_final(state: ComplaintState | ActivationState) -> bool:
+    return state.is_final
+
+
+def _describe(state: ComplaintState | ActivationState) -> str:
+    if isinstance(state, ComplaintState):
+        reason = state.resolution.reason_code if state.resolution else None
+        return f"the complaint is {state.status.value}" + (f" ({reason})" if reason else "")
+    return f"the activation is {state.status.value}"
+
+
+PATIENCE = timedelta(seconds=5)
+"""How long the driver's desk waits for a workflow before it counts the call as unanswered and retries."""
