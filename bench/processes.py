@@ -164,6 +164,8 @@ class Supervisor:
     say: Callable[[str], None]
     kills: int = 0
     unexpected_worker_exits: list[int] = field(default_factory=list)
+    server_signal: str = "term"
+    """How the one server restart stops it: "term" (a clean stop) or "kill" (SIGKILL: see bench/chaos.py)."""
     server_restarts: int = 0
     server_down_seconds: float = 0.0
     _restarting: asyncio.Task[None] | None = None
@@ -194,8 +196,8 @@ class Supervisor:
 
     async def _restart_server(self) -> None:
         began = time.monotonic()
-        self.say("dev server: SIGKILL")
-        await self.server.kill()
+        self.say(f"dev server: SIG{self.server_signal.upper()}")
+        await (self.server.kill() if self.server_signal == "kill" else self.server.stop())
         self.server.start()
         await self.server.ready()
         self.server_down_seconds = time.monotonic() - began
