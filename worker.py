@@ -44,7 +44,13 @@ async def run(stop: asyncio.Event | None = None) -> None:
     ledger = Ledger.connect(ledger_settings.database_url)
     stop = stop or asyncio.Event()
     try:
-        worker = build_worker(client, ledger, ledger_settings.keyring(), temporal.task_queue)
+        worker = build_worker(
+            client,
+            ledger,
+            ledger_settings.keyring(),
+            temporal.task_queue,
+            max_cached_workflows=temporal.workflow_cache,
+        )
         async with worker:
             log.info(
                 "worker polling %s on %s (%s)", temporal.task_queue, temporal.address, temporal.namespace

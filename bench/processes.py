@@ -164,8 +164,8 @@ class Supervisor:
     say: Callable[[str], None]
     kills: int = 0
     unexpected_worker_exits: list[int] = field(default_factory=list)
-    server_signal: str = "term"
-    """How the one server restart stops it: "term" (a clean stop) or "kill" (SIGKILL: see bench/chaos.py)."""
+    server_signal: str = "kill"
+    """How the one server restart stops it: "kill" (SIGKILL) or "term" (a clean stop)."""
     server_restarts: int = 0
     server_down_seconds: float = 0.0
     _restarting: asyncio.Task[None] | None = None

@@ -2,7 +2,7 @@
 purpose, and the workflow bug the full run found, reproduced without any chaos.
 
 The small version is the real thing at a smaller size: a dev server on a SQLite file, `python worker.py`
-SIGKILLed at random and restarted, the dev server stopped once in the middle and restarted on the same
+SIGKILLed at random and restarted, the dev server SIGKILLed once in the middle and restarted on the same
 file and port, and fifty scenarios over every path of the policy driven by a retrying client.
 """
 
