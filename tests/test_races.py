@@ -48,6 +48,7 @@ from tests.test_api_numbers import (
     place_number_order,
     start_activation,
 )
+from tests.test_end_to_end import wait_healthy
 from workflows.ids import activation_workflow_id, complaint_workflow_id
 
 Json = dict[str, Any]
@@ -671,23 +672,10 @@ def serving(environment: dict[str, str], port: int, log: Path) -> Iterator[subpr
         process.wait()
 
 
-def tail(log: Path) -> str:
-    """The end of the processes' log, for a failure message."""
-    return log.read_text()[-2000:]
-
-
 async def healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     """Wait for `/healthz` to answer 200 (the API, the ledger and Temporal up); fail early if it died."""
     async with httpx.AsyncClient(base_url=url, timeout=5) as http:
-        for _ in range(300):
-            assert process.poll() is None, tail(log)
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} never became healthy: {tail(log)}")
+        await wait_healthy(http, process, log)
 
 
 @pytest.fixture
