@@ -17,6 +17,7 @@ from typing import Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import SecretStr
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -82,6 +83,11 @@ class Keyring:
             finally:
                 Path(draft).unlink()
         return cls.parse(path.read_text().strip())
+
+    @classmethod
+    def configured(cls, spec: SecretStr | None, file: Path) -> Self:
+        """The keys a setting names (`spec`), else the development file beside the data."""
+        return cls.parse(spec.get_secret_value()) if spec is not None else cls.from_file(file)
 
     def spec(self) -> str:
         ordered = [self.current, *(kid for kid in self._keys if kid != self.current)]

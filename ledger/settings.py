@@ -30,6 +30,4 @@ class LedgerSettings(BaseSettings):
     )
 
     def keyring(self) -> VaultKeyring:
-        if self.vault_keys is not None:
-            return VaultKeyring.parse(self.vault_keys.get_secret_value())
-        return VaultKeyring.from_file(self.vault_key_file)
+        return VaultKeyring.configured(self.vault_keys, self.vault_key_file)

@@ -54,9 +54,7 @@ class PayloadKeySettings(BaseSettings):
     )
 
     def keyring(self) -> PayloadKeyring:
-        if self.payload_keys is not None:
-            return PayloadKeyring.parse(self.payload_keys.get_secret_value())
-        return PayloadKeyring.from_file(self.payload_key_file)
+        return PayloadKeyring.configured(self.payload_keys, self.payload_key_file)
 
 
 class EncryptionCodec(PayloadCodec):
