@@ -62,23 +62,31 @@ def credentials() -> ServerCredentials:
     return ServerCredentials(host="shop.example.net", username="deploy", secret=SecretStr(SECRET))
 
 
+def raw_payloads(history: WorkflowHistory, *, data_only: bool = False) -> list[dict[str, Any]]:
+    """Every payload in the history as the server returns it (protobuf JSON: base64 metadata and data).
+
+    `data_only` leaves out the two kinds Temporal must read itself and so never encrypts: search attributes
+    (ids, status, kind, deadline: what lists filter on) and the SDK's patch markers (a patch's name)."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any, server_reads: bool) -> None:
+        if isinstance(node, dict):
+            if "data" in node and "metadata" in node and not (data_only and server_reads):
+                found.append({"metadata": node["metadata"], "data": node["data"]})
+            for key, value in node.items():
+                walk(value, server_reads or key in ("searchAttributes", "patch-data"))
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, server_reads)
+
+    walk(json.loads(history.to_json()), False)
+    return found
+
+
 def history_text(history: WorkflowHistory) -> str:
     """The history with every payload decrypted (with PAYLOAD_KEYS) and decoded: its JSON carries payloads
     encrypted and in base64, so a secret could sit in `to_json()` unseen by a plain substring search. Search
     this instead: it is what anyone holding the payload keys (support, through the codec endpoint) sees."""
     codec = EncryptionCodec(PAYLOAD_KEYS)
-    parts: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "data" in node and "metadata" in node and isinstance(node["data"], str):
-                payload = codec.decrypt(json_format.ParseDict(node, Payload(), ignore_unknown_fields=True))
-                parts.append(payload.data.decode("utf-8", errors="replace"))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(json.loads(history.to_json()))
-    return "\n".join(parts)
+    decrypted = (codec.decrypt(json_format.ParseDict(raw, Payload())) for raw in raw_payloads(history))
+    return "\n".join(payload.data.decode("utf-8", errors="replace") for payload in decrypted)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import uuid
 from typing import Any
 
@@ -23,32 +22,20 @@ from starter.client import ComplaintDesk, workflow_id_of
 from starter.codec import ENCODING, KEY_ID, EncryptionCodec, PayloadKeyring, PayloadUndecodable
 from starter.codec import encrypting_converter as converter_for
 from tests.conftest import Api, TimeSkippingDesk
-from tests.factories import PAYLOAD_KEYS, POLICY, SUPPORT, credentials, customer, history_text, software_order
+from tests.factories import (
+    PAYLOAD_KEYS,
+    POLICY,
+    SUPPORT,
+    credentials,
+    customer,
+    history_text,
+    raw_payloads,
+    software_order,
+)
 from worker import build_worker
 
 DESCRIPTION = "Zanzibar-quokka: the export module truncates every invoice after the 40th line item."
 PRICE = "987.65"
-
-
-def raw_payloads(history: WorkflowHistory, *, data_only: bool = False) -> list[dict[str, Any]]:
-    """Every payload in the history as the server returns it (protobuf JSON: base64 metadata and data).
-
-    `data_only` leaves out the two kinds Temporal must read itself and so never encrypts: search attributes
-    (ids, status, kind, deadline: what lists filter on) and the SDK's patch markers (a patch's name)."""
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any, server_reads: bool) -> None:
-        if isinstance(node, dict):
-            if "data" in node and "metadata" in node and not (data_only and server_reads):
-                found.append({"metadata": node["metadata"], "data": node["data"]})
-            for key, value in node.items():
-                walk(value, server_reads or key in ("searchAttributes", "patch-data"))
-        elif isinstance(node, list):
-            for value in node:
-                walk(value, server_reads)
-
-    walk(json.loads(history.to_json()), False)
-    return found
 
 
 def undecrypted_text(history: WorkflowHistory) -> str:
