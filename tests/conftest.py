@@ -28,7 +28,7 @@ from ledger.migrate import upgrade
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.complaint import ComplaintState
-from policy.models import Role
+from policy.models import ComplaintStatus, Role
 from starter.api import create_app
 from starter.auth import mint_token
 from starter.binaries import tool_path
@@ -79,6 +79,19 @@ async def any_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     ledger = await migrated_ledger(url)
     yield ledger
     await ledger.close()
+
+
+async def in_ledger(
+    ledger: Ledger, complaint_id: str, status: ComplaintStatus | None = None, seconds: float = 5
+) -> None:
+    """Wait until the ledger's projection (written by the worker just after the workflow acts) has the
+    complaint, in `status` if given."""
+    for _ in range(int(seconds / 0.01)):
+        record = await ledger.get_complaint(complaint_id)
+        if record is not None and status in (None, record.state.status):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{complaint_id} never reached the ledger as {status}")
 
 
 @pytest.fixture

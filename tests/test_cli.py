@@ -39,6 +39,7 @@ from policy.models import (
 )
 from starter.cli import ReviewReason, app, reported, time_left
 from starter.client import ActivationUnresponsive, ComplaintDesk, ComplaintUnresponsive, Unresponsive
+from tests.conftest import in_ledger
 from tests.factories import (
     CLAIM,
     DESCRIPTION,
@@ -93,16 +94,6 @@ async def filed(desk: ComplaintDesk, ledger: Ledger, price: str = "50.00") -> Co
     state = await desk.file_defect_complaint(order, DESCRIPTION, filed_by=customer(order), policy=POLICY)
     await in_ledger(ledger, state.complaint_id)
     return state
-
-
-async def in_ledger(ledger: Ledger, complaint_id: str, status: ComplaintStatus | None = None) -> None:
-    """Wait until the ledger's projection (which `list` reads) has the complaint, in `status` if given."""
-    for _ in range(500):
-        record = await ledger.get_complaint(complaint_id)
-        if record is not None and status in (None, record.state.status):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{complaint_id} never reached the ledger as {status}")
 
 
 def succeeded(result: Result) -> str:

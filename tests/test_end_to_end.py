@@ -34,7 +34,7 @@ from starter.binaries import tool_path
 from starter.client import ComplaintDesk, workflow_id_of
 from starter.codec import encrypting_converter
 from starter.run_local import stop_in_order
-from tests.conftest import migrated_ledger
+from tests.conftest import in_ledger, migrated_ledger
 from tests.factories import (
     BACKEND,
     DESCRIPTION,
@@ -286,13 +286,6 @@ async def test_activation_timer_fires_after_a_worker_crash_and_refunds_once(
         await ledger.close()
 
 
-async def filed_in(ledger: Ledger, complaint_id: str, seconds: float = 10) -> None:
-    """Until the worker has written the complaint's "filed" event to the ledger."""
-    async with asyncio.timeout(seconds):
-        while await ledger.get_complaint(complaint_id) is None:  # noqa: ASYNC110 (polling another process)
-            await asyncio.sleep(0.05)
-
-
 async def test_r13_a_review_that_comes_while_no_worker_saw_the_deadline_follows_the_escalation(
     dev_server: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -314,7 +307,7 @@ async def test_r13_a_review_that_comes_while_no_worker_saw_the_deadline_follows_
         # No sticky cache: the next worker gets the complaint's task at once, not after a sticky timeout.
         async with build_worker(dev_server.client, ledger, keyring, queue, max_cached_workflows=0):
             state = await desk.file_defect_complaint(order, DESCRIPTION, customer(order), policy)
-            await filed_in(ledger, state.complaint_id)
+            await in_ledger(ledger, state.complaint_id, seconds=10)
         assert state.deadline is not None
         await asyncio.sleep((state.deadline - datetime.now(UTC)).total_seconds() + 0.5)
 
@@ -352,7 +345,7 @@ async def test_r16_two_actions_delivered_in_one_workflow_task_take_effect_once(
     try:
         async with build_worker(dev_server.client, ledger, keyring, queue, max_cached_workflows=0):
             state = await desk.file_defect_complaint(order, DESCRIPTION, customer(order), SHORT)
-            await filed_in(ledger, state.complaint_id)
+            await in_ledger(ledger, state.complaint_id, seconds=10)
 
         async def act() -> ComplaintState:
             if action == "withdraw":
