@@ -31,7 +31,6 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ledger.keyring import Keyring
 from ledger.records import ActivationRecord, Balance, ComplaintRecord
 from ledger.repository import Ledger
 from ledger.settings import LedgerSettings
@@ -114,14 +113,12 @@ class ActivationUnresponsive(Unresponsive):
     """The activation's workflow did not answer in time."""
 
 
-async def connect(settings: TemporalSettings | None = None, payload_keys: Keyring | None = None) -> Client:
+async def connect(settings: TemporalSettings | None = None) -> Client:
     """A Temporal client speaking the project's data converter (pydantic models on the wire), every payload
-    encrypted with `payload_keys` (default: REFUND_DESK_PAYLOAD_KEYS, else `.data/payload.key`)."""
+    encrypted with the payload keys (REFUND_DESK_PAYLOAD_KEYS, else `.data/payload.key`)."""
     settings = settings or TemporalSettings()
-    keyring = payload_keys or PayloadKeySettings().keyring()
-    return await Client.connect(
-        settings.address, namespace=settings.namespace, data_converter=encrypting_converter(keyring)
-    )
+    converter = encrypting_converter(PayloadKeySettings().keyring())
+    return await Client.connect(settings.address, namespace=settings.namespace, data_converter=converter)
 
 
 async def register_search_attributes(client: Client) -> None:
