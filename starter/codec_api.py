@@ -9,7 +9,6 @@ there is one keyring per deployment and nothing to configure twice.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -20,16 +19,14 @@ from policy.models import Role
 from starter.auth import Principal, allow
 from starter.codec import EncryptionCodec, PayloadUndecodable
 from starter.errors import ApiError, documented
+from starter.schemas import decode_base64
 
 MAX_PAYLOADS = 1_000
 """One history page's worth; the UI and the CLI send a single event's payloads at a time."""
 
 
 def _standard_base64(value: str) -> str:
-    try:
-        base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("must be standard base64") from None
+    decode_base64(value)
     return value
 
 

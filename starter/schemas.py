@@ -233,6 +233,14 @@ ContentType = Annotated[
 ]
 
 
+def decode_base64(text: str) -> bytes:
+    """Standard base64, strictly: characters outside its alphabet are an error, not skipped."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not valid base64") from None
+
+
 class EvidenceIn(Body):
     """An attachment (R6): PNG, JPEG, GIF, WebP, PDF or plain text, at most 5 MiB, base64-encoded."""
 
@@ -243,11 +251,7 @@ class EvidenceIn(Body):
     @field_validator("data_base64")
     @classmethod
     def _decodes(cls, value: str) -> str:
-        try:
-            data = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("not valid base64") from None
-        if len(data) > MAX_FILE_BYTES:
+        if len(decode_base64(value)) > MAX_FILE_BYTES:
             raise ValueError(f"a file may weigh {MAX_FILE_BYTES // (1024 * 1024)} MiB at most")
         return value
 
