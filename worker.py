@@ -49,11 +49,15 @@ async def run(stop: asyncio.Event | None = None) -> None:
             ledger,
             ledger_settings.keyring(),
             temporal.task_queue,
-            max_cached_workflows=temporal.workflow_cache,
+            **temporal.worker_options(),
         )
         async with worker:
             log.info(
-                "worker polling %s on %s (%s)", temporal.task_queue, temporal.address, temporal.namespace
+                "worker polling %s on %s (%s) with %s",
+                temporal.task_queue,
+                temporal.address,
+                temporal.namespace,
+                temporal.worker_options(),
             )
             await stop.wait()
             log.info("stopping: finishing in-flight tasks")

@@ -118,17 +118,18 @@ class DevServer:
 
 @dataclass
 class WorkerProcess:
-    """`python worker.py`, configured only through its environment."""
+    """`python worker.py` (or another worker's `arguments`), configured only through its environment."""
 
     environment: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    arguments: tuple[str, ...] = ("worker.py",)
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "worker.py"],
+                [sys.executable, *self.arguments],
                 cwd=ROOT,
                 env={**os.environ, **self.environment},
                 stdout=out,

@@ -4,6 +4,7 @@ the CLI alike."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,29 @@ class TemporalSettings(BaseSettings):
     now and then saw a stale `workflow.now()` and wrote a history that no later worker could replay (about
     one small chaos run in three; none in 6 small and 1 full run without the cache). Without the cache each
     task replays the complaint's history, a few dozen events, and takes its clock from it."""
+    max_concurrent_workflow_tasks: int | None = Field(
+        default=None,
+        gt=0,
+        validation_alias=AliasChoices(
+            "REFUND_DESK_MAX_CONCURRENT_WORKFLOW_TASKS", "max_concurrent_workflow_tasks"
+        ),
+        description="Workflow tasks a worker runs at once; unset: the SDK's default (100).",
+    )
+    max_concurrent_activities: int | None = Field(
+        default=None,
+        gt=0,
+        validation_alias=AliasChoices("REFUND_DESK_MAX_CONCURRENT_ACTIVITIES", "max_concurrent_activities"),
+        description="Activities a worker runs at once; unset: the SDK's default (100).",
+    )
+
+    def worker_options(self) -> dict[str, Any]:
+        """The `Worker` options these settings set; the SDK's defaults for the ones left unset."""
+        options: dict[str, Any] = {"max_cached_workflows": self.workflow_cache}
+        if self.max_concurrent_workflow_tasks is not None:
+            options["max_concurrent_workflow_tasks"] = self.max_concurrent_workflow_tasks
+        if self.max_concurrent_activities is not None:
+            options["max_concurrent_activities"] = self.max_concurrent_activities
+        return options
 
 
 class ApiSettings(BaseSettings):
