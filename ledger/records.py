@@ -72,11 +72,23 @@ class ActivationRecord(Frozen):
     state: ActivationState
 
 
+class Notification(Frozen):
+    """An outbox message. `dedupe_key` makes a retried send a no-op."""
+
+    dedupe_key: str = Field(min_length=1, max_length=300)
+    recipient: str
+    template: str
+    complaint_id: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
 class ComplaintTransition(Frozen):
-    """One event and the state right after it: written together, so projection and audit agree."""
+    """One event and the state right after it: written together, so projection and audit agree. The
+    notices the event sends go to the outbox in the same transaction."""
 
     state: ComplaintState
     event: ComplaintEvent
+    notifications: list[Notification] = Field(default_factory=list)
 
 
 class BalanceEntry(Frozen):
@@ -91,16 +103,6 @@ class Balance(Frozen):
     customer_id: str
     totals: dict[str, Decimal]
     entries: list[BalanceEntry]
-
-
-class Notification(Frozen):
-    """An outbox message. `dedupe_key` makes a retried send a no-op."""
-
-    dedupe_key: str = Field(min_length=1, max_length=300)
-    recipient: str
-    template: str
-    complaint_id: str | None = None
-    payload: dict[str, Any] = Field(default_factory=dict)
 
 
 class OutboxMessage(Notification):

@@ -185,6 +185,8 @@ class Ledger:
         async with self._tx() as conn:
             await conn.execute(upsert)
             result = await conn.execute(append)
+            for message in transition.notifications:
+                await conn.execute(self._outbox_insert(message))
         return result.rowcount == 1
 
     async def get_complaint(self, complaint_id: str) -> ComplaintRecord | None:
@@ -478,19 +480,23 @@ class Ledger:
     async def enqueue_notification(self, message: Notification) -> bool:
         """Put a message in the outbox once; returns False when its dedupe key was already there."""
         async with self._tx() as conn:
-            result = await conn.execute(
-                self._insert(NotificationRow)
-                .values(
-                    dedupe_key=message.dedupe_key,
-                    recipient=message.recipient,
-                    template=message.template,
-                    complaint_id=message.complaint_id,
-                    payload_json=json.dumps(message.payload, sort_keys=True, default=str),
-                    created_at=_now(),
-                )
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            )
+            result = await conn.execute(self._outbox_insert(message))
         return result.rowcount == 1
+
+    def _outbox_insert(self, message: Notification) -> Any:
+        """The outbox row for `message`, or nothing if its dedupe key is there already."""
+        return (
+            self._insert(NotificationRow)
+            .values(
+                dedupe_key=message.dedupe_key,
+                recipient=message.recipient,
+                template=message.template,
+                complaint_id=message.complaint_id,
+                payload_json=json.dumps(message.payload, sort_keys=True, default=str),
+                created_at=_now(),
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
 
     async def outbox(self, *, complaint_id: str | None = None) -> list[OutboxMessage]:
         query = select(NotificationRow).order_by(NotificationRow.id)

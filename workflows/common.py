@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,9 +47,26 @@ with workflow.unsafe.imports_passed_through():
 S = ComplaintStatus
 SUPPORT = "support"
 
+ONE_ACTIVITY_PER_TRANSITION = "one-activity-per-transition"
+"""An event and the notice it sends reach the ledger in one activity, one transaction (issue 6: each
+activity is a workflow task and three history events more). Complaints from before replay with two."""
+
 ESCALATION_BEFORE_LATE_REVIEW = "escalation-before-late-review"
 """A review that reaches the workflow after the deadline, before the run has acted on it (a worker was
 down), waits for the run's escalation (R13) first. Complaints from before replay as they ran."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message an event sends: to whom, which template, and what goes in it."""
+
+    recipient: str
+    template: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def notice(recipient: str, template: str, **payload: Any) -> Notice:
+    return Notice(recipient, template, payload)
 
 
 class ComplaintWorkflow:
@@ -120,8 +138,13 @@ class ComplaintWorkflow:
     async def _remind_support(self) -> None:
         self.c.reminded_at = workflow.now()
         pending = "review" if self.c.review is None else "fix"
-        await self._record("support_reminded", SYSTEM, pending=pending, deadline=self.c.deadline)
-        await self._notify(SUPPORT, "deadline_approaching", pending=pending, deadline=self.c.deadline)
+        await self._record(
+            "support_reminded",
+            SYSTEM,
+            pending=pending,
+            deadline=self.c.deadline,
+            notice=notice(SUPPORT, "deadline_approaching", pending=pending, deadline=self.c.deadline),
+        )
 
     def _escalation_due(self) -> bool:
         return self.c.status is S.UNDER_REVIEW and workflow.now() >= self._deadline
@@ -130,8 +153,9 @@ class ComplaintWorkflow:
         """R13: unreviewed at the deadline; support must still decide, however late."""
         self.c.status = S.ESCALATED
         self.c.escalated_at = workflow.now()
-        await self._record("escalated", SYSTEM, deadline=self.c.deadline)
-        await self._notify(SUPPORT, "complaint_escalated")
+        await self._record(
+            "escalated", SYSTEM, deadline=self.c.deadline, notice=notice(SUPPORT, "complaint_escalated")
+        )
         await workflow.wait_condition(lambda: self.c.status is not S.ESCALATED)
 
     # -------------------------------------------------------------------------------------------- money
@@ -143,8 +167,12 @@ class ComplaintWorkflow:
         if record is None:
             await self._close(S.REJECTED, SYSTEM, reason_code=refusals.ALREADY_REFUNDED)
             return
-        await self._close(S.REFUNDED, SYSTEM, refund=record)
-        await self._notify(self._customer, "refund_issued", amount=str(record.amount.amount))
+        await self._close(
+            S.REFUNDED,
+            SYSTEM,
+            refund=record,
+            notice=notice(self._customer, "refund_issued", amount=str(record.amount.amount)),
+        )
 
     # ---------------------------------------------------------------------------------------- plumbing
 
@@ -191,6 +219,7 @@ class ComplaintWorkflow:
         refund: RefundRecord | None = None,
         replacement: ReplacementOffer | None = None,
         note: str | None = None,
+        notice: Notice | None = None,
     ) -> None:
         """Final status and resolution together: `resolution.outcome` always equals the final status."""
         self.c.status = outcome
@@ -202,10 +231,15 @@ class ComplaintWorkflow:
             detail["refund"] = refund.model_dump(mode="json")
         if replacement is not None:
             detail["replacement"] = replacement.model_dump(mode="json")
-        await self._record(outcome.value, actor, **{k: v for k, v in detail.items() if v is not None})
+        await self._record(
+            outcome.value, actor, notice=notice, **{k: v for k, v in detail.items() if v is not None}
+        )
 
-    async def _record(self, event_type: str, actor: Actor, **detail: Any) -> None:
-        """Append an event, publish the new state to search attributes, and write both to the ledger."""
+    async def _record(
+        self, event_type: str, actor: Actor, *, notice: Notice | None = None, **detail: Any
+    ) -> None:
+        """Append an event, publish the new state to search attributes, and write both to the ledger,
+        with the notice the event sends, if any."""
         event = ComplaintEvent(
             seq=len(self.c.events) + 1,
             at=workflow.now(),
@@ -216,23 +250,32 @@ class ComplaintWorkflow:
         self.c.events.append(event)
         workflow.upsert_search_attributes(search_attributes.for_complaint(self.c))
         snapshot = self.c.model_copy(update={"events": []}, deep=True)
+        together = notice is not None and workflow.patched(ONE_ACTIVITY_PER_TRANSITION)
         await workflow.execute_activity_method(
             LedgerActivities.record_transition,
-            ComplaintTransition(state=snapshot, event=event),
+            ComplaintTransition(
+                state=snapshot,
+                event=event,
+                notifications=[self._notification(notice)] if together and notice is not None else [],
+            ),
             **LEDGER_CALL,
         )
+        if notice is not None and not together:
+            await self._notify(notice.recipient, notice.template, **notice.payload)
 
     async def _notify(self, recipient: str, template: str, **payload: Any) -> None:
         await workflow.execute_activity_method(
-            LedgerActivities.notify,
-            Notification(
-                dedupe_key=f"{self.c.complaint_id}:{len(self.c.events)}:{template}",
-                recipient=recipient,
-                template=template,
-                complaint_id=self.c.complaint_id,
-                payload={k: jsonable(v) for k, v in payload.items()},
-            ),
-            **LEDGER_CALL,
+            LedgerActivities.notify, self._notification(notice(recipient, template, **payload)), **LEDGER_CALL
+        )
+
+    def _notification(self, message: Notice) -> Notification:
+        """The outbox row; its key (complaint, events so far, template) makes a retried write a no-op."""
+        return Notification(
+            dedupe_key=f"{self.c.complaint_id}:{len(self.c.events)}:{message.template}",
+            recipient=message.recipient,
+            template=message.template,
+            complaint_id=self.c.complaint_id,
+            payload={k: jsonable(v) for k, v in message.payload.items()},
         )
 
 

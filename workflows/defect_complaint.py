@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ReplacementOffer,
     )
     from policy.refusals import PolicyRefusal
-    from workflows.common import SUPPORT, ComplaintWorkflow, opened, refused
+    from workflows.common import SUPPORT, ComplaintWorkflow, notice, opened, refused
 
 S = ComplaintStatus
 
@@ -58,8 +58,9 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     async def run(self, complaint: FileDefectComplaint) -> ComplaintState:
         if workflow.patched(INTAKE_IN_WORKFLOW):
             self._check_intake(complaint, ComplaintKind.MAJOR_DEFECT)
-        await self._record("filed", complaint.filed_by, deadline=self.c.deadline)
-        await self._notify(SUPPORT, "complaint_filed")
+        await self._record(
+            "filed", complaint.filed_by, deadline=self.c.deadline, notice=notice(SUPPORT, "complaint_filed")
+        )
         await self._rectification_period()
         if not self.c.is_final:
             await self._after_deadline()
@@ -113,8 +114,12 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         if self.c.remedy_choice is None:
             self.c.status = S.AWAITING_REMEDY_CHOICE
             self.c.remedy_choice_due = rules.remedy_choice_due(workflow.now(), self.c.policy)
-            await self._record("remedy_choice_requested", SYSTEM, due=self.c.remedy_choice_due)
-            await self._notify(self._customer, "choose_remedy", due=self.c.remedy_choice_due)
+            await self._record(
+                "remedy_choice_requested",
+                SYSTEM,
+                due=self.c.remedy_choice_due,
+                notice=notice(self._customer, "choose_remedy", due=self.c.remedy_choice_due),
+            )
             chosen = await self._wait_until(
                 self.c.remedy_choice_due, lambda: self.c.remedy_choice is not None or self.c.is_final
             )
@@ -145,8 +150,12 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             ),
             **LEDGER_CALL,
         )
-        await self._close(S.REPLACED, SYSTEM, replacement=issued.offer)
-        await self._notify(self._customer, "replacement_issued", sku=issued.offer.sku)
+        await self._close(
+            S.REPLACED,
+            SYSTEM,
+            replacement=issued.offer,
+            notice=notice(self._customer, "replacement_issued", sku=issued.offer.sku),
+        )
 
     # ------------------------------------------------------------------------------- support's actions
 
@@ -178,11 +187,13 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             resume_status=self.c.status,
         )
         self.c.status = S.AWAITING_ACCESS
+        due = self.c.access.answer_due
         await self._record(
-            "access_requested", request.actor, scope=request.scope, due=self.c.access.answer_due
-        )
-        await self._notify(
-            self._customer, "access_requested", scope=request.scope, due=self.c.access.answer_due
+            "access_requested",
+            request.actor,
+            scope=request.scope,
+            due=due,
+            notice=notice(self._customer, "access_requested", scope=request.scope, due=due),
         )
         return self.c
 
@@ -194,8 +205,9 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     async def mark_fixed(self, fix: MarkFixed) -> ComplaintState:
         """R11: fixed before the deadline: the complaint ends rectified, with no refund."""
         self._validate_mark_fixed(fix)  # again: see ComplaintWorkflow
-        await self._close(S.RECTIFIED, fix.actor, note=fix.note)
-        await self._notify(self._customer, "defect_rectified")
+        await self._close(
+            S.RECTIFIED, fix.actor, note=fix.note, notice=notice(self._customer, "defect_rectified")
+        )
         return self.c
 
     @mark_fixed.validator
@@ -214,8 +226,8 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             name=offer.offer.name,
             value=str(offer.offer.value.amount),
             currency=offer.offer.value.currency,
+            notice=notice(self._customer, "replacement_offered", sku=offer.offer.sku),
         )
-        await self._notify(self._customer, "replacement_offered", sku=offer.offer.sku)
         return self.c
 
     @offer_replacement.validator
