@@ -196,15 +196,17 @@ class Ledger:
                 await conn.execute(self._outbox_insert(message))
         return result.rowcount == 1
 
-    async def get_complaint(self, complaint_id: str) -> ComplaintRecord | None:
+    async def get_complaint(self, complaint_id: str, *, events: bool = True) -> ComplaintRecord | None:
+        """The projection, with its audit trail unless `events` is False (where the caller needs only the
+        run, the status or the order: a second query and most of the parsing saved)."""
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(select(ComplaintRow).where(ComplaintRow.complaint_id == complaint_id))
             ).one_or_none()
             if row is None:
                 return None
-            events = await self._events(conn, complaint_id)
-        state = ComplaintState.model_validate_json(row.state_json).model_copy(update={"events": events})
+            trail = await self._events(conn, complaint_id) if events else []
+        state = ComplaintState.model_validate_json(row.state_json).model_copy(update={"events": trail})
         return ComplaintRecord(workflow_id=row.workflow_id, run_id=row.run_id, state=state)
 
     async def complaint_events(self, complaint_id: str) -> list[ComplaintEvent]:

@@ -429,16 +429,16 @@ class ComplaintDesk:
     async def get(self, complaint_id: str) -> ComplaintState:
         """The complaint as it stands: from the ledger once it has its outcome (no worker needed to read it),
         else from its workflow."""
-        record = await self.ledger.get_complaint(complaint_id)
+        record = await self.ledger.get_complaint(complaint_id, events=False)
         if record is not None and record.state.is_final:
-            return record.state
+            return (await self.ledger.get_complaint(complaint_id) or record).state
         handle = await self._handle(complaint_id, record)
         try:
             return await self._query(complaint_id, handle)
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND or record is None:
                 raise
-        return record.state
+        return (await self.ledger.get_complaint(complaint_id) or record).state
 
     async def ensure_visible(self, complaint_id: str, seen_by: Actor) -> None:
         """`ComplaintNotFound` unless `seen_by` may see the complaint (a customer: only their own)."""
@@ -476,12 +476,12 @@ class ComplaintDesk:
     async def _as_filed(self, complaint_id: str) -> ComplaintState:
         """For what never changes after filing (the order, its customer): the ledger's projection answers
         without asking the workflow; only a complaint not projected yet costs a query."""
-        record = await self.ledger.get_complaint(complaint_id)
+        record = await self.ledger.get_complaint(complaint_id, events=False)
         return record.state if record is not None else await self.get(complaint_id)
 
     async def outcome(self, complaint_id: str) -> ComplaintState:
         """Wait for the complaint to end and return its final state."""
-        handle = await self._handle(complaint_id, await self.ledger.get_complaint(complaint_id))
+        handle = await self._handle(complaint_id, await self.ledger.get_complaint(complaint_id, events=False))
         typed = self.client.get_workflow_handle(handle.id, run_id=handle.run_id, result_type=ComplaintState)
         result: ComplaintState = await typed.result()
         return result
@@ -569,7 +569,7 @@ class ComplaintDesk:
 
     async def _act(self, complaint_id: str, action: Action, argument: Any) -> ComplaintState:
         """Send `action` (the update of that name) unless the ledger already shows why it must fail."""
-        record = await self.ledger.get_complaint(complaint_id)
+        record = await self.ledger.get_complaint(complaint_id, events=False)
         if record is not None:
             if record.state.is_final:
                 raise already_final(record.state)
