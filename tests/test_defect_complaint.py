@@ -433,6 +433,50 @@ async def test_r16_refund_is_issued_once_whatever_the_repeats(desk: ComplaintDes
     assert (await ledger.balance(customer_id)).totals == {"EUR": Decimal("20.00")}
 
 
+async def test_r16_an_event_and_its_notice_are_written_by_one_activity_once(
+    desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    """Each transition is one ledger activity, its notice included (issue 6), and a retried write of it
+    adds neither an event nor a notice."""
+    from ledger.records import ComplaintTransition
+
+    complaint_id, customer_id = await file(desk)
+    await desk.request_access(complaint_id, SUPPORT, scope="ssh", reason="reproduce")
+    await desk.grant_access(complaint_id, cust(customer_id), credentials())
+    await desk.review(complaint_id, APPROVE)
+    final = await desk.outcome(complaint_id)
+    history = await desk.client.get_workflow_handle(workflow_id_of(complaint_id)).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert "notify" not in scheduled
+    assert scheduled.count("record_transition") == len(final.events)
+    outbox = await ledger.outbox(complaint_id=complaint_id)
+    assert sorted(m.template for m in outbox) == [
+        "access_requested",
+        "choose_remedy",
+        "complaint_filed",
+        "deadline_approaching",
+        "refund_issued",
+    ]
+    last = final.events[-1]
+    again = ComplaintTransition(
+        state=final.model_copy(update={"events": []}),
+        event=last,
+        notifications=[outbox[-1].model_copy()],
+    )
+    record = await ledger.get_complaint(complaint_id)
+    assert record is not None
+    for _ in range(2):
+        await ledger.record_transition(record.workflow_id, record.run_id, again)
+    assert await ledger.complaint_events(complaint_id) == final.events
+    assert [m.dedupe_key for m in await ledger.outbox(complaint_id=complaint_id)] == [
+        m.dedupe_key for m in outbox
+    ]
+
+
 # ----------------------------------------------------------------------------------------------- R15
 
 
