@@ -46,8 +46,9 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from bench.baseline import BareLifecycle, BarePlan, Timer, noop
+from bench.baseline import BareLifecycle, BarePlan, noop
 from bench.report import Row, latency_ms, report
+from bench.workload import plan_of
 from ledger.migrate import upgrade
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
@@ -267,37 +268,6 @@ class Baseline:
         if result != len(self.plan.per_update):
             raise AssertionError(f"{steps.ident}: {result} updates done, {len(self.plan.per_update)} sent")
         return steps.ident
-
-
-def plan_of(history: WorkflowHistory) -> BarePlan:
-    """The bare plan a project history asks for: activities scheduled before the first update, within
-    each update (between its acceptance and completion), and after each timer that fired (until the next
-    one fires), with the fired timers' durations as they were started. Timers started and then cancelled
-    (a wait cut short by an update) are not in it: the bare workflow sleeps only the ones that ran out."""
-    started: dict[str, float] = {}
-    plan = BarePlan(at_start=0)
-    in_update = False
-    for event in history.events:
-        kind = event.event_type
-        if kind == EventType.EVENT_TYPE_TIMER_STARTED:
-            attributes = event.timer_started_event_attributes
-            started[attributes.timer_id] = attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
-        elif kind == EventType.EVENT_TYPE_TIMER_FIRED:
-            timer_id = event.timer_fired_event_attributes.timer_id
-            plan.timers.append(Timer(seconds=started[timer_id], then=0))
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            plan.per_update.append(0)
-            in_update = True
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            in_update = False
-        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            if in_update:
-                plan.per_update[-1] += 1
-            elif plan.timers:
-                plan.timers[-1].then += 1
-            else:
-                plan.at_start += 1
-    return plan
 
 
 def census(history: WorkflowHistory) -> dict[str, int]:

@@ -64,30 +64,33 @@ async def timed(call: Awaitable[T], into: list[float]) -> T:
 
 
 def plan_of(history: WorkflowHistory) -> BarePlan:
-    """The bare baseline's plan for a lifecycle like `history`'s: the activities it scheduled at the start,
-    within each update, and after each timer that fired (with that timer's duration)."""
+    """The bare plan a project history asks for: activities scheduled before the first update, within
+    each update (between its acceptance and completion), and after each timer that fired (until the next
+    one fires), with the fired timers' durations as they were started. Timers started and then cancelled
+    (a wait cut short by an update) are not in it: the bare workflow sleeps only the ones that ran out."""
+    started: dict[str, float] = {}
     plan = BarePlan(at_start=0)
-    durations: dict[int, float] = {}
-    segment = "start"
+    in_update = False
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
-            durations[event.event_id] = (
-                event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
-            )
-        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
-            seconds = durations[event.timer_fired_event_attributes.started_event_id]
-            plan.timers.append(Timer(seconds=seconds, then=0))
-            segment = "timer"
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            attributes = event.timer_started_event_attributes
+            started[attributes.timer_id] = attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
+        elif kind == EventType.EVENT_TYPE_TIMER_FIRED:
+            timer_id = event.timer_fired_event_attributes.timer_id
+            plan.timers.append(Timer(seconds=started[timer_id], then=0))
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             plan.per_update.append(0)
-            segment = "update"
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            if segment == "start":
-                plan.at_start += 1
-            elif segment == "update":
+            in_update = True
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+            in_update = False
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if in_update:
                 plan.per_update[-1] += 1
-            else:
+            elif plan.timers:
                 plan.timers[-1].then += 1
+            else:
+                plan.at_start += 1
     return plan
 
 
