@@ -85,7 +85,8 @@ def new_queue(prefix: str) -> str:
 @asynccontextmanager
 async def stage(name: str, keep: bool = bool(os.environ.get("BENCH_KEEP"))) -> AsyncIterator[Stage]:
     """A fresh work directory `.data/bench/<name>-run/` with the server and ledger in it; everything is
-    stopped on the way out, and the directory removed unless `keep` (its logs help when a run fails)."""
+    stopped on the way out, and the directory removed unless `keep` (`BENCH_KEEP=1`) or the run failed:
+    its logs tell why."""
     workdir = OUT / f"{name}-run"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
