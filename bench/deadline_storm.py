@@ -42,9 +42,11 @@ GOAL_RATIO = 0.5
 class Options:
     complaints: int = 5000
     concurrency: int = 50
-    prepare_rate: float = 15.0
+    prepare_rate: float = 2.0
     """Complaints filed, approved and chosen per second, as a guess: it sets how far off the shared
-    deadline is. Too high a guess and the first deadlines pass before the last complaints are ready."""
+    deadline is. Too high a guess and the first deadlines pass before the last complaints are ready (the
+    run stops saying so); too low and the run waits idle. 2/s is what 2 cores did with the worker as
+    deployed; the run prints the rate it saw."""
     margin: float = 20.0
     workflow_cache: int = 0
     timeout: float = 3600.0
@@ -112,7 +114,8 @@ async def project_storm(st: Stage, options: Options, deadline: float) -> tuple[S
             f"preparing took {storm.prepare_seconds:.0f} s, past the shared deadline: lower --prepare-rate"
         )
     print(
-        f"project: {len(ids)} complaints ready in {storm.prepare_seconds:.0f} s; deadline at {fire_at}",
+        f"project: {len(ids)} complaints ready in {storm.prepare_seconds:.0f} s "
+        f"({len(ids) / storm.prepare_seconds:.1f}/s); deadline at {fire_at}",
         flush=True,
     )
 
