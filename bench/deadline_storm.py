@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.client import Client
 
 from bench.baseline import BareStorm, StormPlan, count_marks, create_marks
-from bench.report import Row, report, rss_mib
+from bench.report import Row, memory, report, rss_mib
 from bench.stage import Stage, new_queue, stage
 from bench.workload import APPROVE, BACKEND, DESCRIPTION, bounded, customer, order
 from ledger.schema import ComplaintRow, RefundRow
@@ -221,15 +221,13 @@ async def bench(options: Options) -> int:
         Row("bare: starting all", f"{bare.prepare_seconds:.0f} s"),
         Row(
             "project worker RSS now / peak",
-            f"{project.worker_rss.get('rss_mib')} / {project.worker_rss.get('peak_rss_mib')} MiB",
+            memory(project.worker_rss),
         ),
         Row(
             "bare worker RSS now / peak",
-            f"{bare.worker_rss.get('rss_mib')} / {bare.worker_rss.get('peak_rss_mib')} MiB",
+            memory(bare.worker_rss),
         ),
-        Row(
-            "dev server RSS now / peak", f"{server_rss.get('rss_mib')} / {server_rss.get('peak_rss_mib')} MiB"
-        ),
+        Row("dev server RSS now / peak", memory(server_rss)),
         Row("workers' sticky cache (max cached workflows)", f"{options.workflow_cache}"),
         Row("refunds not exactly once, deadlines off by >= 1 s", f"{len(problems)}", "0"),
     ]

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowHandle
 
 from bench.baseline import BareLifecycle, BarePlan
-from bench.report import Row, latency_ms, report, rss_mib
+from bench.report import Row, latency_ms, memory, report, rss_mib
 from bench.stage import Stage, new_queue, stage
 from bench.workload import (
     APPROVE,
@@ -262,15 +262,13 @@ async def bench(options: Options) -> int:
         Row("bare update round trip p50 / p99", f"{b['p50_ms']} / {b['p99_ms']} ms"),
         Row(
             "project worker RSS now / peak",
-            f"{project.worker_rss.get('rss_mib')} / {project.worker_rss.get('peak_rss_mib')} MiB",
+            memory(project.worker_rss),
         ),
         Row(
             "bare worker RSS now / peak",
-            f"{bare.worker_rss.get('rss_mib')} / {bare.worker_rss.get('peak_rss_mib')} MiB",
+            memory(bare.worker_rss),
         ),
-        Row(
-            "dev server RSS now / peak", f"{server_rss.get('rss_mib')} / {server_rss.get('peak_rss_mib')} MiB"
-        ),
+        Row("dev server RSS now / peak", memory(server_rss)),
         Row("workers' sticky cache (max cached workflows)", f"{options.workflow_cache}"),
         Row("complaints not refunded exactly once as planned", f"{len(problems)}", "0"),
     ]

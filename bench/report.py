@@ -110,3 +110,8 @@ def rss_mib(pid: int | None) -> dict[str, float]:
     except OSError:
         return {}
     return figures
+
+
+def memory(figures: dict[str, float]) -> str:
+    """`rss_mib`'s figures as a table shows them: now / peak."""
+    return f"{figures.get('rss_mib')} / {figures.get('peak_rss_mib')} MiB"
