@@ -1,7 +1,7 @@
 """Benchmark 1, lifecycle cost: N defect complaints driven through review, access request and grant, the
 deadline and the default refund, against N bare workflows with the same activities, updates and timers.
 
-    .venv/bin/python -m bench.lifecycle [--lifecycles 1000] [--concurrency 50] [--workflow-cache 0]
+    .venv/bin/python -m bench.lifecycle [--lifecycles 1000] [--concurrency 20] [--workflow-cache 0]
 
 Both run on one dev server, each with its own worker process (`python worker.py` and `python -m
 bench.baseline`), the bare ones first. A driver slot files (starts), then sends the three updates, and moves
@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ from bench.workload import (
 )
 from ledger.schema import RefundRow
 from policy.models import ComplaintKind, ComplaintStatus
+from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.client import ComplaintDesk, workflow_id_of
 
@@ -51,8 +52,8 @@ GOAL_RATIO = 0.33
 @dataclass
 class Options:
     lifecycles: int = 1000
-    concurrency: int = 50
-    deadline: float = 30.0
+    concurrency: int = 20
+    deadline: float = 120.0
     choice_window: float = 2.0
     workflow_cache: int = 0
     max_concurrent_workflow_tasks: int | None = None
@@ -101,9 +102,12 @@ async def drive_complaint(
     await desk.record_order(o)
     filed = await desk.file(o, ComplaintKind.MAJOR_DEFECT, DESCRIPTION, BACKEND, policy=terms)
     cid = filed.complaint_id
-    await timed(desk.review(cid, APPROVE), updates)
-    await timed(desk.request_access(cid, SUPPORT, "ssh", "to reproduce the crash"), updates)
-    await timed(desk.grant_access(cid, customer(o), CREDENTIALS), updates)
+    try:
+        await timed(desk.review(cid, APPROVE), updates)
+        await timed(desk.request_access(cid, SUPPORT, "ssh", "to reproduce the crash"), updates)
+        await timed(desk.grant_access(cid, customer(o), CREDENTIALS), updates)
+    except PolicyRefusal as refusal:  # the deadline beat the driver: `check` counts it off the plan
+        print(f"{cid}: {refusal}", flush=True)
     return cid
 
 
@@ -231,7 +235,10 @@ async def bench(options: Options) -> int:
         queue = new_queue("project")
         project_worker = st.start_worker(queue, **worker_settings(options))
         desk = st.desk(queue)
-        plan, trail = await template(desk, st.client, terms)
+        # The template runs on a 5 s deadline, not to wait the run's whole window before it starts; the
+        # bare workflows then wait the run's window, as the complaints do.
+        plan, trail = await template(desk, st.client, policy(replace(options, deadline=5.0)))
+        plan.timers[0].seconds = options.deadline
         print(f"plan from the template complaint: {plan}", flush=True)
 
         bare_updates: list[float] = []
