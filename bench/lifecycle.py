@@ -45,6 +45,7 @@ from policy.models import ComplaintKind, ComplaintStatus
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.client import ComplaintDesk, workflow_id_of
+from workflows.ids import complaint_workflow_id
 
 GOAL_RATIO = 0.33
 
@@ -125,9 +126,10 @@ async def template(desk: ComplaintDesk, client: Client, terms: PolicySnapshot) -
 
 
 async def closes(
-    client: Client, queue: str, expected: int, deadline: float
+    client: Client, queue: str, expected: int, deadline: float, prefix: str
 ) -> tuple[list[datetime], list[datetime]]:
-    """Wait until no workflow on `queue` runs, then their start and close times from visibility."""
+    """Wait until no workflow on `queue` runs, then the start and close times, from visibility, of those
+    whose id starts with `prefix` (the run's own: not the template complaint, filed on the same queue)."""
     query = f'TaskQueue="{queue}"'
     while True:
         running = await client.count_workflows(f'{query} AND ExecutionStatus="Running"')
@@ -141,6 +143,8 @@ async def closes(
         await asyncio.sleep(0.5)
     starts, ends = [], []
     async for w in client.list_workflows(query):
+        if not w.id.startswith(prefix):
+            continue
         starts.append(w.start_time)
         if w.close_time is not None:
             ends.append(w.close_time)
@@ -173,7 +177,7 @@ async def run_bare(
     began = time.monotonic()
     await bounded(options.concurrency, [lambda i=i: one(i) for i in range(options.lifecycles)])  # type: ignore[misc]
     side.drive_seconds = time.monotonic() - began
-    fill(side, *await closes(st.client, queue, options.lifecycles, deadline))
+    fill(side, *await closes(st.client, queue, options.lifecycles, deadline, prefix=f"bare-{queue}-"))
     side.worker_rss = rss_mib(worker.process.pid if worker.process else None)
     return side
 
@@ -194,7 +198,8 @@ async def run_project(
         [lambda i=i: drive_complaint(desk, run, i, terms, updates) for i in range(options.lifecycles)],  # type: ignore[misc]
     )
     side.drive_seconds = time.monotonic() - began
-    fill(side, *await closes(st.client, run, options.lifecycles + 1, deadline))
+    prefix = complaint_workflow_id(order(run, 0).order_id, ComplaintKind.MAJOR_DEFECT).split(run)[0] + run
+    fill(side, *await closes(st.client, run, options.lifecycles + 1, deadline, prefix=prefix))
     return side, ids
 
 
