@@ -435,14 +435,19 @@ class ComplaintDesk:
         else from its workflow."""
         record = await self.ledger.get_complaint(complaint_id, events=False)
         if record is not None and record.state.is_final:
-            return (await self.ledger.get_complaint(complaint_id) or record).state
+            return await self._with_trail(record)
         handle = await self._handle(complaint_id, record)
         try:
             return await self._query(complaint_id, handle)
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND or record is None:
                 raise
-        return (await self.ledger.get_complaint(complaint_id) or record).state
+        return await self._with_trail(record)
+
+    async def _with_trail(self, record: ComplaintRecord) -> ComplaintState:
+        """The projection `get` read without its audit trail, with the trail."""
+        events = await self.ledger.complaint_events(record.state.complaint_id)
+        return record.state.model_copy(update={"events": events})
 
     async def ensure_visible(self, complaint_id: str, seen_by: Actor) -> None:
         """`ComplaintNotFound` unless `seen_by` may see the complaint (a customer: only their own)."""
