@@ -464,9 +464,9 @@ async def run(options: Options) -> int:
         secret = secrets.token_urlsafe(48)
         api, base_url = await start_api(st, queue, secret)
         pids = {
-            "api": api.process.pid if api.process else None,
-            "worker": worker.process.pid if worker.process else None,
-            "server": st.server.process.pid if st.server.process else None,
+            "api": api.pid,
+            "worker": worker.pid,
+            "server": st.server.pid,
         }
         print(f"API {base_url} (pid {pids['api']}), worker pid {pids['worker']}, queue {queue}", flush=True)
         load = os.getloadavg()

@@ -133,7 +133,7 @@ async def project_storm(st: Stage, options: Options, deadline: float) -> tuple[S
             )
 
     await wait_for_all(refunds, len(ids), fire_at, storm, deadline)
-    storm.worker_rss = rss_mib(worker.process.pid if worker.process else None)
+    storm.worker_rss = rss_mib(worker.pid)
     return storm, await exactly_once(desk, ids, storm)
 
 
@@ -199,7 +199,7 @@ async def bare_storm(st: Stage, options: Options, deadline: float) -> Storm:
         await wait_for_all(lambda: count_marks(engine), options.complaints, fire_at, storm, deadline)
     finally:
         await engine.dispose()
-    storm.worker_rss = rss_mib(worker.process.pid if worker.process else None)
+    storm.worker_rss = rss_mib(worker.pid)
     return storm
 
 
@@ -213,7 +213,7 @@ async def bench(options: Options) -> int:
             f"project: all {project.written} refunds {project.seconds_to_all:.1f} s after the deadline",
             flush=True,
         )
-        server_rss = rss_mib(st.server.process.pid if st.server.process else None)
+        server_rss = rss_mib(st.server.pid)
 
     ratio = bare.seconds_to_all / project.seconds_to_all
     rows = [

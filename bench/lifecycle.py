@@ -178,7 +178,7 @@ async def run_bare(
     await bounded(options.concurrency, [lambda i=i: one(i) for i in range(options.lifecycles)])  # type: ignore[misc]
     side.drive_seconds = time.monotonic() - began
     fill(side, *await closes(st.client, queue, options.lifecycles, deadline, prefix=f"bare-{queue}-"))
-    side.worker_rss = rss_mib(worker.process.pid if worker.process else None)
+    side.worker_rss = rss_mib(worker.pid)
     return side
 
 
@@ -253,8 +253,8 @@ async def bench(options: Options) -> int:
         project_updates: list[float] = []
         project, ids = await run_project(st, options, desk, terms, project_updates, deadline)
         print(f"project: {project.closed} closed, {project.steady():.1f}/s", flush=True)
-        project.worker_rss = rss_mib(project_worker.process.pid if project_worker.process else None)
-        server_rss = rss_mib(st.server.process.pid if st.server.process else None)
+        project.worker_rss = rss_mib(project_worker.pid)
+        server_rss = rss_mib(st.server.pid)
         problems = await check(desk, ids, trail)
 
     ratio = project.steady() / bare.steady()

@@ -30,7 +30,7 @@ from temporalio.client import Client
 
 from bench.baseline import BareLifecycle, BarePlan, Timer
 from bench.processes import WorkerProcess
-from bench.report import Row, latency_ms, report, rss_mib
+from bench.report import Row, latency_ms, memory, report, rss_mib
 from bench.stage import Stage, new_queue, stage
 from bench.workload import BACKEND, DESCRIPTION, bounded, order, timed
 from ledger.schema import NotificationRow
@@ -59,10 +59,6 @@ class Figures:
     server_rss: dict[str, float] = field(default_factory=dict)
 
 
-def rss(process: WorkerProcess) -> dict[str, float]:
-    return rss_mib(process.process.pid if process.process else None)
-
-
 async def bare_phase(st: Stage, options: Options) -> Figures:
     """N bare workflows that do what a filing does (two activities) and wait five days."""
     queue = new_queue("bare-open")
@@ -81,8 +77,8 @@ async def bare_phase(st: Stage, options: Options) -> Figures:
     figures.start_seconds = time.monotonic() - began
     await until_quiet(st, queue)
     figures.settled_seconds = time.monotonic() - began
-    figures.worker_rss = rss(worker)
-    figures.server_rss = rss_mib(st.server.process.pid if st.server.process else None)
+    figures.worker_rss = rss_mib(worker.pid)
+    figures.server_rss = rss_mib(st.server.pid)
     await worker.stop()
     return figures
 
@@ -128,8 +124,8 @@ async def project_phase(
         await asyncio.sleep(0.5)
     figures.settled_seconds = time.monotonic() - began
     await asyncio.sleep(2)  # the last tasks' memory, not a task in flight
-    figures.worker_rss = rss(worker)
-    figures.server_rss = rss_mib(st.server.process.pid if st.server.process else None)
+    figures.worker_rss = rss_mib(worker.pid)
+    figures.server_rss = rss_mib(st.server.pid)
     return figures, ids, worker
 
 
@@ -174,8 +170,8 @@ async def bench(options: Options) -> int:
         filling = await query_all(desk, ids, options.concurrency)
         from_cache = await query_all(desk, ids[: min(len(ids), 1000)], options.concurrency)
         await asyncio.sleep(2)
-        cached_rss = rss(cached_worker)
-        server_after = rss_mib(st.server.process.pid if st.server.process else None)
+        cached_rss = rss_mib(cached_worker.pid)
+        server_after = rss_mib(st.server.pid)
 
     u, f, c = latency_ms(uncached), latency_ms(filling), latency_ms(from_cache)
     rows = [
@@ -207,7 +203,7 @@ async def bench(options: Options) -> int:
         Row("dev server RSS with all open (bare and project)", f"{project.server_rss.get('rss_mib')} MiB"),
         Row(
             "dev server RSS at the end / peak",
-            f"{server_after.get('rss_mib')} / {server_after.get('peak_rss_mib')} MiB",
+            memory(server_after),
         ),
         Row("GET state (query), no cache: p50 / p99", f"{u.get('p50_ms')} / {u.get('p99_ms')} ms"),
         Row("GET state, first into the cache: p50 / p99", f"{f.get('p50_ms')} / {f.get('p99_ms')} ms"),

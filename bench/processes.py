@@ -66,6 +66,10 @@ class DevServer:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
     def command(self) -> list[str]:
         command = [
             tool_path("temporal"),
@@ -137,6 +141,10 @@ class WorkerProcess:
                 start_new_session=True,
             )
         self.starts += 1
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
 
     def exited(self) -> int | None:
         """The exit code if the worker is gone (without us killing it), else None."""
