@@ -29,11 +29,11 @@ from policy import refusals
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState, FileClaim, FileDefectComplaint
 from policy.evidence import EvidenceFile
+from policy.ids import activation_workflow_id, complaint_workflow_id
 from policy.models import Actor, ComplaintKind, Order
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.client import ComplaintDesk, ComplaintNotFound, OrderNotFound, Unresponsive
-from workflows.ids import activation_workflow_id, complaint_workflow_id
 
 T = TypeVar("T")
 S = TypeVar("S", ComplaintState, ActivationState)

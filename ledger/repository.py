@@ -8,7 +8,6 @@ nothing, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -47,6 +46,7 @@ from ledger.schema import (
     ReplacementRow,
     VaultSecretRow,
 )
+from policy import ids
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState, SealedSecret
 from policy.evidence import EvidenceFile
@@ -270,7 +270,7 @@ class Ledger:
         """Credit the customer once per source and once per order. A repeat returns the refund already
         issued, unchanged; a refund of an order refunded through another source raises
         `OrderAlreadyRefunded` and writes nothing."""
-        refund_id = f"rf_{uuid.uuid4().hex}"
+        refund_id = ids.refund_id()
         async with self._tx() as conn:
             inserted = await conn.execute(
                 self._insert(RefundRow)
@@ -335,7 +335,7 @@ class Ledger:
             inserted = await conn.execute(
                 self._insert(ReplacementRow)
                 .values(
-                    replacement_id=f"rp_{uuid.uuid4().hex}",
+                    replacement_id=ids.replacement_id(),
                     complaint_id=issue.complaint_id,
                     customer_id=issue.customer_id,
                     order_id=issue.order_id,
@@ -437,7 +437,7 @@ class Ledger:
                 await conn.execute(
                     self._insert(EvidenceRow)
                     .values(
-                        ref=f"ev_{uuid.uuid4().hex}",
+                        ref=ids.evidence_ref(),
                         complaint_id=complaint_id,
                         position=position,
                         name=file.name,
@@ -534,7 +534,7 @@ class Ledger:
             await conn.execute(
                 self._insert(VaultSecretRow)
                 .values(
-                    ref=f"vault_{uuid.uuid4().hex}",
+                    ref=ids.vault_ref(),
                     complaint_id=complaint_id,
                     request_no=request_no,
                     key_id=sealed.key_id,

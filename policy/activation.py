@@ -137,14 +137,3 @@ def cancel_reason(actor: Actor | None) -> CancelReason:
     if actor.role is Role.CUSTOMER:
         return CancelReason.CANCELED_BY_CUSTOMER
     return CancelReason.CANCELED_BY_BACKEND
-
-
-def activation_id_of(order_id: str) -> str:
-    """One activation per order: a rented number is one number, activated once."""
-    return f"act_{order_id}"
-
-
-def order_id_of_activation(activation_id: str) -> str | None:
-    """The order behind an activation id, or None if it is not one this desk made."""
-    prefix, _, order_id = activation_id.partition("_")
-    return order_id if prefix == "act" and order_id else None

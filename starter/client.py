@@ -41,10 +41,8 @@ from policy.activation import (
     CancelActivation,
     SmsReceived,
     StartActivation,
-    activation_id_of,
     check_cancel,
     check_sms,
-    order_id_of_activation,
 )
 from policy.complaint import (
     AccessAnswer,
@@ -64,6 +62,7 @@ from policy.complaint import (
     check_kind_allows,
 )
 from policy.evidence import EvidenceFile, check_evidence
+from policy.ids import activation_id_of, activation_workflow_id, complaint_workflow_id, order_id_of_activation
 from policy.models import (
     Actor,
     ComplaintKind,
@@ -82,7 +81,6 @@ from starter.settings import TemporalSettings
 from workflows import search_attributes
 from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
-from workflows.ids import activation_workflow_id, complaint_workflow_id
 from workflows.refund_claim import RefundClaimWorkflow
 
 T = TypeVar("T")

@@ -40,6 +40,7 @@ from policy import refusals
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState, Review
 from policy.evidence import EvidenceFile
+from policy.ids import activation_workflow_id
 from policy.models import (
     Actor,
     ClaimRejection,
@@ -71,7 +72,6 @@ from tests.factories import (
     software_order,
 )
 from worker import build_worker
-from workflows.ids import activation_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
 APPROVE = Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="reproduced")

@@ -18,13 +18,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
 from policy.activation import ActivationState, CancelReason, StartActivation
+from policy.ids import activation_workflow_id
 from policy.models import ActivationStatus, Actor, ComplaintKind, Order, Role
 from policy.refusals import PolicyRefusal
 from starter.client import ActivationNotFound, ComplaintDesk
 from tests.conftest import TimeSkippingDesk
 from tests.factories import BACKEND, CLAIM, POLICY, number_order
 from workflows.activation import NumberActivationWorkflow
-from workflows.ids import activation_workflow_id
 
 A = ActivationStatus
 SMS_WAIT = timedelta(minutes=20)

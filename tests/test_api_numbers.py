@@ -24,12 +24,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from policy.activation import ActivationState
 from policy.evidence import MAX_FILE_BYTES
+from policy.ids import activation_workflow_id
 from policy.models import Role
 from starter.client import workflow_id_of
 from tests.conftest import Api
 from tests.factories import CLAIM, POLICY, history_text
 from tests.test_api import counts, error_of, filing_settled, new_customer, order_body, place_order
-from workflows.ids import activation_workflow_id
 
 Json = dict[str, Any]
 

@@ -29,12 +29,12 @@ from bench.scenarios import PATH_BY_NAME, PATHS
 from ledger.records import RefundIssue
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
-from policy.activation import ActivationState, CancelReason, activation_id_of
+from policy.activation import ActivationState, CancelReason
+from policy.ids import activation_id_of, activation_workflow_id
 from policy.models import ActivationStatus, ComplaintKind, ComplaintStatus, Order, RefundRecord
 from starter.client import ComplaintDesk, Unresponsive
 from tests.factories import BACKEND, CLAIM, POLICY, customer, number_order
 from worker import WORKFLOWS, build_worker
-from workflows.ids import activation_workflow_id
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--complaints", "50", "--seed", "7", "--kill-every", "6..10", "--min-kills", "2", "--timeout", "120"]

@@ -26,6 +26,7 @@ from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState, Review
+from policy.ids import activation_workflow_id
 from policy.models import ActivationStatus, ComplaintStatus, ReviewDecision, Role
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
@@ -45,7 +46,6 @@ from tests.factories import (
     software_order,
 )
 from worker import build_worker
-from workflows.ids import activation_workflow_id
 from workflows.search_attributes import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,10 +31,8 @@ from policy.activation import (
     ActivationState,
     CancelActivation,
     SmsReceived,
-    activation_id_of,
     check_cancel,
     check_sms,
-    order_id_of_activation,
 )
 from policy.complaint import OPEN_BEFORE_SETTLEMENT, Action, ComplaintState, check_action
 from policy.currencies import CURRENCIES
@@ -46,6 +44,7 @@ from policy.evidence import (
     EvidenceFile,
     check_evidence,
 )
+from policy.ids import activation_id_of, order_id_of_activation
 from policy.models import (
     FINAL_STATUSES,
     ActivationStatus,

@@ -36,6 +36,7 @@ from temporalio.testing import WorkflowEnvironment
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.complaint import ComplaintState
+from policy.ids import activation_workflow_id, complaint_workflow_id
 from policy.models import ComplaintKind, ComplaintStatus, RemedyChoice, Role
 from starter.auth import mint_token
 from starter.client import ComplaintDesk, workflow_id_of
@@ -49,7 +50,6 @@ from tests.test_api_numbers import (
     start_activation,
 )
 from tests.test_end_to_end import wait_healthy
-from workflows.ids import activation_workflow_id, complaint_workflow_id
 
 Json = dict[str, Any]
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from ledger.repository import Ledger
 from policy.complaint import FileClaim, Review
 from policy.evidence import EvidenceFile
+from policy.ids import complaint_workflow_id
 from policy.models import (
     ActivationStatus,
     ClaimRejection,
@@ -42,7 +43,6 @@ from tests.factories import (
     number_order,
     software_order,
 )
-from workflows.ids import complaint_workflow_id
 from workflows.refund_claim import RefundClaimWorkflow
 
 S = ComplaintStatus

@@ -21,13 +21,13 @@ from temporalio.worker import Replayer
 
 from policy.activation import ActivationState, StartActivation
 from policy.complaint import ComplaintState, FileClaim
+from policy.ids import activation_workflow_id, complaint_workflow_id
 from policy.models import ComplaintKind
 from starter.codec import encrypting_converter
 from tests.factories import PAYLOAD_KEYS
 from tests.record_histories import FAMILIES, HISTORIES, PREVIOUS_RELEASE, SCENARIOS
 from worker import WORKFLOWS
 from workflows.defect_complaint import INTAKE_IN_WORKFLOW
-from workflows.ids import activation_workflow_id, complaint_workflow_id
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
 

@@ -26,11 +26,11 @@ with workflow.unsafe.imports_passed_through():
         check_cancel,
         check_sms,
     )
+    from policy.ids import activation_workflow_id
     from policy.models import SYSTEM, ActivationStatus
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
     from workflows.common import check_runs_as, jsonable, refund_full_price, refused
-    from workflows.ids import activation_workflow_id
 
 A = ActivationStatus
 

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         check_action,
         review_reason_refusal,
     )
+    from policy.ids import complaint_workflow_id
     from policy.models import (
         SYSTEM,
         Actor,
@@ -42,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
-    from workflows.ids import complaint_workflow_id
 
 S = ComplaintStatus
 SUPPORT = "support"
