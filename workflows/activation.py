@@ -32,15 +32,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes
     from workflows.common import check_runs_as, jsonable, refund_full_price, refused
 
-A = ActivationStatus
-
 
 @workflow.defn
 class NumberActivationWorkflow:
     @workflow.init
     def __init__(self, start: StartActivation) -> None:
         started_at = workflow.now()
-        self.a = ActivationState(
+        self.activation = ActivationState(
             activation_id=start.activation_id,
             order=start.order,
             phone_number=start.phone_number,
@@ -52,37 +50,42 @@ class NumberActivationWorkflow:
 
     @workflow.run
     async def run(self, start: StartActivation) -> ActivationState:
-        check_runs_as(activation_workflow_id(self.a.order.order_id), "number's activation", "order")
-        workflow.upsert_search_attributes(search_attributes.for_order(self.a.order))
+        check_runs_as(activation_workflow_id(self.activation.order.order_id), "number's activation", "order")
+        workflow.upsert_search_attributes(search_attributes.for_order(self.activation.order))
         await self._save()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self.a.status is A.COMPLETED or self.a.cancel_requested_at is not None,
-                timeout=self.a.expires_at - workflow.now(),
+                lambda: (
+                    self.activation.status is ActivationStatus.COMPLETED
+                    or self.activation.cancel_requested_at is not None
+                ),
+                timeout=self.activation.expires_at - workflow.now(),
             )
-        if self.a.status is not A.COMPLETED:
+        if self.activation.status is not ActivationStatus.COMPLETED:
             await self._cancel_and_refund()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.a
+        return self.activation
 
     async def _cancel_and_refund(self) -> None:
         """R2: the wait ended without an SMS; the full price goes back, once, with no claim needed."""
         now = workflow.now()
-        if self.a.cancel_requested_at is None:
-            self.a.cancel_requested_at = now  # the timer: no SMS counts from here on
-        requested_by = self.a.cancel_requested_by
+        if self.activation.cancel_requested_at is None:
+            self.activation.cancel_requested_at = now  # the timer: no SMS counts from here on
+        requested_by = self.activation.cancel_requested_by
         ended_by = requested_by or SYSTEM
-        refund = await refund_full_price("activation", self.a.activation_id, self.a.order, ended_by)
+        refund = await refund_full_price(
+            "activation", self.activation.activation_id, self.activation.order, ended_by
+        )
         if refund is None:
-            self.a.refund_refused = refusals.ALREADY_REFUNDED
-        self.a.refund = refund
-        self.a.status = A.CANCELED
-        self.a.canceled_at = now
-        self.a.canceled_by = str(ended_by)
-        self.a.cancel_reason = cancel_reason(requested_by)
+            self.activation.refund_refused = refusals.ALREADY_REFUNDED
+        self.activation.refund = refund
+        self.activation.status = ActivationStatus.CANCELED
+        self.activation.canceled_at = now
+        self.activation.canceled_by = str(ended_by)
+        self.activation.cancel_reason = cancel_reason(requested_by)
         await self._save()
-        amount = None if self.a.refund is None else str(self.a.refund.amount.amount)
-        await self._notify("activation_canceled", reason=self.a.cancel_reason, refund=amount)
+        amount = None if self.activation.refund is None else str(self.activation.refund.amount.amount)
+        await self._notify("activation_canceled", reason=self.activation.cancel_reason, refund=amount)
 
     # ---------------------------------------------------------------------------------------- updates
 
@@ -90,19 +93,19 @@ class NumberActivationWorkflow:
     async def receive_sms(self, sms: SmsReceived) -> ActivationState:
         """R1: the SMS came; the activation is completed and no longer refundable."""
         self._validate_receive_sms(sms)  # again: the wait may have ended since the validator ran
-        if self.a.status is A.COMPLETED:
-            return self.a  # the same SMS again: a retried request
-        self.a.status = A.COMPLETED
-        self.a.sms_text = sms.text
-        self.a.completed_at = workflow.now()
+        if self.activation.status is ActivationStatus.COMPLETED:
+            return self.activation  # the same SMS again: a retried request
+        self.activation.status = ActivationStatus.COMPLETED
+        self.activation.sms_text = sms.text
+        self.activation.completed_at = workflow.now()
         await self._save()
         await self._notify("sms_received")
-        return self.a
+        return self.activation
 
     @receive_sms.validator
     def _validate_receive_sms(self, sms: SmsReceived) -> None:
         try:
-            check_sms(self.a, sms)
+            check_sms(self.activation, sms)
         except PolicyRefusal as refusal:
             raise refused(refusal) from None
 
@@ -110,38 +113,38 @@ class NumberActivationWorkflow:
     async def cancel(self, cancel: CancelActivation) -> ActivationState:
         """R2: the customer or the backend gives up before an SMS came; the run issues the refund."""
         self._validate_cancel(cancel)  # again: an SMS may have come since the validator ran
-        if self.a.cancel_requested_at is None:
-            self.a.cancel_requested_at = workflow.now()
-            self.a.cancel_requested_by = cancel.actor
-        await workflow.wait_condition(lambda: self.a.status is A.CANCELED)
-        return self.a
+        if self.activation.cancel_requested_at is None:
+            self.activation.cancel_requested_at = workflow.now()
+            self.activation.cancel_requested_by = cancel.actor
+        await workflow.wait_condition(lambda: self.activation.status is ActivationStatus.CANCELED)
+        return self.activation
 
     @cancel.validator
     def _validate_cancel(self, cancel: CancelActivation) -> None:
         try:
-            check_cancel(self.a, cancel)
+            check_cancel(self.activation, cancel)
         except PolicyRefusal as refusal:
             raise refused(refusal) from None
 
     @workflow.query
     def state(self) -> ActivationState:
-        return self.a
+        return self.activation
 
     # --------------------------------------------------------------------------------------- plumbing
 
     async def _save(self) -> None:
         """Project the new state into the ledger; its version keeps a late retry from going backwards."""
-        self.a.version += 1
+        self.activation.version += 1
         await workflow.execute_activity_method(
-            LedgerActivities.record_activation, self.a.model_copy(deep=True), **LEDGER_CALL
+            LedgerActivities.record_activation, self.activation.model_copy(deep=True), **LEDGER_CALL
         )
 
     async def _notify(self, template: str, **payload: Any) -> None:
         await workflow.execute_activity_method(
             LedgerActivities.notify,
             Notification(
-                dedupe_key=f"{self.a.activation_id}:{self.a.version}:{template}",
-                recipient=f"customer:{self.a.customer_id}",
+                dedupe_key=f"{self.activation.activation_id}:{self.activation.version}:{template}",
+                recipient=f"customer:{self.activation.customer_id}",
                 template=template,
                 payload={k: jsonable(v) for k, v in payload.items()},
             ),

@@ -1,7 +1,8 @@
 """What every complaint workflow does the same way: intake, the audit trail, notices, refunds, escalation.
 
-`ComplaintWorkflow` is a plain base class; each subclass is one `@workflow.defn` whose run method and
-update handlers read as the rules it enforces, and calls these helpers for the plumbing.
+`ComplaintWorkflow` is a plain base class with the `state` query every complaint answers; each subclass is
+one `@workflow.defn` whose run method and update handlers read as the rules it enforces, and calls these
+helpers for the plumbing.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
 
-S = ComplaintStatus
 SUPPORT = "support"
 
 ONE_ACTIVITY_PER_TRANSITION = "one-activity-per-transition"
@@ -74,7 +74,13 @@ class ComplaintWorkflow:
     anything: updates delivered in one workflow task (a worker back after a crash finds several waiting)
     all pass their validators before the first handler runs, so only the handler sees what the others did."""
 
-    c: ComplaintState
+    complaint: ComplaintState
+
+    @workflow.query
+    def state(self) -> ComplaintState:
+        """The complaint as it stands. Defined once here: `workflow.defn` collects the handlers a subclass
+        inherits, so each kind's workflow answers it, and the desk can name it `ComplaintWorkflow.state`."""
+        return self.complaint
 
     # -------------------------------------------------------------------------------------------- intake
 
@@ -103,9 +109,9 @@ class ComplaintWorkflow:
         if self._escalation_due() and workflow.patched(ESCALATION_BEFORE_LATE_REVIEW):
             # The deadline passed unreviewed: R13 escalates it, as it would have had this review come a
             # moment later; the run is about to, so the review decides the escalated complaint after it.
-            await workflow.wait_condition(lambda: self.c.status is not S.UNDER_REVIEW)
+            await workflow.wait_condition(lambda: self.complaint.status is not ComplaintStatus.UNDER_REVIEW)
             self._check_review(review)  # still open, and not decided by a review that came with this one
-        self.c.review = ReviewRecord(
+        self.complaint.review = ReviewRecord(
             decision=review.decision,
             reason_code=review.reason_code,
             note=review.note,
@@ -115,7 +121,9 @@ class ComplaintWorkflow:
         if review.decision is ReviewDecision.APPROVE:
             return True
         assert review.reason_code is not None
-        await self._close(S.REJECTED, review.actor, reason_code=review.reason_code.value, note=review.note)
+        await self._close(
+            ComplaintStatus.REJECTED, review.actor, reason_code=review.reason_code.value, note=review.note
+        )
         return False
 
     # ------------------------------------------------------------------------------------ review period
@@ -128,47 +136,52 @@ class ComplaintWorkflow:
             now = workflow.now()
             if now >= due:
                 return
-            reminder_at = rules.review_reminder_at(due, self.c.policy)
-            if self.c.reminded_at is None and now >= reminder_at:
+            reminder_at = rules.review_reminder_at(due, self.complaint.policy)
+            if self.complaint.reminded_at is None and now >= reminder_at:
                 await self._remind_support()
                 continue
-            wake_at = due if self.c.reminded_at is not None else reminder_at
-            await self._wait_until(wake_at, self._changed_since(len(self.c.events)))
+            wake_at = due if self.complaint.reminded_at is not None else reminder_at
+            await self._wait_until(wake_at, self._changed_since(len(self.complaint.events)))
 
     async def _remind_support(self) -> None:
-        self.c.reminded_at = workflow.now()
-        pending = "review" if self.c.review is None else "fix"
+        self.complaint.reminded_at = workflow.now()
+        pending = "review" if self.complaint.review is None else "fix"
         await self._record(
             "support_reminded",
             SYSTEM,
             pending=pending,
-            deadline=self.c.deadline,
-            notice=notice(SUPPORT, "deadline_approaching", pending=pending, deadline=self.c.deadline),
+            deadline=self.complaint.deadline,
+            notice=notice(SUPPORT, "deadline_approaching", pending=pending, deadline=self.complaint.deadline),
         )
 
     def _escalation_due(self) -> bool:
-        return self.c.status is S.UNDER_REVIEW and workflow.now() >= self._deadline
+        return self.complaint.status is ComplaintStatus.UNDER_REVIEW and workflow.now() >= self._deadline
 
     async def _escalate(self) -> None:
         """R13: unreviewed at the deadline; support must still decide, however late."""
-        self.c.status = S.ESCALATED
-        self.c.escalated_at = workflow.now()
+        self.complaint.status = ComplaintStatus.ESCALATED
+        self.complaint.escalated_at = workflow.now()
         await self._record(
-            "escalated", SYSTEM, deadline=self.c.deadline, notice=notice(SUPPORT, "complaint_escalated")
+            "escalated",
+            SYSTEM,
+            deadline=self.complaint.deadline,
+            notice=notice(SUPPORT, "complaint_escalated"),
         )
-        await workflow.wait_condition(lambda: self.c.status is not S.ESCALATED)
+        await workflow.wait_condition(lambda: self.complaint.status is not ComplaintStatus.ESCALATED)
 
     # -------------------------------------------------------------------------------------------- money
 
     async def _issue_refund(self) -> None:
         """The full price, once (R12, R5, R6); if the order's price went back another way already, the
         complaint ends rejected with `already_refunded` rather than paying twice (R16)."""
-        record = await refund_full_price("complaint", self.c.complaint_id, self.c.order, SYSTEM)
+        record = await refund_full_price(
+            "complaint", self.complaint.complaint_id, self.complaint.order, SYSTEM
+        )
         if record is None:
-            await self._close(S.REJECTED, SYSTEM, reason_code=refusals.ALREADY_REFUNDED)
+            await self._close(ComplaintStatus.REJECTED, SYSTEM, reason_code=refusals.ALREADY_REFUNDED)
             return
         await self._close(
-            S.REFUNDED,
+            ComplaintStatus.REFUNDED,
             SYSTEM,
             refund=record,
             notice=notice(self._customer, "refund_issued", amount=str(record.amount.amount)),
@@ -178,29 +191,29 @@ class ComplaintWorkflow:
 
     @property
     def _deadline(self) -> datetime:
-        assert self.c.deadline is not None
-        return self.c.deadline
+        assert self.complaint.deadline is not None
+        return self.complaint.deadline
 
     @property
     def _customer(self) -> str:
-        return f"customer:{self.c.customer_id}"
+        return f"customer:{self.complaint.customer_id}"
 
     def _check(self, action: Action, actor: Actor) -> None:
         try:
-            check_action(self.c, action, actor, workflow.now())
+            check_action(self.complaint, action, actor, workflow.now())
         except PolicyRefusal as refusal:
             raise refused(refusal) from None
 
     def _check_review(self, review: Review) -> None:
         """Support may review now, and a rejection names one of this kind's reasons (R8; R5/R6)."""
         self._check("review", review.actor)
-        refusal = review_reason_refusal(review.decision, review.reason_code, self.c.kind)
+        refusal = review_reason_refusal(review.decision, review.reason_code, self.complaint.kind)
         if refusal is not None:
             raise refused(refusal)
 
     def _changed_since(self, seen: int) -> Callable[[], bool]:
         """A condition that turns true once anything happens to the complaint after event `seen`."""
-        return lambda: len(self.c.events) != seen
+        return lambda: len(self.complaint.events) != seen
 
     async def _wait_until(self, when: datetime, condition: Callable[[], bool]) -> bool:
         """A durable timer that a condition can cut short; returns whether the condition holds."""
@@ -222,8 +235,8 @@ class ComplaintWorkflow:
         notice: Notice | None = None,
     ) -> None:
         """Final status and resolution together: `resolution.outcome` always equals the final status."""
-        self.c.status = outcome
-        self.c.resolution = Resolution(
+        self.complaint.status = outcome
+        self.complaint.resolution = Resolution(
             outcome=outcome, reason_code=reason_code, refund=refund, replacement=replacement
         )
         detail: dict[str, Any] = {"reason_code": reason_code, "note": note}
@@ -241,15 +254,15 @@ class ComplaintWorkflow:
         """Append an event, publish the new state to search attributes, and write both to the ledger,
         with the notice the event sends, if any."""
         event = ComplaintEvent(
-            seq=len(self.c.events) + 1,
+            seq=len(self.complaint.events) + 1,
             at=workflow.now(),
             actor=str(actor),
             type=event_type,
             detail={k: jsonable(v) for k, v in detail.items()},
         )
-        self.c.events.append(event)
-        workflow.upsert_search_attributes(search_attributes.for_complaint(self.c))
-        snapshot = self.c.model_copy(update={"events": []}, deep=True)
+        self.complaint.events.append(event)
+        workflow.upsert_search_attributes(search_attributes.for_complaint(self.complaint))
+        snapshot = self.complaint.model_copy(update={"events": []}, deep=True)
         together = notice is not None and workflow.patched(ONE_ACTIVITY_PER_TRANSITION)
         await workflow.execute_activity_method(
             LedgerActivities.record_transition,
@@ -271,10 +284,10 @@ class ComplaintWorkflow:
     def _notification(self, message: Notice) -> Notification:
         """The outbox row; its key (complaint, events so far, template) makes a retried write a no-op."""
         return Notification(
-            dedupe_key=f"{self.c.complaint_id}:{len(self.c.events)}:{message.template}",
+            dedupe_key=f"{self.complaint.complaint_id}:{len(self.complaint.events)}:{message.template}",
             recipient=message.recipient,
             template=message.template,
-            complaint_id=self.c.complaint_id,
+            complaint_id=self.complaint.complaint_id,
             payload={k: jsonable(v) for k, v in message.payload.items()},
         )
 
@@ -289,7 +302,7 @@ def opened(filing: Filing, kind: ComplaintKind, filed_at: datetime, deadline: da
         filed_by=filing.filed_by,
         policy=filing.policy,
         evidence=filing.evidence,
-        status=S.UNDER_REVIEW,
+        status=ComplaintStatus.UNDER_REVIEW,
         created_at=filed_at,
         deadline=deadline,
     )

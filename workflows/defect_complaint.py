@@ -40,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
     from policy.refusals import PolicyRefusal
     from workflows.common import SUPPORT, ComplaintWorkflow, notice, opened, refused
 
-S = ComplaintStatus
 
 INTAKE_IN_WORKFLOW = "intake-in-workflow"
 """Complaints filed before the workflow checked intake itself (R3, R4) replay without the check."""
@@ -49,29 +48,32 @@ INTAKE_IN_WORKFLOW = "intake-in-workflow"
 @workflow.defn
 class DefectComplaintWorkflow(ComplaintWorkflow):
     @workflow.init
-    def __init__(self, complaint: FileDefectComplaint) -> None:
+    def __init__(self, filing: FileDefectComplaint) -> None:
         filed_at = workflow.now()
-        deadline = rules.rectification_deadline(filed_at, complaint.policy, timedelta(0))
-        self.c = opened(complaint, ComplaintKind.MAJOR_DEFECT, filed_at, deadline)
+        deadline = rules.rectification_deadline(filed_at, filing.policy, timedelta(0))
+        self.complaint = opened(filing, ComplaintKind.MAJOR_DEFECT, filed_at, deadline)
 
     @workflow.run
-    async def run(self, complaint: FileDefectComplaint) -> ComplaintState:
+    async def run(self, filing: FileDefectComplaint) -> ComplaintState:
         if workflow.patched(INTAKE_IN_WORKFLOW):
-            self._check_intake(complaint, ComplaintKind.MAJOR_DEFECT)
+            self._check_intake(filing, ComplaintKind.MAJOR_DEFECT)
         await self._record(
-            "filed", complaint.filed_by, deadline=self.c.deadline, notice=notice(SUPPORT, "complaint_filed")
+            "filed",
+            filing.filed_by,
+            deadline=self.complaint.deadline,
+            notice=notice(SUPPORT, "complaint_filed"),
         )
         await self._rectification_period()
-        if not self.c.is_final:
+        if not self.complaint.is_final:
             await self._after_deadline()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.c
+        return self.complaint
 
     # ------------------------------------------------------------------------------------ the policy
 
     async def _rectification_period(self) -> None:
         """R7: the company may rectify until the deadline; R10 pauses it; R13 reminds support before it."""
-        while not self.c.is_final:
+        while not self.complaint.is_final:
             if self._awaiting_access():
                 await self._await_access_answer()
                 continue
@@ -80,60 +82,63 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
                 return  # the deadline has come
 
     def _awaiting_access(self) -> bool:
-        return self.c.status is S.AWAITING_ACCESS
+        return self.complaint.status is ComplaintStatus.AWAITING_ACCESS
 
     def _clock_running(self) -> bool:
-        return not self.c.is_final and not self._awaiting_access()
+        return not self.complaint.is_final and not self._awaiting_access()
 
     async def _await_access_answer(self) -> None:
         """R9/R10: the customer answers within `access_response_window`, or silence counts as refusal."""
         access = self._access
         answered = await self._wait_until(
-            access.answer_due, lambda: access.answered_at is not None or self.c.is_final
+            access.answer_due, lambda: access.answered_at is not None or self.complaint.is_final
         )
-        if self.c.is_final:
+        if self.complaint.is_final:
             return
         if not answered:
-            await self._close(S.ACCESS_REFUSED, SYSTEM, reason_code="access_not_answered")
+            await self._close(ComplaintStatus.ACCESS_REFUSED, SYSTEM, reason_code="access_not_answered")
             return
         # The answer is in; its handler is still filing the credentials in the vault.
         await workflow.wait_condition(
-            lambda: self.c.status is not S.AWAITING_ACCESS or access.answered_at is None
+            lambda: self.complaint.status is not ComplaintStatus.AWAITING_ACCESS or access.answered_at is None
         )
 
     async def _after_deadline(self) -> None:
         """R13: unreviewed at the deadline means escalation; R12: approved and unfixed means a remedy."""
-        if self.c.status is S.UNDER_REVIEW:
+        if self.complaint.status is ComplaintStatus.UNDER_REVIEW:
             await self._escalate()
-            if self.c.is_final:
+            if self.complaint.is_final:
                 return
         await self._remedy()
 
     async def _remedy(self) -> None:
         """R12: the customer's choice of a full refund or a replacement; a refund if they do not choose."""
-        if self.c.remedy_choice is None:
-            self.c.status = S.AWAITING_REMEDY_CHOICE
-            self.c.remedy_choice_due = rules.remedy_choice_due(workflow.now(), self.c.policy)
+        if self.complaint.remedy_choice is None:
+            self.complaint.status = ComplaintStatus.AWAITING_REMEDY_CHOICE
+            self.complaint.remedy_choice_due = rules.remedy_choice_due(workflow.now(), self.complaint.policy)
             await self._record(
                 "remedy_choice_requested",
                 SYSTEM,
-                due=self.c.remedy_choice_due,
-                notice=notice(self._customer, "choose_remedy", due=self.c.remedy_choice_due),
+                due=self.complaint.remedy_choice_due,
+                notice=notice(self._customer, "choose_remedy", due=self.complaint.remedy_choice_due),
             )
             chosen = await self._wait_until(
-                self.c.remedy_choice_due, lambda: self.c.remedy_choice is not None or self.c.is_final
+                self.complaint.remedy_choice_due,
+                lambda: self.complaint.remedy_choice is not None or self.complaint.is_final,
             )
-            if self.c.is_final:
+            if self.complaint.is_final:
                 return
             if not chosen:
                 # Settling from this instant: a choice or a withdrawal sent while the default is being
                 # recorded is refused (`remedy_being_issued`), not accepted and then overtaken.
-                self.c.settling = True
-                self.c.remedy_choice = rules.DEFAULT_REMEDY
-                await self._record("remedy_defaulted", SYSTEM, choice=self.c.remedy_choice)
-        self.c.settling = True
-        if self.c.remedy_choice is RemedyChoice.REPLACEMENT:
-            await self._issue_replacement(self.c.replacement_offer or rules.same_product_again(self.c.order))
+                self.complaint.settling = True
+                self.complaint.remedy_choice = rules.DEFAULT_REMEDY
+                await self._record("remedy_defaulted", SYSTEM, choice=self.complaint.remedy_choice)
+        self.complaint.settling = True
+        if self.complaint.remedy_choice is RemedyChoice.REPLACEMENT:
+            await self._issue_replacement(
+                self.complaint.replacement_offer or rules.same_product_again(self.complaint.order)
+            )
         else:
             await self._issue_refund()
 
@@ -141,9 +146,9 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         issued = await workflow.execute_activity_method(
             LedgerActivities.issue_replacement,
             ReplacementIssue(
-                complaint_id=self.c.complaint_id,
-                customer_id=self.c.customer_id,
-                order_id=self.c.order.order_id,
+                complaint_id=self.complaint.complaint_id,
+                customer_id=self.complaint.customer_id,
+                order_id=self.complaint.order.order_id,
                 offer=offer,
                 actor=str(SYSTEM),
                 at=workflow.now(),
@@ -151,7 +156,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             **LEDGER_CALL,
         )
         await self._close(
-            S.REPLACED,
+            ComplaintStatus.REPLACED,
             SYSTEM,
             replacement=issued.offer,
             notice=notice(self._customer, "replacement_issued", sku=issued.offer.sku),
@@ -164,9 +169,9 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         """R8: approve the deficiency, or reject it with a reason (which ends the complaint)."""
         self._validate_review(review)  # again: see ComplaintWorkflow
         if await self._take_review(review):
-            self.c.status = S.RECTIFYING
+            self.complaint.status = ComplaintStatus.RECTIFYING
             await self._record("deficiency_approved", review.actor, note=review.note)
-        return self.c
+        return self.complaint
 
     @review.validator
     def _validate_review(self, review: Review) -> None:
@@ -177,17 +182,17 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         """R9: ask the customer for temporary server access; the rectification clock pauses (R10)."""
         self._validate_request_access(request)  # again: see ComplaintWorkflow
         now = workflow.now()
-        self.c.access_requests += 1
-        self.c.access = AccessState(
-            number=self.c.access_requests,
+        self.complaint.access_requests += 1
+        self.complaint.access = AccessState(
+            number=self.complaint.access_requests,
             scope=request.scope,
             reason=request.reason,
             requested_at=now,
-            answer_due=rules.access_answer_due(now, self.c.policy),
-            resume_status=self.c.status,
+            answer_due=rules.access_answer_due(now, self.complaint.policy),
+            resume_status=self.complaint.status,
         )
-        self.c.status = S.AWAITING_ACCESS
-        due = self.c.access.answer_due
+        self.complaint.status = ComplaintStatus.AWAITING_ACCESS
+        due = self.complaint.access.answer_due
         await self._record(
             "access_requested",
             request.actor,
@@ -195,7 +200,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             due=due,
             notice=notice(self._customer, "access_requested", scope=request.scope, due=due),
         )
-        return self.c
+        return self.complaint
 
     @request_access.validator
     def _validate_request_access(self, request: AccessRequest) -> None:
@@ -206,9 +211,12 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         """R11: fixed before the deadline: the complaint ends rectified, with no refund."""
         self._validate_mark_fixed(fix)  # again: see ComplaintWorkflow
         await self._close(
-            S.RECTIFIED, fix.actor, note=fix.note, notice=notice(self._customer, "defect_rectified")
+            ComplaintStatus.RECTIFIED,
+            fix.actor,
+            note=fix.note,
+            notice=notice(self._customer, "defect_rectified"),
         )
-        return self.c
+        return self.complaint
 
     @mark_fixed.validator
     def _validate_mark_fixed(self, fix: MarkFixed) -> None:
@@ -218,7 +226,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     async def offer_replacement(self, offer: OfferReplacement) -> ComplaintState:
         """R12: another product of around the same value, should the customer choose a replacement."""
         self._validate_offer_replacement(offer)  # again: see ComplaintWorkflow
-        self.c.replacement_offer = offer.offer
+        self.complaint.replacement_offer = offer.offer
         await self._record(
             "replacement_offered",
             offer.actor,
@@ -228,18 +236,18 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             currency=offer.offer.value.currency,
             notice=notice(self._customer, "replacement_offered", sku=offer.offer.sku),
         )
-        return self.c
+        return self.complaint
 
     @offer_replacement.validator
     def _validate_offer_replacement(self, offer: OfferReplacement) -> None:
         self._check("offer_replacement", offer.actor)
-        tolerance = self.c.policy.replacement_value_tolerance
-        if not rules.within_replacement_tolerance(self.c.order.price, offer.offer.value, tolerance):
+        tolerance = self.complaint.policy.replacement_value_tolerance
+        if not rules.within_replacement_tolerance(self.complaint.order.price, offer.offer.value, tolerance):
             raise refused(
                 PolicyRefusal(
                     refusals.REPLACEMENT_OUT_OF_TOLERANCE,
-                    f"a replacement must be worth the price paid ({self.c.order.price.amount} "
-                    f"{self.c.order.price.currency}) within {tolerance:.0%}",
+                    f"a replacement must be worth the price paid ({self.complaint.order.price.amount} "
+                    f"{self.complaint.order.price.currency}) within {tolerance:.0%}",
                 )
             )
 
@@ -255,14 +263,16 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         access.answered_at = answered_at
         if not answer.grant:
             access.granted = False
-            await self._close(S.ACCESS_REFUSED, answer.actor, reason_code="access_refused")
-            return self.c
+            await self._close(ComplaintStatus.ACCESS_REFUSED, answer.actor, reason_code="access_refused")
+            return self.complaint
         assert answer.credentials is not None
         try:
             ref = await workflow.execute_activity_method(
                 LedgerActivities.store_credentials,
                 StoreCredentials(
-                    complaint_id=self.c.complaint_id, request_no=access.number, sealed=answer.credentials
+                    complaint_id=self.complaint.complaint_id,
+                    request_no=access.number,
+                    sealed=answer.credentials,
                 ),
                 **LEDGER_CALL,
             )
@@ -273,22 +283,24 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
                 type=refusals.INVALID_CREDENTIALS,
                 non_retryable=True,
             ) from err
-        if self.c.is_final:
-            raise refused(already_final(self.c))
+        if self.complaint.is_final:
+            raise refused(already_final(self.complaint))
         access.granted = True
         access.credentials_ref = ref
         paused = rules.pause_for_access(access.requested_at, answered_at)
-        self.c.paused += paused
-        self.c.deadline = rules.rectification_deadline(self.c.created_at, self.c.policy, self.c.paused)
-        self.c.status = access.resume_status
+        self.complaint.paused += paused
+        self.complaint.deadline = rules.rectification_deadline(
+            self.complaint.created_at, self.complaint.policy, self.complaint.paused
+        )
+        self.complaint.status = access.resume_status
         await self._record(
             "access_granted",
             answer.actor,
             credentials_ref=ref,
             paused_seconds=paused.total_seconds(),
-            deadline=self.c.deadline,
+            deadline=self.complaint.deadline,
         )
-        return self.c
+        return self.complaint
 
     @answer_access.validator
     def _validate_answer_access(self, answer: AccessAnswer) -> None:
@@ -303,11 +315,11 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         """R12: refund or replacement, any time before the remedy is issued. The same choice again (a
         client's retry) changes nothing and is not recorded twice."""
         self._validate_choose_remedy(choice)  # again: see ComplaintWorkflow
-        if self.c.remedy_choice is choice.choice and workflow.patched("repeated-choice-unrecorded"):
-            return self.c
-        self.c.remedy_choice = choice.choice
+        if self.complaint.remedy_choice is choice.choice and workflow.patched("repeated-choice-unrecorded"):
+            return self.complaint
+        self.complaint.remedy_choice = choice.choice
         await self._record("remedy_chosen", choice.actor, choice=choice.choice)
-        return self.c
+        return self.complaint
 
     @choose_remedy.validator
     def _validate_choose_remedy(self, choice: ChooseRemedy) -> None:
@@ -317,20 +329,16 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     async def withdraw(self, withdrawal: Withdraw) -> ComplaintState:
         """R14: the customer may withdraw at any time before the complaint is resolved."""
         self._validate_withdraw(withdrawal)  # again: see ComplaintWorkflow
-        await self._close(S.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
-        return self.c
+        await self._close(ComplaintStatus.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
+        return self.complaint
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdraw) -> None:
         self._check("withdraw", withdrawal.actor)
 
-    @workflow.query
-    def state(self) -> ComplaintState:
-        return self.c
-
     # ---------------------------------------------------------------------------------------- plumbing
 
     @property
     def _access(self) -> AccessState:
-        assert self.c.access is not None
-        return self.c.access
+        assert self.complaint.access is not None
+        return self.complaint.access

@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
         refused,
     )
 
-S = ComplaintStatus
 
 WAIT_FOR_FILING = "claim-actions-wait-for-filing"
 """Claims started before this change replay with actions taken before "filed", as they happened."""
@@ -39,14 +38,17 @@ class RefundClaimWorkflow(ComplaintWorkflow):
     @workflow.init
     def __init__(self, claim: FileClaim) -> None:
         filed_at = workflow.now()
-        self.c = opened(claim, claim.kind, filed_at, rules.review_deadline(filed_at, claim.policy))
+        self.complaint = opened(claim, claim.kind, filed_at, rules.review_deadline(filed_at, claim.policy))
         self._filed = False
 
     @workflow.run
     async def run(self, claim: FileClaim) -> ComplaintState:
         self._check_intake(claim, claim.kind)
         await self._check_activation()
-        filed: dict[str, Any] = {"deadline": self.c.deadline, "evidence": [e.ref for e in claim.evidence]}
+        filed: dict[str, Any] = {
+            "deadline": self.complaint.deadline,
+            "evidence": [e.ref for e in claim.evidence],
+        }
         if workflow.patched(ONE_ACTIVITY_PER_TRANSITION):
             await self._record("filed", claim.filed_by, notice=notice(SUPPORT, "complaint_filed"), **filed)
             self._filed = True
@@ -58,18 +60,18 @@ class RefundClaimWorkflow(ComplaintWorkflow):
         if self._unreviewed():
             await self._escalate()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.c
+        return self.complaint
 
     async def _check_activation(self) -> None:
         """R5: an SMS the ledger saw arrive settles it; a number still waiting will be refunded by R2."""
-        if self.c.kind is not ComplaintKind.SMS_NOT_RECEIVED:
+        if self.complaint.kind is not ComplaintKind.SMS_NOT_RECEIVED:
             return
         activation = await workflow.execute_activity_method(
-            LedgerActivities.activation_of_order, self.c.order.order_id, **LEDGER_CALL
+            LedgerActivities.activation_of_order, self.complaint.order.order_id, **LEDGER_CALL
         )
         try:
             intake.check_activation_for_claim(
-                self.c.kind,
+                self.complaint.kind,
                 None if activation is None else activation.status,
                 None if activation is None else activation.expires_at,
             )
@@ -84,12 +86,12 @@ class RefundClaimWorkflow(ComplaintWorkflow):
         await self._after_filing()
         self._validate_review(review)  # again: see ComplaintWorkflow
         if await self._take_review(review):
-            self.c.settling = True
+            self.complaint.settling = True
             await self._record("claim_approved", review.actor, note=review.note)
             await self._issue_refund()
         else:
             await self._notify(self._customer, "claim_rejected", reason_code=review.reason_code)
-        return self.c
+        return self.complaint
 
     @review.validator
     def _validate_review(self, review: Review) -> None:
@@ -102,8 +104,8 @@ class RefundClaimWorkflow(ComplaintWorkflow):
         """R14: the customer may withdraw the claim until it is decided."""
         await self._after_filing()
         self._validate_withdraw(withdrawal)  # again, as for a review
-        await self._close(S.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
-        return self.c
+        await self._close(ComplaintStatus.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
+        return self.complaint
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdraw) -> None:
@@ -113,15 +115,11 @@ class RefundClaimWorkflow(ComplaintWorkflow):
         """Whether R13's clock still runs: until support decides. Claims started before an approved claim
         stopped it replay as they ran (the clock ran until the claim was final)."""
         if workflow.patched(ESCALATION_BEFORE_LATE_REVIEW):
-            return self.c.status is S.UNDER_REVIEW
-        return not self.c.is_final
+            return self.complaint.status is ComplaintStatus.UNDER_REVIEW
+        return not self.complaint.is_final
 
     async def _after_filing(self) -> None:
         """An action accepted while the run still checks intake (R5's activity) waits until the claim is
         filed: the trail starts with "filed", and nothing is paid on a claim intake would refuse."""
         if not self._filed and workflow.patched(WAIT_FOR_FILING):
             await workflow.wait_condition(lambda: self._filed)
-
-    @workflow.query
-    def state(self) -> ComplaintState:
-        return self.c
