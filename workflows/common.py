@@ -76,6 +76,10 @@ class ComplaintWorkflow:
 
     complaint: ComplaintState
 
+    _complaint_changed: bool = False
+    """Whether an event was recorded since the review period last began to wait: `_record` sets it with
+    every event, `_review_period` clears it as the wait starts and wakes when it is set."""
+
     @workflow.query
     def state(self) -> ComplaintState:
         """The complaint as it stands. Defined once here: `workflow.defn` collects the handlers a subclass
@@ -130,7 +134,10 @@ class ComplaintWorkflow:
 
     async def _review_period(self, deadline: Callable[[], datetime], still_open: Callable[[], bool]) -> None:
         """R13: wait until `deadline()` while `still_open()`, reminding support `review_reminder_before` it.
-        The deadline is read afresh after every change, because R10 can move it."""
+
+        The wait wakes early whenever the complaint records an event, and the loop reads both afresh: an
+        access grant moves the deadline (R10), and a status change (a review, a fix, an access request, a
+        withdrawal) can end the review period."""
         while still_open():
             due = deadline()
             now = workflow.now()
@@ -141,7 +148,8 @@ class ComplaintWorkflow:
                 await self._remind_support()
                 continue
             wake_at = due if self.complaint.reminded_at is not None else reminder_at
-            await self._wait_until(wake_at, self._changed_since(len(self.complaint.events)))
+            self._complaint_changed = False
+            await self._wait_until(wake_at, self._complaint_has_changed)
 
     async def _remind_support(self) -> None:
         self.complaint.reminded_at = workflow.now()
@@ -211,9 +219,9 @@ class ComplaintWorkflow:
         if refusal is not None:
             raise refused(refusal)
 
-    def _changed_since(self, seen: int) -> Callable[[], bool]:
-        """A condition that turns true once anything happens to the complaint after event `seen`."""
-        return lambda: len(self.complaint.events) != seen
+    def _complaint_has_changed(self) -> bool:
+        """The review period's wake-up: an event was recorded since its wait began."""
+        return self._complaint_changed
 
     async def _wait_until(self, when: datetime, condition: Callable[[], bool]) -> bool:
         """A durable timer that a condition can cut short; returns whether the condition holds."""
@@ -261,6 +269,7 @@ class ComplaintWorkflow:
             detail={k: jsonable(v) for k, v in detail.items()},
         )
         self.complaint.events.append(event)
+        self._complaint_changed = True
         workflow.upsert_search_attributes(search_attributes.for_complaint(self.complaint))
         snapshot = self.complaint.model_copy(update={"events": []}, deep=True)
         together = notice is not None and workflow.patched(ONE_ACTIVITY_PER_TRANSITION)
