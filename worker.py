@@ -16,8 +16,8 @@ from activities import LedgerActivities
 from ledger.repository import Ledger
 from ledger.settings import LedgerSettings
 from ledger.vault import VaultKeyring
-from starter.client import connect
-from starter.settings import TemporalSettings
+from starter.desk import connect
+from starter.desk.settings import TemporalSettings
 from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
 from workflows.refund_claim import RefundClaimWorkflow

@@ -58,8 +58,8 @@ from bench.processes import WorkerProcess, free_port
 from bench.report import Row, latency_ms, report, rss_mib
 from bench.stage import Stage, new_queue, stage
 from policy.models import Actor, ComplaintKind, Money, Order, Product, ProductKind, Role
-from starter.auth import mint_token
-from starter.client import ComplaintDesk
+from starter.api.auth import mint_token
+from starter.desk import ComplaintDesk
 
 T = TypeVar("T")
 

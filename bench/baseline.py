@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from ledger.settings import LedgerSettings
-    from starter.settings import TemporalSettings
+    from starter.desk.settings import TemporalSettings
 
 NOOP_TIMEOUT = timedelta(seconds=30)
 

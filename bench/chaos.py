@@ -45,9 +45,9 @@ from ledger.migrate import upgrade_url
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.models import Money, Order, Product, ProductKind
-from starter.client import ComplaintDesk, connect
-from starter.codec import PayloadKeyring
-from starter.settings import TemporalSettings
+from starter.desk import ComplaintDesk, connect
+from starter.desk.codec import PayloadKeyring
+from starter.desk.settings import TemporalSettings
 
 PRODUCTS = {
     ProductKind.VIRTUAL_NUMBER: Product(

@@ -33,7 +33,7 @@ from bench.workload import APPROVE, BACKEND, DESCRIPTION, bounded, customer, ord
 from ledger.schema import ComplaintRow, RefundRow
 from policy.models import ComplaintKind, RemedyChoice
 from policy.settings import PolicySnapshot
-from starter.client import ComplaintDesk
+from starter.desk import ComplaintDesk
 
 GOAL_RATIO = 0.5
 

@@ -33,7 +33,7 @@ from policy.ids import activation_workflow_id, complaint_workflow_id
 from policy.models import Actor, ComplaintKind, Order
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
-from starter.client import ComplaintDesk, ComplaintNotFound, OrderNotFound, Unresponsive
+from starter.desk import ComplaintDesk, ComplaintNotFound, OrderNotFound, Unresponsive
 
 T = TypeVar("T")
 S = TypeVar("S", ComplaintState, ActivationState)

@@ -41,11 +41,11 @@ from bench.workload import (
     timed,
 )
 from ledger.schema import RefundRow
-from policy.ids import complaint_workflow_id
+from policy.ids import complaint_workflow_id, workflow_id_of
 from policy.models import ComplaintKind, ComplaintStatus
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
-from starter.client import ComplaintDesk, workflow_id_of
+from starter.desk import ComplaintDesk
 
 GOAL_RATIO = 0.33
 

@@ -35,7 +35,7 @@ from bench.stage import Stage, new_queue, stage
 from bench.workload import BACKEND, DESCRIPTION, bounded, order, timed
 from ledger.schema import NotificationRow
 from policy.models import ComplaintKind
-from starter.client import ComplaintDesk
+from starter.desk import ComplaintDesk
 
 GOAL_WORKER_MIB = 1024
 

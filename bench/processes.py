@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starter.binaries import tool_path
-from starter.client import connect
-from starter.settings import TemporalSettings
+from starter.desk import connect
+from starter.desk.settings import TemporalSettings
 from workflows.search_attributes import REGISTRATION
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,9 +25,9 @@ from bench.report import OUT
 from ledger.migrate import upgrade_url
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
-from starter.client import ComplaintDesk, connect
-from starter.codec import PayloadKeyring
-from starter.settings import TemporalSettings
+from starter.desk import ComplaintDesk, connect
+from starter.desk.codec import PayloadKeyring
+from starter.desk.settings import TemporalSettings
 
 
 @dataclass

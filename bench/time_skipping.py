@@ -53,6 +53,7 @@ from ledger.migrate import upgrade
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.complaint import ComplaintState, Review, ServerCredentials
+from policy.ids import workflow_id_of
 from policy.models import (
     Actor,
     ComplaintKind,
@@ -66,8 +67,8 @@ from policy.models import (
 )
 from policy.settings import PolicySnapshot
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk, register_search_attributes, workflow_id_of
-from starter.codec import PayloadKeyring, encrypting_converter
+from starter.desk import ComplaintDesk, register_search_attributes
+from starter.desk.codec import PayloadKeyring, encrypting_converter
 from worker import build_worker
 
 T = TypeVar("T")

@@ -37,16 +37,12 @@ def new_complaint_id(order_id: str, kind: ComplaintKind) -> str:
     return f"{order_id}.{kind.value}.{secrets.token_hex(4)}"
 
 
-def workflow_id_of_complaint(complaint_id: str) -> str | None:
-    """The workflow a complaint id names, or None if it is not one the desk made."""
+def workflow_id_of(complaint_id: str) -> str:
+    """The workflow a complaint id names; `ValueError` if it is not one the desk made."""
     parts = complaint_id.split(".")
     if len(parts) != 3:
-        return None
-    try:
-        kind = ComplaintKind(parts[1])
-    except ValueError:
-        return None
-    return complaint_workflow_id(parts[0], kind)
+        raise ValueError(f"{complaint_id!r} is not a complaint id")
+    return complaint_workflow_id(parts[0], ComplaintKind(parts[1]))
 
 
 def activation_id_of(order_id: str) -> str:

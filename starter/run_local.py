@@ -29,10 +29,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ledger.migrate import upgrade_url
 from ledger.settings import LedgerSettings
 from policy.models import Role
-from starter.auth import CALLER_ROLES, mint_token
+from starter.api.auth import CALLER_ROLES, mint_token
+from starter.api.settings import ApiSettings
 from starter.binaries import tool_path
-from starter.client import connect
-from starter.settings import ApiSettings, TemporalSettings
+from starter.desk import connect
+from starter.desk.settings import TemporalSettings
 from workflows.search_attributes import REGISTRATION
 
 DATA = Path(".data")

@@ -30,11 +30,11 @@ from ledger.vault import VaultKeyring
 from policy.complaint import ComplaintState
 from policy.models import ComplaintStatus, Role
 from starter.api import create_app
-from starter.auth import mint_token
+from starter.api.auth import mint_token
+from starter.api.settings import ApiSettings
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk, register_search_attributes
-from starter.codec import encrypting_converter
-from starter.settings import ApiSettings
+from starter.desk import ComplaintDesk, register_search_attributes
+from starter.desk.codec import encrypting_converter
 from tests.factories import PAYLOAD_KEYS
 from tests.postgres import throwaway_cluster
 from worker import build_worker

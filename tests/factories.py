@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from policy.complaint import ServerCredentials
 from policy.models import Actor, Money, Order, Product, ProductKind, Role
 from policy.settings import PolicySnapshot
-from starter.codec import EncryptionCodec, PayloadKeyring
+from starter.desk.codec import EncryptionCodec, PayloadKeyring
 
 SUPPORT = Actor(role=Role.SUPPORT, id="alice")
 BACKEND = Actor(role=Role.BACKEND, id="shop")

@@ -40,7 +40,7 @@ from policy import refusals
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState, Review
 from policy.evidence import EvidenceFile
-from policy.ids import activation_workflow_id
+from policy.ids import activation_workflow_id, workflow_id_of
 from policy.models import (
     Actor,
     ClaimRejection,
@@ -56,8 +56,8 @@ from policy.models import (
 )
 from policy.refusals import PolicyRefusal
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk, register_search_attributes, workflow_id_of
-from starter.codec import encrypting_converter
+from starter.desk import ComplaintDesk, register_search_attributes
+from starter.desk.codec import encrypting_converter
 from tests.conftest import QUIET_RUNTIME, TimeSkippingDesk, migrated_ledger
 from tests.factories import (
     BACKEND,

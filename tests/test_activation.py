@@ -21,7 +21,7 @@ from policy.activation import ActivationState, CancelReason, StartActivation
 from policy.ids import activation_workflow_id
 from policy.models import ActivationStatus, Actor, ComplaintKind, Order, Role
 from policy.refusals import PolicyRefusal
-from starter.client import ActivationNotFound, ComplaintDesk
+from starter.desk import ActivationNotFound, ComplaintDesk
 from tests.conftest import TimeSkippingDesk
 from tests.factories import BACKEND, CLAIM, POLICY, number_order
 from workflows.activation import NumberActivationWorkflow

@@ -23,9 +23,9 @@ from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.models import ComplaintStatus, Role
 from starter.api import create_app
-from starter.auth import mint_token
-from starter.client import ComplaintDesk
-from starter.settings import ApiSettings
+from starter.api.auth import mint_token
+from starter.api.settings import ApiSettings
+from starter.desk import ComplaintDesk
 from tests.conftest import JWT_SECRET, Api, served
 from tests.factories import DESCRIPTION, SECRET, customer, software_order
 from worker import build_worker

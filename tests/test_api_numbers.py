@@ -24,9 +24,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from policy.activation import ActivationState
 from policy.evidence import MAX_FILE_BYTES
-from policy.ids import activation_workflow_id
+from policy.ids import activation_workflow_id, workflow_id_of
 from policy.models import Role
-from starter.client import workflow_id_of
 from tests.conftest import Api
 from tests.factories import CLAIM, POLICY, history_text
 from tests.test_api import counts, error_of, filing_settled, new_customer, order_body, place_order

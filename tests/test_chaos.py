@@ -32,7 +32,7 @@ from ledger.vault import VaultKeyring
 from policy.activation import ActivationState, CancelReason
 from policy.ids import activation_id_of, activation_workflow_id
 from policy.models import ActivationStatus, ComplaintKind, ComplaintStatus, Order, RefundRecord
-from starter.client import ComplaintDesk, Unresponsive
+from starter.desk import ComplaintDesk, Unresponsive
 from tests.factories import BACKEND, CLAIM, POLICY, customer, number_order
 from worker import WORKFLOWS, build_worker
 

@@ -37,8 +37,8 @@ from policy.models import (
     Money,
     Order,
 )
-from starter.cli import ReviewReason, app, reported, time_left
-from starter.client import ActivationUnresponsive, ComplaintDesk, ComplaintUnresponsive, Unresponsive
+from starter.cli.app import ReviewReason, app, reported, time_left
+from starter.desk import ActivationUnresponsive, ComplaintDesk, ComplaintUnresponsive, Unresponsive
 from tests.conftest import in_ledger
 from tests.factories import (
     CLAIM,

@@ -16,11 +16,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
+from policy.ids import workflow_id_of
 from policy.models import Role
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk, workflow_id_of
-from starter.codec import ENCODING, KEY_ID, EncryptionCodec, PayloadKeyring, PayloadUndecodable
-from starter.codec import encrypting_converter as converter_for
+from starter.desk import ComplaintDesk
+from starter.desk.codec import ENCODING, KEY_ID, EncryptionCodec, PayloadKeyring, PayloadUndecodable
+from starter.desk.codec import encrypting_converter as converter_for
 from tests.conftest import Api, TimeSkippingDesk
 from tests.factories import (
     PAYLOAD_KEYS,

@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
 from policy.complaint import Review
+from policy.ids import workflow_id_of
 from policy.models import (
     Actor,
     ComplaintStatus,
@@ -28,7 +29,7 @@ from policy.models import (
 )
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
-from starter.client import ComplaintDesk, workflow_id_of
+from starter.desk import ComplaintDesk
 from tests.factories import (
     DESCRIPTION,
     POLICY,
@@ -40,6 +41,7 @@ from tests.factories import (
     software_order,
 )
 from workflows import search_attributes
+from workflows.defect_complaint import DefectComplaintWorkflow
 
 S = ComplaintStatus
 APPROVE = Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="reproduced on staging")
@@ -171,7 +173,8 @@ async def test_r9_credentials_sealed_for_another_complaint_are_refused(
 
     sealed_elsewhere = desk.keyring.seal(credentials(), context="some-other-complaint")
     answer = AccessAnswer(actor=cust(customer_id), grant=True, credentials=sealed_elsewhere)
-    await refused("invalid_credentials", desk._act(complaint_id, "answer_access", answer))
+    sending = desk._act(complaint_id, answer, defect=DefectComplaintWorkflow.answer_access)
+    await refused("invalid_credentials", sending)
     state = await desk.get(complaint_id)
     assert state.status is S.AWAITING_ACCESS, "a failed grant changes nothing: the customer may answer again"
     assert state.access is not None and state.access.answered_at is None

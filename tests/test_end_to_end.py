@@ -26,14 +26,14 @@ from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState, Review
-from policy.ids import activation_workflow_id
+from policy.ids import activation_workflow_id, workflow_id_of
 from policy.models import ActivationStatus, ComplaintStatus, ReviewDecision, Role
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
-from starter.auth import mint_token
+from starter.api.auth import mint_token
 from starter.binaries import tool_path
-from starter.client import ComplaintDesk, workflow_id_of
-from starter.codec import encrypting_converter
+from starter.desk import ComplaintDesk
+from starter.desk.codec import encrypting_converter
 from starter.run_local import stop_in_order
 from tests.conftest import in_ledger, migrated_ledger
 from tests.factories import (

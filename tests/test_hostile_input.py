@@ -26,7 +26,7 @@ from ledger.schema import Base
 from policy.evidence import MAX_FILE_BYTES, MAX_FILES
 from policy.ids import complaint_workflow_id
 from policy.models import ComplaintKind
-from starter.schemas import MAX_BODY_BYTES
+from starter.api.schemas.common import MAX_BODY_BYTES
 from tests.conftest import Api
 from tests.factories import CLAIM
 from tests.test_api import approved_complaint, error_of, file_complaint, new_customer, order_body

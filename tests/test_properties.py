@@ -61,7 +61,7 @@ from policy.models import (
 )
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySettings, PolicySnapshot
-from starter.schemas import format_amount
+from starter.api.schemas.common import format_amount
 from tests.factories import DESCRIPTION, POLICY, SUPPORT
 
 S = ComplaintStatus

@@ -36,10 +36,10 @@ from temporalio.testing import WorkflowEnvironment
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.complaint import ComplaintState
-from policy.ids import activation_workflow_id, complaint_workflow_id
+from policy.ids import activation_workflow_id, complaint_workflow_id, workflow_id_of
 from policy.models import ComplaintKind, ComplaintStatus, RemedyChoice, Role
-from starter.auth import mint_token
-from starter.client import ComplaintDesk, workflow_id_of
+from starter.api.auth import mint_token
+from starter.desk import ComplaintDesk
 from tests.conftest import JWT_SECRET, Api
 from tests.factories import DESCRIPTION, PAYLOAD_KEYS, SECRET
 from tests.test_api import approved_complaint, error_of, file_complaint, new_customer, order_body, place_order

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from ledger.repository import Ledger
 from policy.complaint import FileClaim, Review
 from policy.evidence import EvidenceFile
-from policy.ids import complaint_workflow_id
+from policy.ids import complaint_workflow_id, new_complaint_id, workflow_id_of
 from policy.models import (
     ActivationStatus,
     ClaimRejection,
@@ -31,7 +31,7 @@ from policy.models import (
     ReviewDecision,
 )
 from policy.refusals import PolicyRefusal
-from starter.client import ComplaintDesk, new_complaint_id, workflow_id_of
+from starter.desk import ComplaintDesk
 from tests.factories import (
     BACKEND,
     CLAIM,

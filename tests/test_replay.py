@@ -23,7 +23,7 @@ from policy.activation import ActivationState, StartActivation
 from policy.complaint import ComplaintState, FileClaim
 from policy.ids import activation_workflow_id, complaint_workflow_id
 from policy.models import ComplaintKind
-from starter.codec import encrypting_converter
+from starter.desk.codec import encrypting_converter
 from tests.factories import PAYLOAD_KEYS
 from tests.record_histories import FAMILIES, HISTORIES, PREVIOUS_RELEASE, SCENARIOS
 from worker import WORKFLOWS

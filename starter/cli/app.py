@@ -7,7 +7,7 @@ activations and complaints.
   with evidence files (R3-R6, R15); `complaints list|show|review|request-access|fix|offer-replacement`:
   support's side, for defects (R8-R12) and for claims about numbers (R5, R6).
 
-Each of these commands is one call on the desk of `starter.client`, the module the HTTP API uses too, so the
+Each of these commands is one call on the desk of `starter.desk`, the module the HTTP API uses too, so the
 CLI refuses exactly what the API and the workflow refuse: it only turns arguments into the policy's models
 and the resulting state (or refusal) into text. Whoever acts is recorded (R16): support or the backend as
 named by `--as`/`--operator` or REFUND_DESK_OPERATOR, else the OS user. Expected failures print one
@@ -61,7 +61,8 @@ from policy.models import (
 )
 from policy.refusals import PolicyRefusal
 from policy.settings import Duration
-from starter.client import (
+from starter.api.settings import ApiSettings
+from starter.desk import (
     ActivationNotFound,
     ActivationUnresponsive,
     ComplaintDesk,
@@ -70,7 +71,7 @@ from starter.client import (
     Unresponsive,
     open_desk,
 )
-from starter.settings import ApiSettings, SettingsError, TemporalSettings
+from starter.desk.settings import SettingsError, TemporalSettings
 
 T = TypeVar("T")
 
@@ -323,7 +324,7 @@ def token(
     ] = "3600",
 ) -> None:
     """Print a bearer token signed with the configured secret (REFUND_DESK_JWT_SECRET): for development."""
-    from starter.auth import mint_token
+    from starter.api.auth import mint_token
 
     try:
         lifetime = TypeAdapter(Duration).validate_python(ttl)

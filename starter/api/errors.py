@@ -1,8 +1,9 @@
-"""Every error the API answers with has one body: `{"error": {"code", "message", "fields"?}}` (API.md).
+"""Every error the API answers with has one body: `{"error": {"code", "message", "fields"?}}` (docs/api.md).
 
-The handlers below turn what the layers underneath raise (policy refusals, unknown ids, validation errors,
-an unreachable Temporal) into that body with the contract's status, so no route spells out an error itself
-and nothing reaches the client as a bare 500.
+The handlers below turn what the layers underneath raise (policy refusals, unknown ids, an unreachable
+Temporal or ledger: the table of `starter.desk.failures`, which the CLI reads too) and what FastAPI itself
+refuses (validation, unknown routes, oversized bodies) into that body with the contract's status, so no
+route spells out an error itself and nothing reaches the client as a bare 500.
 """
 
 from __future__ import annotations
@@ -14,35 +15,14 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from temporalio.service import RPCError
 
-from ledger.repository import OrderConflict
-from policy import refusals
-from policy.refusals import PolicyRefusal
-from starter.client import (
-    ActivationNotFound,
-    ActivationUnresponsive,
-    ComplaintNotFound,
-    OrderNotFound,
-    Unresponsive,
-)
-from starter.schemas import MAX_BODY_BYTES, ErrorBody
+from starter.api.schemas.common import MAX_BODY_BYTES, ErrorBody
+from starter.desk.failures import FAILURE_TYPES, failure_of
 
 log = logging.getLogger("refund_desk.api")
-
-CONFLICTS = frozenset(
-    {
-        refusals.COMPLAINT_ALREADY_OPEN,
-        refusals.INVALID_STATE,
-        refusals.REMEDY_BEING_ISSUED,
-        refusals.ACTIVATION_CONFLICT,
-    }
-)
-"""Refusals about the current state answer 409; every other refusal is 422 (API.md "Errors")."""
 
 
 class ApiError(Exception):
@@ -61,12 +41,6 @@ class ApiError(Exception):
         self.message = message
         self.fields = fields
         self.headers = dict(headers or {})
-
-
-def refusal_status(refusal: PolicyRefusal) -> int:
-    if refusal.code == refusals.FORBIDDEN_ACTOR:
-        return 403
-    return 409 if refusal.code in CONFLICTS else 422
 
 
 def error_response(error: ApiError) -> JSONResponse:
@@ -132,26 +106,6 @@ def install(app: FastAPI) -> None:
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc)
 
-    @app.exception_handler(PolicyRefusal)
-    async def policy_refusal(_: Request, exc: PolicyRefusal) -> JSONResponse:
-        return error_response(ApiError(refusal_status(exc), exc.code, exc.message))
-
-    @app.exception_handler(ComplaintNotFound)
-    async def complaint_not_found(_: Request, exc: ComplaintNotFound) -> JSONResponse:
-        return error_response(ApiError(404, "complaint_not_found", f"no complaint {exc}"))
-
-    @app.exception_handler(ActivationNotFound)
-    async def activation_not_found(_: Request, exc: ActivationNotFound) -> JSONResponse:
-        return error_response(ApiError(404, "activation_not_found", f"no activation {exc}"))
-
-    @app.exception_handler(OrderNotFound)
-    async def order_not_found(_: Request, exc: OrderNotFound) -> JSONResponse:
-        return error_response(ApiError(404, "order_not_found", f"no order {exc}"))
-
-    @app.exception_handler(OrderConflict)
-    async def order_conflict(_: Request, exc: OrderConflict) -> JSONResponse:
-        return error_response(ApiError(409, "order_conflict", str(exc)))
-
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         fields = [
@@ -174,32 +128,20 @@ def install(app: FastAPI) -> None:
         message = f"{exc.detail}: {request.method} {request.url.path}"
         return error_response(ApiError(exc.status_code, code, message, headers=exc.headers))
 
-    @app.exception_handler(Unresponsive)
-    async def unresponsive(_: Request, exc: Unresponsive) -> JSONResponse:
-        what = "activation" if isinstance(exc, ActivationUnresponsive) else "complaint"
-        log.warning("%s %s did not answer in time; is a worker running?", what, exc)
-        message = (
-            f"the {what} did not answer in time; an action sent may still take effect, "
-            f"so read the {what} before sending it again"
-        )
-        return error_response(ApiError(503, f"{what}_unresponsive", message))
+    async def from_the_table(_: Request, exc: Exception) -> JSONResponse:
+        """What the desk's layers raise, answered as `starter.desk.failures` says."""
+        failure = failure_of(exc)
+        assert failure is not None  # registered only for the table's own exception types
+        if failure.status >= 500:
+            log.warning("%s: %s (%s)", failure.code, failure.message, type(exc).__name__)
+        return error_response(ApiError(failure.status, failure.code, failure.message))
 
-    @app.exception_handler(RPCError)
-    async def temporal_error(_: Request, exc: RPCError) -> JSONResponse:
-        log.warning("Temporal call failed: %s (%s)", exc.message, exc.status.name)
-        return error_response(
-            ApiError(503, "temporal_unavailable", "the workflow service is unavailable; try again shortly")
-        )
-
-    @app.exception_handler(OperationalError)
-    async def ledger_error(_: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("ledger call failed: %s", exc.orig)
-        return error_response(
-            ApiError(503, "ledger_unavailable", "the ledger is unavailable; try again shortly")
-        )
+    for kind in FAILURE_TYPES:
+        app.add_exception_handler(kind, from_the_table)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        """Anything the table does not know is a bug: logged with its trace, answered 500."""
         log.exception("unhandled error")
         return error_response(ApiError(500, "internal_error", "something went wrong on our side"))
 
@@ -215,3 +157,8 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "Temporal or the ledger is unreachable.",
     }
     return {status: {"model": ErrorBody, "description": meaning[status]} for status in statuses}
+
+
+AUTH_ERRORS = (401, 403)
+ON_COMPLAINT = documented(*AUTH_ERRORS, 404, 409, 422, 503)
+"""Every action on a complaint: unknown or another's (404), not now (409), refused (422), no worker (503)."""

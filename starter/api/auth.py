@@ -1,4 +1,4 @@
-"""Bearer tokens (API.md "Auth"): HS256 JWTs with `sub`, `role` and an enforced `exp`.
+"""Bearer tokens (docs/api.md "Auth"): HS256 JWTs with `sub`, `role` and an enforced `exp`.
 
 Who may call what is declared per route with `allow(...)`; whether a customer owns what they ask for is the
 desk's business (another customer's order or complaint is simply not found).
@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from policy.models import Actor, Identifier, Role
-from starter.errors import ApiError
+from starter.api.errors import ApiError
 
 ALGORITHM = "HS256"
 CALLER_ROLES = (Role.BACKEND, Role.SUPPORT, Role.CUSTOMER)

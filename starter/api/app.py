@@ -1,0 +1,65 @@
+"""The HTTP API of docs/api.md: a thin FastAPI layer over `starter.desk.ComplaintDesk`.
+
+Each route checks who is calling (`dependencies`), translates the body into the policy's models, makes one
+desk call and translates the result back. Every complaint action is a Temporal update, so what a route
+returns is the complaint as the workflow holds it right after the action, and a refused action changes
+nothing. Errors, whatever raises them, get one body (`errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from starter.api.errors import install
+from starter.api.routers import activations, codec, complaints, customer, customers, health, orders, support
+from starter.api.settings import ApiSettings
+from starter.desk import ComplaintDesk, open_desk
+
+ROUTERS = (orders, activations, complaints, support, customer, customers, health, codec)
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation is called by its function's name (`file_complaint`), which generated clients use as the
+    method name, rather than FastAPI's default that appends the path and method."""
+    return route.name
+
+
+def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None = None) -> FastAPI:
+    """The API over `desk`, or over one opened from the environment for the app's lifetime."""
+    settings = settings or ApiSettings()
+    jwt_secret = settings.secret()  # fail at start, not at the first request
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if desk is not None:
+            app.state.desk = desk
+            yield
+            return
+        async with open_desk() as opened:
+            app.state.desk = opened
+            yield
+
+    app = FastAPI(
+        title="Refund Desk",
+        version="1",
+        summary="A shop's return policy run as Temporal workflows: orders, complaints, refunds.",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.jwt_secret = jwt_secret
+    app.state.currency = settings.currency
+    install(app)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.codec_origins(),
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
+    return app

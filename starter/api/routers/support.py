@@ -1,0 +1,51 @@
+"""Support's actions on a complaint: review (R5, R6, R8), request server access (R9), mark the defect fixed
+(R11), offer a replacement (R12). Each is one update on the complaint's workflow."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from policy.complaint import Review, review_reason_refusal
+from starter.api.dependencies import Desk, Support
+from starter.api.errors import ON_COMPLAINT
+from starter.api.schemas.actions import AccessRequestIn, FixIn, ReplacementIn, ReviewIn
+from starter.api.schemas.complaints import ComplaintId, ComplaintOut
+
+router = APIRouter(prefix="/v1/complaints/{complaint_id}", tags=["support"], responses=ON_COMPLAINT)
+
+
+@router.post("/review", response_model=ComplaintOut)
+async def review(complaint_id: ComplaintId, body: ReviewIn, desk: Desk, principal: Support) -> ComplaintOut:
+    """R8: approve the deficiency, or reject it with one of the R8 reason codes; R5/R6: approve the
+    claim (a full refund) or reject it with one of its reason codes."""
+    refusal = review_reason_refusal(body.decision, body.reason_code)
+    if refusal is not None:
+        raise refusal
+    decision = Review(
+        actor=principal.actor, decision=body.decision, reason_code=body.reason_code, note=body.note
+    )
+    return ComplaintOut.of(await desk.review(complaint_id, decision))
+
+
+@router.post("/access-request", response_model=ComplaintOut)
+async def request_access(
+    complaint_id: ComplaintId, body: AccessRequestIn, desk: Desk, principal: Support
+) -> ComplaintOut:
+    """R9: ask the customer for temporary access to their server; R10 pauses the clock meanwhile."""
+    state = await desk.request_access(complaint_id, principal.actor, body.scope, body.reason)
+    return ComplaintOut.of(state)
+
+
+@router.post("/fix", response_model=ComplaintOut)
+async def mark_fixed(complaint_id: ComplaintId, body: FixIn, desk: Desk, principal: Support) -> ComplaintOut:
+    """R11: the defect is rectified before the deadline; the complaint ends with no refund."""
+    return ComplaintOut.of(await desk.mark_fixed(complaint_id, principal.actor, body.note))
+
+
+@router.post("/replacement", response_model=ComplaintOut)
+async def offer_replacement(
+    complaint_id: ComplaintId, body: ReplacementIn, desk: Desk, principal: Support
+) -> ComplaintOut:
+    """R12: offer another product of around the same value (within the policy's tolerance)."""
+    offer = await desk.replacement_offer(complaint_id, body.sku, body.name, body.value, body.currency)
+    return ComplaintOut.of(await desk.offer_replacement(complaint_id, principal.actor, offer))

@@ -1,0 +1,5 @@
+"""`refund-desk`, the command line: one module per command group over the desk."""
+
+from starter.cli.app import main
+
+__all__ = ["main"]

@@ -1,0 +1,239 @@
+"""Filing a complaint (intake, R3-R6, R15) and reading complaints back.
+
+A complaint id names its workflow (`policy.ids`): the workflow id is derived from the order and the kind, so
+Temporal itself refuses a second open complaint (R15), and the complaint id adds a random suffix, so that a
+later complaint on the same order and kind, once the first is closed, is a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ledger.records import ComplaintRecord
+from policy import intake, refusals
+from policy.complaint import ComplaintState, FileClaim, FileDefectComplaint
+from policy.evidence import EvidenceFile, check_evidence
+from policy.ids import complaint_workflow_id, new_complaint_id, workflow_id_of
+from policy.models import Actor, ComplaintKind, ComplaintStatus, Order
+from policy.refusals import PolicyRefusal
+from policy.settings import PolicySnapshot
+from starter.desk.activations import Activations
+from starter.desk.errors import ComplaintNotFound, ComplaintUnresponsive
+from starter.desk.plumbing import may_see
+from workflows.common import ComplaintWorkflow
+from workflows.defect_complaint import DefectComplaintWorkflow
+from workflows.refund_claim import RefundClaimWorkflow
+
+
+class Complaints(Activations):
+    # ------------------------------------------------------------------------------------------- filing
+
+    async def file_complaint(
+        self,
+        order_id: str,
+        kind: ComplaintKind,
+        description: str,
+        filed_by: Actor,
+        evidence: Sequence[EvidenceFile] = (),
+    ) -> ComplaintState:
+        """Intake for every kind: the order must exist and belong to the customer filing."""
+        order = await self.get_order(order_id, seen_by=filed_by)
+        return await self.file(order, kind, description, filed_by, evidence=evidence)
+
+    async def file(
+        self,
+        order: Order,
+        kind: ComplaintKind,
+        description: str,
+        filed_by: Actor,
+        *,
+        evidence: Sequence[EvidenceFile] = (),
+        policy: PolicySnapshot | None = None,
+    ) -> ComplaintState:
+        """Check intake (R3-R6, the product's kind, an order refunded already), keep the evidence, and start
+        the kind's workflow; a second open complaint of the kind on the order is `complaint_already_open`
+        (R15). A refusal writes nothing: the evidence is stored only once the checks have passed."""
+        policy = policy or self.policy
+        await self._check_intake(order, kind, description, evidence, policy)
+        complaint_id = new_complaint_id(order.order_id, kind)
+        workflow_id = complaint_workflow_id(order.order_id, kind)
+        if evidence:
+            await self._refuse_if_open(workflow_id, order, kind)
+        refs = await self.ledger.store_evidence(complaint_id, evidence) if evidence else []
+        fields: dict[str, Any] = {
+            "complaint_id": complaint_id,
+            "order": order,
+            "description": description,
+            "filed_by": filed_by,
+            "policy": policy,
+            "evidence": refs,
+        }
+        try:
+            handle = await self._start(kind, fields, workflow_id)
+        except WorkflowAlreadyStartedError:
+            await self.ledger.discard_evidence(complaint_id)
+            raise _already_open(order, kind) from None
+        return await self.query_complaint(complaint_id, handle)
+
+    async def file_defect_complaint(
+        self, order: Order, description: str, filed_by: Actor, policy: PolicySnapshot
+    ) -> ComplaintState:
+        return await self.file(order, ComplaintKind.MAJOR_DEFECT, description, filed_by, policy=policy)
+
+    async def _check_intake(
+        self,
+        order: Order,
+        kind: ComplaintKind,
+        description: str,
+        evidence: Sequence[EvidenceFile],
+        policy: PolicySnapshot,
+    ) -> None:
+        """The policy's intake, then what only the ledger knows: a refund already made for the order, and
+        for R5 what its number's activation settled."""
+        check_evidence(evidence)
+        intake.check_claim(order, kind, description, len(evidence), await self.now(), policy)
+        if await self.ledger.refund_of_order(order.order_id) is not None:
+            raise intake.already_refunded(order)
+        if kind is ComplaintKind.SMS_NOT_RECEIVED:
+            activation = await self.ledger.activation_of_order(order.order_id)
+            activation = activation or await self.unprojected_activation(order.order_id)
+            if activation is not None:
+                state = activation.state
+                intake.check_activation_for_claim(kind, state.status, state.expires_at)
+
+    async def _start(
+        self, kind: ComplaintKind, fields: dict[str, Any], workflow_id: str
+    ) -> WorkflowHandle[Any, ComplaintState]:
+        """The kind's workflow under the id that keeps R15; a closed one's id may be used again."""
+        options: dict[str, Any] = {
+            "id": workflow_id,
+            "task_queue": self.task_queue,
+            "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            "id_conflict_policy": WorkflowIDConflictPolicy.FAIL,
+        }
+        if kind is ComplaintKind.MAJOR_DEFECT:
+            return await self.client.start_workflow(
+                DefectComplaintWorkflow.run, FileDefectComplaint(**fields), **options
+            )
+        return await self.client.start_workflow(
+            RefundClaimWorkflow.run, FileClaim(kind=kind, **fields), **options
+        )
+
+    async def _refuse_if_open(self, workflow_id: str, order: Order, kind: ComplaintKind) -> None:
+        """R15 before anything is stored; the start itself is the last word if two filings race."""
+        try:
+            described = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return
+            raise
+        if described.status is WorkflowExecutionStatus.RUNNING:
+            raise _already_open(order, kind)
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    async def get(self, complaint_id: str) -> ComplaintState:
+        """The complaint as it stands: from the ledger once it has its outcome (no worker needed to read it),
+        else from its workflow."""
+        record = await self.ledger.get_complaint(complaint_id, events=False)
+        if record is not None and record.state.is_final:
+            return await self._with_trail(record)
+        handle = await self.complaint_handle(complaint_id, record)
+        try:
+            return await self.query_complaint(complaint_id, handle)
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND or record is None:
+                raise
+        return await self._with_trail(record)
+
+    async def get_for(self, complaint_id: str, seen_by: Actor) -> ComplaintState:
+        """`get`, for someone who may only see their own complaints: another's is not found."""
+        state = await self.get(complaint_id)
+        if not may_see(seen_by, state.customer_id):
+            raise ComplaintNotFound(complaint_id)
+        return state
+
+    async def ensure_visible(self, complaint_id: str, seen_by: Actor) -> None:
+        """`ComplaintNotFound` unless `seen_by` may see the complaint (a customer: only their own)."""
+        if not may_see(seen_by, (await self.as_filed(complaint_id)).customer_id):
+            raise ComplaintNotFound(complaint_id)
+
+    async def list_complaints(
+        self,
+        *,
+        status: ComplaintStatus | None = None,
+        kind: ComplaintKind | None = None,
+        customer_id: str | None = None,
+        order_id: str | None = None,
+        limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ComplaintState]:
+        """Newest first from the ledger's projection (without events), keyset-paginated by `after`."""
+        records = await self.ledger.list_complaints(
+            status=None if status is None else status.value,
+            kind=None if kind is None else kind.value,
+            customer_id=customer_id,
+            order_id=order_id,
+            limit=limit,
+            after=after,
+        )
+        return [record.state for record in records]
+
+    async def outcome(self, complaint_id: str) -> ComplaintState:
+        """Wait for the complaint to end and return its final state."""
+        record = await self.ledger.get_complaint(complaint_id, events=False)
+        handle = await self.complaint_handle(complaint_id, record)
+        typed = self.client.get_workflow_handle(handle.id, run_id=handle.run_id, result_type=ComplaintState)
+        result: ComplaintState = await typed.result()
+        return result
+
+    async def as_filed(self, complaint_id: str) -> ComplaintState:
+        """For what never changes after filing (the order, its customer): the ledger's projection answers
+        without asking the workflow; only a complaint not projected yet costs a query."""
+        record = await self.ledger.get_complaint(complaint_id, events=False)
+        return record.state if record is not None else await self.get(complaint_id)
+
+    async def _with_trail(self, record: ComplaintRecord) -> ComplaintState:
+        """The projection `get` read without its audit trail, with the trail."""
+        events = await self.ledger.complaint_events(record.state.complaint_id)
+        return record.state.model_copy(update={"events": events})
+
+    # ---------------------------------------------------------------------------------------- plumbing
+
+    async def complaint_handle(
+        self, complaint_id: str, record: ComplaintRecord | None
+    ) -> WorkflowHandle[Any, Any]:
+        """The complaint's own run: from its ledger record, or (just filed, not projected yet) the latest."""
+        try:
+            workflow_id = workflow_id_of(complaint_id)
+        except ValueError:
+            raise ComplaintNotFound(complaint_id) from None
+        if record is not None:
+            return self.client.get_workflow_handle(record.workflow_id, run_id=record.run_id)
+        handle = self.client.get_workflow_handle(workflow_id)
+        try:
+            state = await self.query_complaint(complaint_id, handle)
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise ComplaintNotFound(complaint_id) from None
+            raise
+        if state.complaint_id != complaint_id:
+            raise ComplaintNotFound(complaint_id)
+        description = await handle.describe()
+        return self.client.get_workflow_handle(workflow_id, run_id=description.run_id)
+
+    async def query_complaint(self, complaint_id: str, handle: WorkflowHandle[Any, Any]) -> ComplaintState:
+        return await self.ask_state(ComplaintUnresponsive(complaint_id), handle, ComplaintWorkflow.state)
+
+
+def _already_open(order: Order, kind: ComplaintKind) -> PolicyRefusal:
+    return PolicyRefusal(
+        refusals.COMPLAINT_ALREADY_OPEN, f"order {order.order_id} already has an open {kind.value} complaint"
+    )
