@@ -13,13 +13,15 @@ were recorded by the release before `workflow.patched("intake-in-workflow")`, an
 DefectComplaintWorkflow still replays complaints started then; today's code cannot record them again.
 
 Run it to add a scenario or after an intended, compatible change to a workflow; never to make a failing
-replay pass: that failure means running complaints would break.
+replay pass: that failure means running complaints would break. A history that takes a patch's new branch
+is named in that patch's docstring in `workflows/patches.py` (tests/test_patches.py checks its marker).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import struct
 import tempfile
@@ -32,7 +34,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
@@ -56,7 +60,7 @@ from policy.models import (
 )
 from policy.refusals import PolicyRefusal
 from starter.binaries import tool_path
-from starter.desk import ComplaintDesk, register_search_attributes
+from starter.desk import ComplaintDesk, Unresponsive, register_search_attributes
 from starter.desk.codec import encrypting_converter
 from tests.conftest import QUIET_RUNTIME, TimeSkippingDesk, migrated_ledger
 from tests.factories import (
@@ -71,7 +75,7 @@ from tests.factories import (
     number_order,
     software_order,
 )
-from worker import build_worker
+from worker import WORKFLOWS, build_worker
 
 HISTORIES = Path(__file__).parent / "histories"
 APPROVE = Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="reproduced")
@@ -104,6 +108,15 @@ async def replaced_with_offer(desk: ComplaintDesk, env: WorkflowEnvironment, cid
     await desk.review(cid, APPROVE)
     await desk.offer_replacement(cid, SUPPORT, offer)
     await desk.choose_remedy(cid, customer_actor(cust), RemedyChoice.REPLACEMENT)
+
+
+async def replacement_chosen_twice(
+    desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str
+) -> None:
+    """The customer's client sends the same choice again (a retry): it is answered, and not recorded."""
+    await replaced_with_offer(desk, env, cid, cust)
+    again = await desk.choose_remedy(cid, customer_actor(cust), RemedyChoice.REPLACEMENT)
+    expect([e.type for e in again.events].count("remedy_chosen") == 1, again.events)
 
 
 async def rectified(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
@@ -160,6 +173,29 @@ async def escalated_then_approved(desk: ComplaintDesk, env: WorkflowEnvironment,
 async def withdrawn(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
     await env.sleep(timedelta(hours=2))
     await desk.withdraw(cid, customer_actor(cust), note="the code came after all")
+
+
+async def withdrawn_before_filing(stage: Stage) -> Final:
+    """The customer withdraws while the claim's R5 check (its first activity) waits: a worker with the
+    workflows but no activities accepts the withdrawal, which waits for "filed"; then a whole worker runs
+    the activities. Its own task queue, so the shared worker runs none of it."""
+    queue = f"record-early-{uuid.uuid4().hex[:8]}"
+    desk = dataclasses.replace(stage.desk, task_queue=queue, patience=timedelta(seconds=2))
+    order = await stage.order(number_order())
+    owner = customer(order)
+    # Nothing cached, so no task waits on this worker's sticky queue once it is gone.
+    async with Worker(stage.env.client, task_queue=queue, workflows=list(WORKFLOWS), max_cached_workflows=0):
+        filed = await desk.file(order, ComplaintKind.SMS_NOT_RECEIVED, CLAIM, owner)
+        try:
+            await desk.withdraw(filed.complaint_id, owner)
+        except Unresponsive:
+            pass  # accepted, and waiting for the R5 check and "filed"
+        else:
+            raise AssertionError("the withdrawal went through before the claim was filed")
+    async with build_worker(stage.env.client, stage.ledger, desk.keyring, queue):
+        final = await desk.outcome(filed.complaint_id)
+    expect([e.type for e in final.events] == ["filed", "withdrawn"], final.events)
+    return Final(workflow_id_of(filed.complaint_id), final.status.value)
 
 
 # ----------------------------------------------------------------------------------------- activations
@@ -302,6 +338,7 @@ SCENARIOS: dict[str, Recipe] = {
     "defect_escalated_then_rejected": defect(escalated_then_rejected, S.REJECTED),
     "defect_withdrawn_while_choosing": defect(withdrawn_while_choosing, S.WITHDRAWN),
     "defect_intake_checked_rectified": defect(rectified, S.RECTIFIED),
+    "defect_replacement_chosen_twice": defect(replacement_chosen_twice, S.REPLACED),
     "claim_sms_refunded_on_approval": claim(ComplaintKind.SMS_NOT_RECEIVED, approved, S.REFUNDED),
     "claim_invalid_number_rejected": claim(
         ComplaintKind.INVALID_NUMBER, number_found_valid, S.REJECTED, evidence=[SCREENSHOT]
@@ -310,6 +347,7 @@ SCENARIOS: dict[str, Recipe] = {
         ComplaintKind.SMS_NOT_RECEIVED, escalated_then_approved, S.REFUNDED
     ),
     "claim_withdrawn": claim(ComplaintKind.SMS_NOT_RECEIVED, withdrawn, S.WITHDRAWN),
+    "claim_withdrawn_before_filing": Recipe(withdrawn_before_filing, S.WITHDRAWN.value),
     "activation_completed": activation(sms_in_time, "completed"),
     "activation_timed_out_refunded": activation(no_sms, "canceled"),
     "activation_canceled_by_customer": activation(canceled_twice_then_late_sms, "canceled"),
@@ -375,10 +413,18 @@ def select(prefixes: Sequence[str], replace: bool) -> tuple[list[str], list[str]
     return record, kept
 
 
+def clear_converter() -> DataConverter:
+    """The project's converter without its payload codec: histories are recorded in clear. The tests'
+    payload keys are generated afresh in every process, so a history encrypted with them could not be read
+    again; the replay test's encrypting converter reads clear payloads as they are, as a worker reads those
+    of a complaint started before encryption."""
+    return dataclasses.replace(encrypting_converter(PAYLOAD_KEYS), payload_codec=None)
+
+
 async def record(stems: Sequence[str]) -> None:
     HISTORIES.mkdir(exist_ok=True)
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=encrypting_converter(PAYLOAD_KEYS),
+        data_converter=clear_converter(),
         test_server_existing_path=tool_path("temporal-test-server"),
         runtime=QUIET_RUNTIME,
     )
