@@ -27,7 +27,7 @@ from starter.desk.codec import encrypting_converter
 from tests.factories import PAYLOAD_KEYS
 from tests.record_histories import FAMILIES, HISTORIES, PREVIOUS_RELEASE, SCENARIOS
 from worker import WORKFLOWS
-from workflows.defect_complaint import INTAKE_IN_WORKFLOW
+from workflows.patches import INTAKE_IN_WORKFLOW
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
 

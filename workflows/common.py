@@ -44,16 +44,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
+    from workflows.patches import ESCALATION_BEFORE_LATE_REVIEW, ONE_ACTIVITY_PER_TRANSITION
 
 SUPPORT = "support"
-
-ONE_ACTIVITY_PER_TRANSITION = "one-activity-per-transition"
-"""An event and the notice it sends reach the ledger in one activity, one transaction (issue 6: each
-activity is a workflow task and three history events more). Complaints from before replay with two."""
-
-ESCALATION_BEFORE_LATE_REVIEW = "escalation-before-late-review"
-"""A review that reaches the workflow after the deadline, before the run has acted on it (a worker was
-down), waits for the run's escalation (R13) first. Complaints from before replay as they ran."""
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from policy.refusals import PolicyRefusal
     from workflows.common import SUPPORT, ComplaintWorkflow, notice, opened, refused
-
-
-INTAKE_IN_WORKFLOW = "intake-in-workflow"
-"""Complaints filed before the workflow checked intake itself (R3, R4) replay without the check."""
+    from workflows.patches import INTAKE_IN_WORKFLOW, REPEATED_CHOICE_UNRECORDED
 
 
 @workflow.defn
@@ -315,7 +312,7 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         """R12: refund or replacement, any time before the remedy is issued. The same choice again (a
         client's retry) changes nothing and is not recorded twice."""
         self._validate_choose_remedy(choice)  # again: see ComplaintWorkflow
-        if self.complaint.remedy_choice is choice.choice and workflow.patched("repeated-choice-unrecorded"):
+        if self.complaint.remedy_choice is choice.choice and workflow.patched(REPEATED_CHOICE_UNRECORDED):
             return self.complaint
         self.complaint.remedy_choice = choice.choice
         await self._record("remedy_chosen", choice.actor, choice=choice.choice)

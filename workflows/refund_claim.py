@@ -18,19 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from policy.complaint import ComplaintState, FileClaim, Review, Withdraw
     from policy.models import ComplaintKind, ComplaintStatus
     from policy.refusals import PolicyRefusal
-    from workflows.common import (
-        ESCALATION_BEFORE_LATE_REVIEW,
-        ONE_ACTIVITY_PER_TRANSITION,
-        SUPPORT,
-        ComplaintWorkflow,
-        notice,
-        opened,
-        refused,
-    )
-
-
-WAIT_FOR_FILING = "claim-actions-wait-for-filing"
-"""Claims started before this change replay with actions taken before "filed", as they happened."""
+    from workflows.common import SUPPORT, ComplaintWorkflow, notice, opened, refused
+    from workflows.patches import ESCALATION_BEFORE_LATE_REVIEW, ONE_ACTIVITY_PER_TRANSITION, WAIT_FOR_FILING
 
 
 @workflow.defn
