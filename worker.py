@@ -35,7 +35,7 @@ def build_worker(
     Bytecode is written even where PYTHONDONTWRITEBYTECODE says not to: Temporal's sandbox imports a
     workflow's module afresh for every workflow it builds (for every task, with the sticky cache off), and
     without bytecode each of those imports compiles the source again (about a tenth of the worker's busy
-    time in issue 6's profile)."""
+    time in a py-spy profile of the benchmarks)."""
     sys.dont_write_bytecode = False
     activities = LedgerActivities(ledger, keyring)
     return Worker(

@@ -1,4 +1,4 @@
-"""Runs that measure or stress the whole system on real processes (the benchmark issue's `bench/`).
+"""Runs that measure or stress the whole system on real processes.
 
 `python -m bench.chaos` drives complaints and activations while a supervisor kills the worker and restarts
 the Temporal dev server, then checks that nothing was lost and no money moved twice.

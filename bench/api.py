@@ -1,5 +1,5 @@
-"""Benchmark 4 of the benchmark issue: the HTTP API against the same calls made directly with
-`starter/client.py`, on one dev server, one worker and one SQLite ledger.
+"""Benchmark 4, the HTTP API against the same calls made directly on `ComplaintDesk` (`starter.desk`), on
+one dev server, one worker and one SQLite ledger.
 
     .venv/bin/python -m bench.api [--complaints 300] [--gets 1200] [--serial 80] [--concurrency 32]
                                   [--rounds 2] [--workflow-cache N] [--timeout 600] [--seed 0] [--keep]

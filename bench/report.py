@@ -1,7 +1,7 @@
 """How a benchmark tells its figures: a table on stdout and the same figures as JSON under `.data/bench/`.
 
 Every benchmark ends with `report(name, rows, figures)`: `rows` are what a person reads (label, value and
-the goal where the issue sets one), `figures` everything measured, for the next run to compare against.
+the goal where the benchmark has one), `figures` everything measured, for the next run to compare against.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark 5 of issue 6, the time-skipping suite: the wall time of one whole 5-day defect lifecycle on
+"""Benchmark 5, the time-skipping suite: the wall time of one whole 5-day defect lifecycle on
 `temporal-test-server`, against the bare Temporal baseline on the same server in the same run.
 
 A lifecycle is the README's walk-through with the access detour of R9/R10: the backend files a major
