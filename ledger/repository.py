@@ -76,7 +76,19 @@ def _engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_pre_ping=True)
+    event.listen(engine.sync_engine, "do_connect", _refused_as_a_database_error)
+    return engine
+
+
+def _refused_as_a_database_error(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """asyncpg reports a server that does not answer (connection refused, host unreachable, a timeout) as
+    a bare `OSError`, which SQLAlchemy passes on unwrapped; raised as the driver's `OperationalError`, it
+    reaches callers as SQLAlchemy's, like every other failure of the database."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as error:
+        raise dialect.loaded_dbapi.OperationalError(f"cannot connect to the database: {error}") from error
 
 
 def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:

@@ -7,6 +7,7 @@ error, never a skip: `make test` installs it first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -37,9 +39,29 @@ def _as_cluster_owner(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
+@dataclass
+class Cluster:
+    """A running throwaway cluster that a test may stop and start again (the ledger going away)."""
+
+    url: str
+    data: Path
+    log: Path
+    options: str
+
+    def _pg_ctl(self, *args: str) -> None:
+        command = [str(_bindir() / "pg_ctl"), "-D", str(self.data), *args]
+        subprocess.run(_as_cluster_owner(command), check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._pg_ctl("-l", str(self.log), "-o", self.options, "-w", "start")
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "immediate", "-w", "stop")
+
+
 @contextmanager
-def throwaway_cluster() -> Iterator[str]:
-    """Yield an admin URL (`postgresql+asyncpg://postgres@127.0.0.1:PORT/postgres`) for a fresh cluster."""
+def stoppable_cluster() -> Iterator[Cluster]:
+    """A fresh cluster for the block, removed after it (stopped first if the test left it running)."""
     bindir = _bindir()
     root = Path(tempfile.mkdtemp(prefix="refund-desk-pg-"))
     data = root / "data"
@@ -53,30 +75,24 @@ def throwaway_cluster() -> Iterator[str]:
             capture_output=True,
         )
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(
-            _as_cluster_owner(
-                [
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-l",
-                    str(root / "server.log"),
-                    "-o",
-                    options,
-                    "-w",
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
+        cluster = Cluster(
+            url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres",
+            data=data,
+            log=root / "server.log",
+            options=options,
         )
+        cluster.start()
         try:
-            yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+            yield cluster
         finally:
-            subprocess.run(
-                _as_cluster_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                check=False,
-                capture_output=True,
-            )
+            with contextlib.suppress(subprocess.CalledProcessError):
+                cluster.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_cluster() -> Iterator[str]:
+    """Yield an admin URL (`postgresql+asyncpg://postgres@127.0.0.1:PORT/postgres`) for a fresh cluster."""
+    with stoppable_cluster() as cluster:
+        yield cluster.url

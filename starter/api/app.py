@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
 from starter.api.errors import install
 from starter.api.routers import activations, codec, complaints, customer, customers, health, orders, support
@@ -30,7 +31,9 @@ def operation_id(route: APIRoute) -> str:
 
 
 def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None = None) -> FastAPI:
-    """The API over `desk`, or over one opened from the environment for the app's lifetime."""
+    """The API over `desk`, or over one opened from the environment for the app's lifetime. `/docs` and
+    `/redoc` serve their JavaScript and CSS from the installed `fastapi-offline` package, not from a CDN,
+    so they work on a machine without the internet."""
     settings = settings or ApiSettings()
     jwt_secret = settings.secret()  # fail at start, not at the first request
 
@@ -44,7 +47,7 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
             app.state.desk = opened
             yield
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="Refund Desk",
         version="1",
         summary="A shop's return policy run as Temporal workflows: orders, complaints, refunds.",

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starter.api.schemas.common import MAX_BODY_BYTES, ErrorBody
-from starter.desk.failures import FAILURE_TYPES, failure_of
+from starter.desk.failures import FAILURE_TYPES, codes_by_status, failure_of
 
 log = logging.getLogger("refund_desk.api")
 
@@ -146,17 +146,44 @@ def install(app: FastAPI) -> None:
         return error_response(ApiError(500, "internal_error", "something went wrong on our side"))
 
 
+API_CODES: dict[int, list[str]] = {
+    401: ["unauthorized"],
+    403: ["forbidden"],
+    404: ["customer_not_found", "not_found"],
+    405: ["method_not_allowed"],
+    413: ["payload_too_large"],
+    422: ["invalid_cursor", "payload_undecodable", "validation_error"],
+    503: ["codec_unavailable"],
+}
+"""The codes the API itself answers with, beside the desk's (`starter.desk.failures`)."""
+
+MEANING = {
+    401: "Missing, malformed, wrongly signed or expired bearer token.",
+    403: "The token's role may not do this.",
+    404: "No such resource, or not one the caller may see.",
+    409: "Conflicts with the current state.",
+    422: "Invalid request (`validation_error`, with `fields`) or refused by the policy (the rule's code).",
+    503: "Temporal or the ledger is unreachable, or the workflow did not answer in time.",
+}
+
+
+def error_codes(status: int) -> list[str]:
+    """Every code an error of `status` may carry."""
+    return sorted({*codes_by_status().get(status, []), *API_CODES.get(status, [])})
+
+
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for a route: each error status with the error body and what it means."""
-    meaning = {
-        401: "Missing, malformed, wrongly signed or expired bearer token.",
-        403: "The token's role may not do this.",
-        404: "No such resource, or not one the caller may see.",
-        409: "Conflicts with the current state (`complaint_already_open`, `invalid_state`, ...).",
-        422: "Invalid request (`validation_error`, with `fields`) or refused by the policy (rule code).",
-        503: "Temporal or the ledger is unreachable.",
+    """OpenAPI `responses` for a route: each error status with the error body, what it means, and the codes
+    its `error.code` may take."""
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": f"{MEANING[status]} Codes: "
+            + ", ".join(f"`{code}`" for code in error_codes(status))
+            + ".",
+        }
+        for status in statuses
     }
-    return {status: {"model": ErrorBody, "description": meaning[status]} for status in statuses}
 
 
 AUTH_ERRORS = (401, 403)

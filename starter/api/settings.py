@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.paths import data_dir
 from starter.desk.settings import SettingsError
 
 MIN_JWT_SECRET_BYTES = 32
@@ -22,7 +23,7 @@ class ApiSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("REFUND_DESK_JWT_SECRET", "jwt_secret")
     )
     jwt_secret_file: Path = Field(
-        default=Path(".data/jwt.secret"),
+        default_factory=lambda: data_dir() / "jwt.secret",
         validation_alias=AliasChoices("REFUND_DESK_JWT_SECRET_FILE", "jwt_secret_file"),
         description="Read when REFUND_DESK_JWT_SECRET is unset; `make run` creates it on first start.",
     )
@@ -46,11 +47,15 @@ class ApiSettings(BaseSettings):
     def secret(self) -> str:
         """The secret, from the environment or else the file; refuses a missing or short one."""
         if self.jwt_secret is not None:
-            value = self.jwt_secret.get_secret_value()
+            value, source = self.jwt_secret.get_secret_value(), "REFUND_DESK_JWT_SECRET"
         elif self.jwt_secret_file.is_file():
-            value = self.jwt_secret_file.read_text().strip()
+            value, source = self.jwt_secret_file.read_text().strip(), str(self.jwt_secret_file)
         else:
             raise SettingsError(f"no JWT secret: set REFUND_DESK_JWT_SECRET or create {self.jwt_secret_file}")
         if len(value.encode()) < MIN_JWT_SECRET_BYTES:
-            raise SettingsError(f"the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes long")
+            raise SettingsError(
+                f"the JWT secret in {source} is {len(value.encode())} bytes; it must be at least "
+                f"{MIN_JWT_SECRET_BYTES} (`python -c 'import secrets; print(secrets.token_urlsafe(48))'` "
+                "makes one)"
+            )
         return value

@@ -39,6 +39,17 @@ class Failure:
     usage: bool = False
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One row of the table: an exception type, the code and status it answers with, and its sentence."""
+
+    kind: type[Exception]
+    code: str
+    status: int
+    message: Callable[[Any], str]
+    usage: bool = False
+
+
 CONFLICTS = frozenset(
     {
         refusals.COMPLAINT_ALREADY_OPEN,
@@ -49,64 +60,77 @@ CONFLICTS = frozenset(
 )
 """Refusals about the current state answer 409; `forbidden_actor` 403; every other refusal 422."""
 
-
-def _refusal(refusal: PolicyRefusal) -> Failure:
-    status = 422
-    if refusal.code == refusals.FORBIDDEN_ACTOR:
-        status = 403
-    elif refusal.code in CONFLICTS:
-        status = 409
-    return Failure(refusal.code, status, refusal.message)
+REFUSAL_CODES = sorted(
+    value for name, value in vars(refusals).items() if name.isupper() and isinstance(value, str)
+)
+"""Every code a `PolicyRefusal` can carry: the constants of `policy.refusals`."""
 
 
-def _unresponsive(silent: Unresponsive) -> Failure:
-    what = "activation" if isinstance(silent, ActivationUnresponsive) else "complaint"
-    return Failure(
-        f"{what}_unresponsive",
-        503,
+def refusal_status(code: str) -> int:
+    if code == refusals.FORBIDDEN_ACTOR:
+        return 403
+    return 409 if code in CONFLICTS else 422
+
+
+def _silent(what: str) -> str:
+    return (
         f"the {what} did not answer in time (is a worker running?); an action sent may still take "
-        f"effect, so read the {what} before sending it again",
+        f"effect, so read the {what} before sending it again"
     )
 
 
-def _validation(error: ValidationError) -> Failure:
+def _validation(error: ValidationError) -> str:
     """A pydantic error on one line: `field: message; field: message`."""
     parts = []
     for item in error.errors():
         field = ".".join(str(part) for part in item.get("loc", ()))
         message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{field}: {message}" if field else message)
-    return Failure("validation_error", 422, "; ".join(parts), usage=True)
+    return "; ".join(parts)
 
 
-TEMPORAL_UNAVAILABLE = Failure(
-    "temporal_unavailable", 503, "Temporal, the workflow service, is unavailable; try again shortly"
-)
-LEDGER_UNAVAILABLE = Failure("ledger_unavailable", 503, "the ledger is unavailable; try again shortly")
-
-TABLE: list[tuple[type[Exception], Callable[[Any], Failure]]] = [
-    (PolicyRefusal, _refusal),
-    (ComplaintNotFound, lambda e: Failure("complaint_not_found", 404, f"no complaint {e}")),
-    (ActivationNotFound, lambda e: Failure("activation_not_found", 404, f"no activation {e}")),
-    (OrderNotFound, lambda e: Failure("order_not_found", 404, f"no order {e}")),
-    (OrderConflict, lambda e: Failure("order_conflict", 409, str(e))),
-    (Unresponsive, _unresponsive),
-    (RPCError, lambda _: TEMPORAL_UNAVAILABLE),
-    (DBAPIError, lambda _: LEDGER_UNAVAILABLE),
-    (ArgumentError, lambda e: Failure("database_url_invalid", 500, f"DATABASE_URL: {e}", usage=True)),
-    (SettingsError, lambda e: Failure("settings_invalid", 500, str(e), usage=True)),
-    (VaultError, lambda e: Failure("vault_keys_invalid", 500, f"vault keys: {e}", usage=True)),
-    (KeyringError, lambda e: Failure("keys_invalid", 500, f"keys: {e}", usage=True)),
-    (ValidationError, _validation),
+TABLE: list[Entry] = [
+    Entry(ComplaintNotFound, "complaint_not_found", 404, lambda e: f"no complaint {e}"),
+    Entry(ActivationNotFound, "activation_not_found", 404, lambda e: f"no activation {e}"),
+    Entry(OrderNotFound, "order_not_found", 404, lambda e: f"no order {e}"),
+    Entry(OrderConflict, "order_conflict", 409, str),
+    Entry(ActivationUnresponsive, "activation_unresponsive", 503, lambda _: _silent("activation")),
+    Entry(Unresponsive, "complaint_unresponsive", 503, lambda _: _silent("complaint")),
+    Entry(
+        RPCError,
+        "temporal_unavailable",
+        503,
+        lambda _: "Temporal, the workflow service, is unavailable; try again shortly",
+    ),
+    Entry(DBAPIError, "ledger_unavailable", 503, lambda _: "the ledger is unavailable; try again shortly"),
+    Entry(ArgumentError, "database_url_invalid", 500, lambda e: f"DATABASE_URL: {e}", usage=True),
+    Entry(SettingsError, "settings_invalid", 500, str, usage=True),
+    Entry(VaultError, "vault_keys_invalid", 500, lambda e: f"vault keys: {e}", usage=True),
+    Entry(KeyringError, "keys_invalid", 500, lambda e: f"keys: {e}", usage=True),
+    Entry(ValidationError, "validation_error", 422, _validation, usage=True),
 ]
-"""Most specific first: the first entry whose exception type matches answers."""
+"""After the policy's own refusals (`PolicyRefusal`, whose code is the rule's): most specific first, the
+first entry whose exception type matches answers."""
 
-FAILURE_TYPES: tuple[type[Exception], ...] = tuple(kind for kind, _ in TABLE)
+FAILURE_TYPES: tuple[type[Exception], ...] = (PolicyRefusal, *(entry.kind for entry in TABLE))
 
 
 def failure_of(error: BaseException) -> Failure | None:
     """What to tell the caller about `error`, or None for one the table does not know (a bug)."""
-    for kind, describe in TABLE:
-        if isinstance(error, kind):
-            return describe(error)
+    if isinstance(error, PolicyRefusal):
+        return Failure(error.code, refusal_status(error.code), error.message)
+    for entry in TABLE:
+        if isinstance(error, entry.kind):
+            return Failure(entry.code, entry.status, entry.message(error), entry.usage)
     return None
+
+
+def codes_by_status() -> dict[int, list[str]]:
+    """Every code the desk can answer with, by HTTP status: what the API's OpenAPI document lists."""
+    found: dict[int, set[str]] = {}
+    for code in REFUSAL_CODES:
+        found.setdefault(refusal_status(code), set()).add(code)
+    for entry in TABLE:
+        if not entry.usage:
+            found.setdefault(entry.status, set()).add(entry.code)
+    return {status: sorted(codes) for status, codes in sorted(found.items())}

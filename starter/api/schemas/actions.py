@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import (
+    ConfigDict,
     Field,
     model_validator,
 )
@@ -24,6 +25,20 @@ from starter.api.schemas.common import (
 
 
 class ReviewIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"decision": "approve", "note": "reproduced on 2.3"},
+                {
+                    "decision": "reject",
+                    "reason_code": "user_api_misuse",
+                    "note": "the plugin is called with a wrong key",
+                },
+            ]
+        },
+    )
+
     decision: ReviewDecision
     reason_code: RejectionReason | None = Field(
         default=None, description="Required with `reject`: R8's for a defect, R5/R6's for a claim."
@@ -32,11 +47,35 @@ class ReviewIn(Body):
 
 
 class AccessRequestIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"scope": "SSH to the web host", "reason": "to read the plugin's error log"}]
+        },
+    )
+
     scope: FreeText = Field(min_length=1, max_length=500)
     reason: FreeText = Field(min_length=1, max_length=5_000)
 
 
 class AccessIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "grant": True,
+                    "credentials": {
+                        "host": "web1.example.com",
+                        "username": "support",
+                        "secret": "s3cret-password",
+                    },
+                },
+                {"grant": False},
+            ]
+        },
+    )
+
     grant: bool = Field(
         strict=True,
         description='JSON `true` or `false`: a refusal ends the complaint (R9), so "no" is not guessed at.',
@@ -50,14 +89,25 @@ class AccessIn(Body):
 
 
 class FixIn(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "patched in 2.3.1"}]})
+
     note: FreeText = Field(default="", max_length=5_000)
 
 
 class RemedyIn(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"choice": "replacement"}]})
+
     choice: RemedyChoice
 
 
 class ReplacementIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"sku": "plugin-seo-max", "name": "SEO Max plugin", "value": "52.00"}]
+        },
+    )
+
     sku: Identifier
     name: Name = Field(min_length=1, max_length=200)
     value: Amount = Field(gt=0)
@@ -65,4 +115,6 @@ class ReplacementIn(Body):
 
 
 class WithdrawIn(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "it works now"}]})
+
     note: FreeText = Field(default="", max_length=5_000)

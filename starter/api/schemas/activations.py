@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Path
 from pydantic import (
+    ConfigDict,
     Field,
 )
 
@@ -28,12 +29,23 @@ ActivationId = Annotated[
 
 
 class ActivationIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"order_id": "num-1001", "phone_number": "+447700900123", "service": "whatsapp"}]
+        },
+    )
+
     order_id: Identifier
     phone_number: PhoneNumber = Field(examples=["+447700900123"], description="E.164.")
     service: ServiceName = Field(examples=["whatsapp"])
 
 
 class SmsIn(Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "Your WhatsApp code: 123-456"}]}
+    )
+
     text: FreeText = Field(min_length=1, max_length=1_000)
 
 

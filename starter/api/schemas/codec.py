@@ -51,6 +51,20 @@ class PayloadJson(BaseModel):
 
 
 class Payloads(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "payloads": [
+                        {
+                            "metadata": {"encoding": "YmluYXJ5L2VuY3J5cHRlZA==", "encryption-key-id": "cDE="},
+                            "data": "AAAA",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
 
     payloads: list[PayloadJson] = Field(max_length=MAX_PAYLOADS)

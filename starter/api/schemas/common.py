@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
 )
 
 from policy.evidence import MAX_TOTAL_BYTES
@@ -54,13 +55,23 @@ def _plain_decimal(value: Any) -> Any:
     return value
 
 
+AMOUNT_SCHEMA = {
+    "type": "string",
+    "format": "decimal",
+    "pattern": f"^{PLAIN_DECIMAL.pattern}$",
+    "description": "A decimal string: plain digits with an optional decimal point, at most 4 decimals.",
+    "examples": ["12.50"],
+}
+
 Amount = Annotated[
     Decimal,
     BeforeValidator(_plain_decimal),
-    Field(ge=0, max_digits=18, decimal_places=4, examples=["12.50"]),
+    Field(ge=0, max_digits=18, decimal_places=4),
     PlainSerializer(format_amount, return_type=str, when_used="json"),
+    WithJsonSchema(AMOUNT_SCHEMA, mode="validation"),
 ]
-"""Money in a request: a decimal string, never a float."""
+"""Money in a request: a decimal string, never a float (OpenAPI says so: a client generated from it sends
+a string)."""
 
 AmountOut = Annotated[
     Decimal,

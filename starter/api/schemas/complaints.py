@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
@@ -60,6 +61,15 @@ ContentType = Annotated[
 class EvidenceIn(Body):
     """An attachment (R6): PNG, JPEG, GIF, WebP, PDF or plain text, at most 5 MiB, base64-encoded."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "screenshot.png", "content_type": "image/png", "data_base64": "iVBORw0KGgo="}
+            ]
+        },
+    )
+
     name: Name = Field(min_length=1, max_length=255)
     content_type: ContentType
     data_base64: str = Field(min_length=1, max_length=(MAX_FILE_BYTES * 4) // 3 + 4)
@@ -78,6 +88,19 @@ class EvidenceIn(Body):
 
 
 class ComplaintIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": "ord-1001",
+                    "kind": "major_defect",
+                    "description": "The plugin returns HTTP 500 on every page since 2.3; logs attached.",
+                }
+            ]
+        },
+    )
+
     order_id: Identifier
     kind: ComplaintKind
     description: FreeText = Field(min_length=1, max_length=20_000)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     BeforeValidator,
+    ConfigDict,
     Field,
     field_validator,
 )
@@ -46,6 +47,22 @@ def _iso_text(value: Any) -> Any:
 
 
 class OrderIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": "ord-1001",
+                    "customer_id": "cust-1",
+                    "amount": "49.90",
+                    "currency": "EUR",
+                    "product": {"sku": "plugin-seo-pro", "kind": "software", "name": "SEO Pro plugin"},
+                    "placed_at": "2026-11-30T12:00:00Z",
+                }
+            ]
+        },
+    )
+
     order_id: Identifier
     customer_id: Identifier
     product: Product
