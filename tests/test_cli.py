@@ -37,7 +37,10 @@ from policy.models import (
     Money,
     Order,
 )
-from starter.cli.app import ReviewReason, app, reported, time_left
+from starter.cli.app import app
+from starter.cli.complaints import ReviewReason
+from starter.cli.formatting import time_left
+from starter.cli.reporting import reported
 from starter.desk import ActivationUnresponsive, ComplaintDesk, ComplaintUnresponsive, Unresponsive
 from tests.conftest import in_ledger
 from tests.factories import (

@@ -1,0 +1,86 @@
+"""The commands that run the desk rather than act on it: the API (`serve`), the worker, the ledger's schema
+(`migrate`) and development tokens (`token`). `app` registers them at the top level."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import make_url
+
+from ledger.migrate import upgrade_url
+from ledger.settings import LedgerSettings
+from policy.models import Role
+from policy.settings import Duration
+from starter.api.settings import ApiSettings
+from starter.cli.formatting import console, plain
+from starter.cli.reporting import USAGE, fail, reported
+
+
+class LogLevel(StrEnum):
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    log_level: Annotated[LogLevel, typer.Option(help="uvicorn's log level.")] = LogLevel.INFO,
+) -> None:
+    """Serve the HTTP API (docs/api.md) with uvicorn until interrupted."""
+    import uvicorn
+
+    from starter.api import create_app  # FastAPI is only loaded by the command that serves it
+
+    with reported():
+        application = create_app()  # refuses a missing JWT secret before binding the port
+    uvicorn.run(application, host=host, port=port, log_level=log_level.value)
+
+
+def worker() -> None:
+    """Run the worker (every workflow and activity) until SIGINT or SIGTERM, then finish in-flight tasks."""
+    import worker as worker_process
+
+    with reported():
+        worker_process.main()
+
+
+def migrate() -> None:
+    """Create the ledger schema, or bring it to the latest revision, at DATABASE_URL."""
+    with reported():
+        url = LedgerSettings().database_url
+        asyncio.run(upgrade_url(url))
+        where = make_url(url).render_as_string(hide_password=True)
+    console().print(plain(f"ledger schema is at head ({where})"))
+
+
+def token(
+    role: Annotated[Role, typer.Option(help="backend, support or customer (system is the desk itself).")],
+    sub: Annotated[str, typer.Option(help="Who the token is for: the caller's id.")],
+    ttl: Annotated[
+        str, typer.Option(help="How long it is valid: seconds, or ISO-8601 such as PT30M or P1D.")
+    ] = "3600",
+) -> None:
+    """Print a bearer token signed with the configured secret (REFUND_DESK_JWT_SECRET): for development."""
+    from starter.api.auth import mint_token
+
+    try:
+        lifetime = TypeAdapter(Duration).validate_python(ttl)
+    except ValidationError:
+        fail(f"--ttl {ttl!r} is not a duration: give seconds or ISO-8601 (PT30M, P1D)", USAGE)
+    with reported():
+        secret = ApiSettings().secret()
+        try:
+            minted = mint_token(secret, role, sub, lifetime)
+        except ValidationError:
+            raise  # a sub the API would refuse: reported as such
+        except ValueError as refused:  # a role that gets no tokens
+            fail(str(refused), USAGE)
+    typer.echo(minted)
