@@ -7,16 +7,21 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.paths import data_dir
 from ledger.vault import VaultKeyring
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.data/ledger.db"
+
+def default_database_url() -> str:
+    """SQLite in the data folder (`ledger.paths.data_dir`), by absolute path, so the CLI started in any
+    subfolder of the checkout reads the ledger `make run` writes."""
+    return f"sqlite+aiosqlite:///{data_dir() / 'ledger.db'}"
 
 
 class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     database_url: str = Field(
-        default=DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+        default_factory=default_database_url, validation_alias=AliasChoices("DATABASE_URL", "database_url")
     )
     vault_keys: SecretStr | None = Field(
         default=None,
@@ -24,7 +29,7 @@ class LedgerSettings(BaseSettings):
         description='"kid:base64key[,kid:base64key...]", current key first; older keys still decrypt.',
     )
     vault_key_file: Path = Field(
-        default=Path(".data/vault.key"),
+        default_factory=lambda: data_dir() / "vault.key",
         validation_alias=AliasChoices("REFUND_DESK_VAULT_KEY_FILE", "vault_key_file"),
         description="Used when REFUND_DESK_VAULT_KEYS is unset: created with a fresh key on first use.",
     )

@@ -22,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
 from ledger.keyring import NONCE_BYTES, Keyring, KeyringError
+from ledger.paths import data_dir
 
 ENCODING = b"binary/encrypted"
 """The `encoding` metadata of an encrypted payload (the name the Temporal samples use)."""
@@ -48,7 +49,7 @@ class PayloadKeySettings(BaseSettings):
         description='"kid:base64key[,kid:base64key...]", current key first; older keys still decrypt.',
     )
     payload_key_file: Path = Field(
-        default=Path(".data/payload.key"),
+        default_factory=lambda: data_dir() / "payload.key",
         validation_alias=AliasChoices("REFUND_DESK_PAYLOAD_KEY_FILE", "payload_key_file"),
         description="Used when REFUND_DESK_PAYLOAD_KEYS is unset: created with a fresh key on first use.",
     )
