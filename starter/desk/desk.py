@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 from ledger.repository import Ledger
 from ledger.settings import LedgerSettings
-from policy.settings import PolicySettings, PolicySnapshot
+from policy.settings import PolicySnapshot
 from starter.desk.complaint_actions import ComplaintActions
 from starter.desk.connection import connect
-from starter.desk.settings import TemporalSettings
+from starter.desk.settings import TemporalSettings, policy_in_force
 
 
 class ComplaintDesk(ComplaintActions):
@@ -25,7 +25,8 @@ async def open_desk(
     ledger: LedgerSettings | None = None,
     policy: PolicySnapshot | None = None,
 ) -> AsyncIterator[ComplaintDesk]:
-    """A desk on the environment's settings (docs/settings.md), for the API and the CLI alike."""
+    """A desk on the environment's settings (docs/settings.md), for the API and the CLI alike; complaints
+    filed through it get `policy` or else `policy_in_force()` (the running `make run`'s, unless set here)."""
     temporal = temporal or TemporalSettings()
     ledger = ledger or LedgerSettings()
     client = await connect(temporal)
@@ -36,7 +37,7 @@ async def open_desk(
             ledger=store,
             keyring=ledger.keyring(),
             task_queue=temporal.task_queue,
-            policy=policy or PolicySettings().snapshot(),
+            policy=policy or policy_in_force(),
         )
     finally:
         await store.close()

@@ -1,11 +1,27 @@
-"""How to reach Temporal (docs/settings.md): read by the worker, the API and the CLI alike."""
+"""How to reach Temporal, where the data lives and which policy is in force (docs/settings.md): read by
+the worker, the API and the CLI alike."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.paths import data_dir
+from policy.settings import PolicySettings, PolicySnapshot
+
+__all__ = [
+    "SettingsError",
+    "TemporalSettings",
+    "data_dir",
+    "one_line",
+    "policy_file",
+    "policy_in_force",
+    "save_policy",
+]
 
 
 class SettingsError(Exception):
@@ -57,3 +73,59 @@ class TemporalSettings(BaseSettings):
         if self.max_concurrent_activities is not None:
             options["max_concurrent_activities"] = self.max_concurrent_activities
         return options
+
+
+def one_line(error: ValidationError, env_prefix: str = "") -> str:
+    """A settings error as one line, `NAME: message (got 'value')`, named as the environment spells it:
+    pydantic-settings reports an aliased field by its alias and a prefixed one by its bare field name."""
+    parts = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item.get("loc", ()))
+        if env_prefix and name and not name.isupper():
+            name = f"{env_prefix}{name}".upper()
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        got = item.get("input")
+        shown = isinstance(got, str | int | float) and len(str(got)) <= 40 and not _secret(name)
+        text = f"{message} (got {got!r})" if shown else message
+        parts.append(f"{name}: {text}" if name else text)
+    return "; ".join(parts)
+
+
+def _secret(name: str) -> bool:
+    """Settings whose value must not reach a terminal or a log, even when it is wrong."""
+    return any(word in name.upper() for word in ("SECRET", "KEYS", "PASSWORD", "DATABASE_URL"))
+
+
+def policy_file() -> Path:
+    """`<data dir>/policy.json`: the policy `make run` started with, for the CLI in another shell."""
+    return data_dir() / "policy.json"
+
+
+def save_policy(snapshot: PolicySnapshot) -> Path:
+    """Write `snapshot` to `policy_file()` whole or not at all (a CLI may read it at any moment)."""
+    path = policy_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(snapshot.model_dump_json(indent=2) + "\n")
+    partial.replace(path)
+    return path
+
+
+def policy_in_force() -> PolicySnapshot:
+    """The policy a complaint filed from here gets: each window or limit from its REFUND_DESK_* variable
+    where that one is set, else from `<data dir>/policy.json` where that file exists, else the default.
+
+    `make run` writes policy.json from the environment it was started with, so a CLI in another shell files
+    complaints under the same windows as the running service without repeating its exports; a variable set
+    in the CLI's own shell still wins, one setting at a time. The file outlives `make run`: it is the policy
+    of the last start. Raises `SettingsError` if the file is not a policy snapshot."""
+    environment = PolicySettings()
+    path = policy_file()
+    if not path.is_file():
+        return environment.snapshot()
+    try:
+        saved = PolicySnapshot.model_validate_json(path.read_bytes())
+    except ValidationError as error:
+        raise SettingsError(f"{path}: {one_line(error)}; delete it or fix it") from error
+    chosen = environment.model_dump(include=environment.model_fields_set)
+    return PolicySnapshot.model_validate({**saved.model_dump(), **chosen})
