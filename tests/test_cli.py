@@ -20,6 +20,7 @@ from pathlib import Path
 import jwt
 import pytest
 import typer
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
@@ -199,9 +200,13 @@ async def test_show_prints_the_state_and_the_event_history_but_never_credentials
 
 async def test_unknown_complaint_is_not_found(cli: Cli) -> None:
     missing = "ord-nope.major_defect.deadbeef"
-    failed(await cli("complaints", "show", missing), 1, f"no complaint {missing}")
-    failed(await cli("complaints", "fix", missing), 1, f"no complaint {missing}")
-    failed(await cli("complaints", "show", "not-a-complaint-id"), 1, "no complaint not-a-complaint-id")
+    failed(await cli("complaints", "show", missing), 1, f"complaint_not_found: no complaint {missing}")
+    failed(await cli("complaints", "fix", missing), 1, f"complaint_not_found: no complaint {missing}")
+    failed(
+        await cli("complaints", "show", "not-a-complaint-id"),
+        1,
+        "complaint_not_found: no complaint not-a-complaint-id",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- review
@@ -300,6 +305,12 @@ async def test_offer_replacement_checks_the_tolerance_and_keeps_the_value_exact(
     assert offered.value == Money(amount=Decimal("47.35"), currency="EUR"), "the order's currency"
 
 
+TEMPORAL_UNAVAILABLE_AT_PORT_1 = (
+    "temporal_unavailable: Temporal, the workflow service, is unavailable; try again shortly "
+    "(TEMPORAL_ADDRESS=127.0.0.1:1)\n"
+)
+
+
 async def test_unreachable_temporal_is_one_line(tmp_path: Path) -> None:
     env: dict[str, str | None] = {
         "TEMPORAL_ADDRESS": "127.0.0.1:1",
@@ -308,7 +319,7 @@ async def test_unreachable_temporal_is_one_line(tmp_path: Path) -> None:
         "REFUND_DESK_PAYLOAD_KEYS": PAYLOAD_KEYS.spec(),
     }
     result = await invoke(["complaints", "list"], env)
-    failed(result, 1, "cannot reach Temporal at 127.0.0.1:1")
+    failed(result, 1, TEMPORAL_UNAVAILABLE_AT_PORT_1)
 
 
 # ------------------------------------------------------------------------------------ token, migrate
@@ -338,7 +349,11 @@ async def test_token_refuses_the_system_role_a_bad_ttl_and_a_missing_secret(tmp_
         "REFUND_DESK_JWT_SECRET": None,
         "REFUND_DESK_JWT_SECRET_FILE": str(tmp_path / "absent"),
     }
-    failed(await invoke(["token", "--role", "support", "--sub", "bob"], no_secret), 2, "no JWT secret")
+    failed(
+        await invoke(["token", "--role", "support", "--sub", "bob"], no_secret),
+        2,
+        "settings_invalid: no JWT secret",
+    )
 
 
 async def test_migrate_creates_the_ledger_schema(tmp_path: Path) -> None:
@@ -484,9 +499,15 @@ async def test_an_sms_after_a_cancel_is_refused_and_the_refund_stands(cli: Cli, 
 
 async def test_unknown_activation_is_not_found_by_every_command(cli: Cli) -> None:
     for missing in ("act_ord-nope", "not-an-activation"):
-        failed(await cli("activations", "show", missing), 1, f"no activation {missing}")
-        failed(await cli("activations", "sms", missing, "code 1"), 1, f"no activation {missing}")
-        failed(await cli("activations", "cancel", missing), 1, f"no activation {missing}")
+        failed(await cli("activations", "show", missing), 1, f"activation_not_found: no activation {missing}")
+        failed(
+            await cli("activations", "sms", missing, "code 1"),
+            1,
+            f"activation_not_found: no activation {missing}",
+        )
+        failed(
+            await cli("activations", "cancel", missing), 1, f"activation_not_found: no activation {missing}"
+        )
 
 
 @pytest.mark.parametrize(
@@ -504,7 +525,9 @@ async def test_a_malformed_number_or_service_is_a_usage_error_and_writes_nothing
     order = await number(ledger)
     before = await ledger.table_counts()
     message = failed(
-        await cli("activations", "start", order.order_id, "--phone", phone, "--service", service), 2, field
+        await cli("activations", "start", order.order_id, "--phone", phone, "--service", service),
+        2,
+        f"validation_error: {field}",
     )
     assert "pattern" in message
     assert await ledger.table_counts() == before
@@ -514,7 +537,7 @@ async def test_a_malformed_number_or_service_is_a_usage_error_and_writes_nothing
 async def test_an_empty_sms_is_a_usage_error_and_the_number_keeps_waiting(cli: Cli, ledger: Ledger) -> None:
     order = await number(ledger)
     activation_id = await rented(cli, order)
-    failed(await cli("activations", "sms", activation_id, ""), 2, "text: ")
+    failed(await cli("activations", "sms", activation_id, ""), 2, "validation_error: text: ")
     assert "waiting_for_sms" in succeeded(await cli("activations", "show", activation_id))
 
 
@@ -546,7 +569,7 @@ async def test_activation_start_refuses_an_unknown_order_and_a_software_order(
     failed(
         await cli("activations", "start", "ord-nope", "--phone", PHONE, "--service", "whatsapp"),
         1,
-        "no order ord-nope",
+        "order_not_found: no order ord-nope",
     )
     software, _ = await ledger.record_order(software_order())
     refused = await cli("activations", "start", software.order_id, "--phone", PHONE, "--service", "whatsapp")
@@ -572,9 +595,30 @@ def test_a_workflow_that_does_not_answer_is_one_line_and_exit_1(
         raise silent
     assert exited.value.exit_code == 1
     err = capsys.readouterr().err
-    assert (
-        err == f"error: the {what} did not answer in time (is a worker running?); read it before retrying\n"
+    assert err == (
+        f"error: {what}_unresponsive: the {what} did not answer in time (is a worker running?); an action "
+        f"sent may still take effect, so read the {what} before sending it again\n"
     )
+
+
+def test_a_temporal_error_says_the_address_and_what_the_server_said(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal.example:7233")
+    with pytest.raises(typer.Exit) as exited, reported():
+        raise RPCError("namespace refunds is not found", RPCStatusCode.NOT_FOUND, b"")
+    assert exited.value.exit_code == 1
+    assert capsys.readouterr().err == (
+        "error: temporal_unavailable: Temporal, the workflow service, is unavailable; try again shortly "
+        "(TEMPORAL_ADDRESS=temporal.example:7233: namespace refunds is not found)\n"
+    )
+
+
+def test_a_failure_the_table_does_not_know_keeps_its_traceback() -> None:
+    with pytest.raises(ZeroDivisionError), reported():
+        raise ZeroDivisionError("a bug")
+    with pytest.raises(RuntimeError, match="not a connect"), reported():
+        raise RuntimeError("not a connect failure")
 
 
 async def test_activations_report_an_unreachable_temporal_in_one_line(tmp_path: Path) -> None:
@@ -585,7 +629,7 @@ async def test_activations_report_an_unreachable_temporal_in_one_line(tmp_path: 
         "REFUND_DESK_PAYLOAD_KEYS": PAYLOAD_KEYS.spec(),
         "REFUND_DESK_OPERATOR": "alice",
     }
-    failed(await invoke(["activations", "show", "act_ord-1"], env), 1, "cannot reach Temporal at 127.0.0.1:1")
+    failed(await invoke(["activations", "show", "act_ord-1"], env), 1, TEMPORAL_UNAVAILABLE_AT_PORT_1)
 
 
 # ------------------------------------------------------------------------------------- complaints file
@@ -793,10 +837,10 @@ async def test_file_refuses_an_unknown_order_and_another_customers_order(cli: Cl
     failed(
         await cli("complaints", "file", "ord-nope", "--kind", "sms_not_received", "--description", CLAIM),
         1,
-        "no order ord-nope",
+        "order_not_found: no order ord-nope",
     )
     others = await cli(*file_args(order, SMS, CLAIM, "--customer", "cust-someone-else"))
-    failed(others, 1, f"no order {order.order_id} for customer cust-someone-else")
+    failed(others, 1, f"order_not_found: no order {order.order_id} for customer cust-someone-else")
     assert (await ledger.table_counts(["complaints"])) == {"complaints": 0}
     mine = succeeded(await cli(*file_args(order, SMS, CLAIM, "--customer", order.customer_id)))
     assert "filed sms_not_received complaint" in mine

@@ -31,7 +31,7 @@ from policy.models import (
 from starter.cli.complaint_views import complaints_table, print_changed, print_complaint
 from starter.cli.formatting import console, plain
 from starter.cli.options import BackendOperator, Note, Operator, OrderId, acting
-from starter.cli.reporting import USAGE, fail, validation_summary, with_desk
+from starter.cli.reporting import USAGE, fail, validation_message, with_desk
 from starter.desk import ComplaintDesk, OrderNotFound
 
 complaints = typer.Typer(
@@ -58,7 +58,7 @@ def read_evidence(paths: list[Path]) -> list[EvidenceFile]:
         try:
             files.append(EvidenceFile(name=path.name, content_type=content_type, data=data))
         except ValidationError as error:
-            fail(f"--evidence {path}: {validation_summary(error)}", USAGE)
+            fail(f"--evidence {path}: {validation_message(error)}", USAGE)
     return files
 
 

@@ -1,6 +1,10 @@
-"""How a command fails: one `error: ...` line on stderr and an exit code a script can branch on, never a
-traceback for a failure the command expects; and the one way a command opens the desk, with its failures
-reported so."""
+"""How a command fails: one `error: <code>: <message>` line on stderr and an exit code a script can branch
+on, never a traceback for a failure the command expects; and the one way a command opens the desk, with
+its failures reported so.
+
+The code and the message come from the table the API answers from too (`starter.desk.failures`), so a
+refusal reads the same in both. The CLI adds only what the table cannot know: which address it tried.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +15,16 @@ from typing import NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.exc import ArgumentError, DBAPIError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ledger.vault import VaultError
-from policy.refusals import PolicyRefusal
-from starter.desk import (
-    ActivationNotFound,
-    ActivationUnresponsive,
-    ComplaintDesk,
-    ComplaintNotFound,
-    OrderNotFound,
-    Unresponsive,
-    open_desk,
-)
-from starter.desk.settings import SettingsError, TemporalSettings
+from starter.desk import ComplaintDesk, open_desk
+from starter.desk.failures import Failure, failure_of
+from starter.desk.settings import TemporalSettings
 
 T = TypeVar("T")
+
+TEMPORAL_UNAVAILABLE = "temporal_unavailable"
+"""The shared table's code for a Temporal it cannot reach, which the CLI adds the address it tried to."""
 
 REFUSED = 1
 """The desk said no (a policy refusal, an unknown id) or could not be reached."""
@@ -41,57 +38,71 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def validation_summary(error: ValidationError) -> str:
-    """A pydantic error on one line: `field: message; field: message`."""
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item.get("loc", ()))
-        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{field}: {message}" if field else message)
-    return "; ".join(parts)
+def fail_with(failure: Failure, context: str = "") -> NoReturn:
+    """A failure of the shared table as one line, `code: message (context)`: exit 2 for the caller's own
+    setup (`usage`), 1 for everything else."""
+    where = f" ({context})" if context else ""
+    fail(f"{failure.code}: {failure.message}{where}", USAGE if failure.usage else REFUSED)
 
 
-def _temporal_address() -> str:
+def validation_message(error: ValidationError) -> str:
+    """A pydantic error worded as the shared table words it (`field: message; ...`), for a usage error the
+    CLI reports with its own prefix (an evidence file, say)."""
+    failure = failure_of(error)
+    assert failure is not None  # the table answers every ValidationError
+    return failure.message
+
+
+def temporal_address() -> str:
+    """The address the desk dialled, as the person running the command set it."""
     try:
-        return TemporalSettings().address
+        return f"TEMPORAL_ADDRESS={TemporalSettings().address}"
     except ValidationError:
         return "TEMPORAL_ADDRESS"
 
 
+def temporal_context(error: Exception) -> str:
+    """Where Temporal was sought, and what the server said when it answered with something other than
+    "unavailable" (a namespace it does not know, say)."""
+    if isinstance(error, RPCError) and error.status is not RPCStatusCode.UNAVAILABLE:
+        return f"{temporal_address()}: {error.message}"
+    return temporal_address()
+
+
+def as_the_table_knows_it(error: Exception) -> Exception:
+    """`error`, or the exception the shared table knows for the same situation.
+
+    temporalio reports a server it cannot reach at connect time as a bare RuntimeError ("Failed client
+    connect: ..."), which no table can tell from any other RuntimeError; a server that goes away during a
+    call raises RPCError UNAVAILABLE, which the table answers with `temporal_unavailable`. The CLI takes the
+    first for the second.
+    """
+    if isinstance(error, RuntimeError) and str(error).startswith("Failed client connect"):
+        return RPCError(str(error), RPCStatusCode.UNAVAILABLE, b"")
+    return error
+
+
+def context_of(failure: Failure, error: Exception) -> str:
+    """What the CLI knows beside the table's sentence: where it looked for the service that failed."""
+    if failure.code == TEMPORAL_UNAVAILABLE:
+        return temporal_context(error)
+    return ""
+
+
 @contextmanager
 def reported() -> Iterator[None]:
-    """Turn the failures a command expects into `fail(...)`; anything else is a bug and keeps its trace."""
+    """Turn the failures a command expects into one line and an exit code; anything the table does not
+    know is a bug and keeps its trace."""
     try:
         yield
-    except PolicyRefusal as refusal:
-        fail(str(refusal), REFUSED)
-    except ComplaintNotFound as missing:
-        fail(f"no complaint {missing}", REFUSED)
-    except ActivationNotFound as missing:
-        fail(f"no activation {missing}", REFUSED)
-    except OrderNotFound as missing:
-        fail(f"no order {missing}", REFUSED)
-    except SettingsError as error:
-        fail(str(error), USAGE)
-    except VaultError as error:
-        fail(f"vault keys: {error}", USAGE)
-    except ValidationError as error:
-        fail(validation_summary(error), USAGE)
-    except ArgumentError as error:
-        fail(f"DATABASE_URL: {error}", USAGE)
-    except Unresponsive as silent:
-        what = "activation" if isinstance(silent, ActivationUnresponsive) else "complaint"
-        fail(f"the {what} did not answer in time (is a worker running?); read it before retrying", REFUSED)
-    except RPCError as error:
-        if error.status is RPCStatusCode.UNAVAILABLE:
-            fail(f"cannot reach Temporal at {_temporal_address()}", REFUSED)
-        fail(f"Temporal: {error.message}", REFUSED)
-    except DBAPIError as error:
-        fail(f"ledger: {error.orig}", REFUSED)
-    except RuntimeError as error:
-        if str(error).startswith("Failed client connect"):  # how temporalio reports an unreachable server
-            fail(f"cannot reach Temporal at {_temporal_address()}", REFUSED)
-        raise
+    except typer.Exit:
+        raise  # `fail` inside the block has already said why
+    except Exception as error:
+        known = as_the_table_knows_it(error)
+        failure = failure_of(known)
+        if failure is None:
+            raise
+        fail_with(failure, context_of(failure, known))
 
 
 def with_desk(work: Callable[[ComplaintDesk], Awaitable[T]]) -> T:
