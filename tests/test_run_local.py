@@ -1,0 +1,255 @@
+"""`make run` (`python -m starter.run_local`) as a newcomer meets it: it refuses, in one line and before it
+writes or starts anything, a port already taken or a setting it cannot use; once running it tells a second
+shell what to export and which policy windows are in force. Real processes and sockets, in a temporary
+folder, on ephemeral ports (never the defaults: a developer's own `make run` may hold them)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger.paths import DATA_DIR_ENV
+from ledger.vault import VaultKeyring
+from starter.desk.settings import policy_in_force
+from starter.run_local import bind_error, in_words
+
+STARTED_WITHIN = 180
+"""Seconds for the dev server, the worker and the API to answer on a busy two-core machine."""
+MARKER = "REFUND_DESK_TEST_RUN"
+"""An environment variable every process of one run inherits: how the test finds any left behind."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def listening() -> Iterator[int]:
+    """A port another program holds: a socket listening on loopback for as long as the block runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def environment(folder: Path, ports: dict[str, int], **extra: str) -> dict[str, str]:
+    """This interpreter's environment without the project's settings, then a data folder under `folder`,
+    the three ports, a marker naming this run and `extra`."""
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("REFUND_DESK_", "TEMPORAL_")) and key != "DATABASE_URL"
+    }
+    return {
+        **inherited,
+        DATA_DIR_ENV: str(folder / ".data"),
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['frontend']}",
+        "TEMPORAL_UI_PORT": str(ports["ui"]),
+        "REFUND_DESK_API_PORT": str(ports["api"]),
+        MARKER: uuid.uuid4().hex,
+        **extra,
+    }
+
+
+def run_local(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "starter.run_local"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def processes_of(env: dict[str, str]) -> list[int]:
+    """The live processes that inherited this run's marker (children left behind, if any)."""
+    needle = f"{MARKER}={env[MARKER]}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def refused(folder: Path, env: dict[str, str]) -> str:
+    """Run it, expecting a refusal: status 1, one line on stderr, nothing written and nothing left running."""
+    done = run_local(folder, env)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert not (folder / ".data").exists()
+    assert processes_of(env) == []
+    return done.stderr.removeprefix("error: ").rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("held", "message"),
+    [
+        ("frontend", "port {port} is taken (Temporal's frontend): set TEMPORAL_ADDRESS to another host:port"),
+        ("ui", "port {port} is taken (the web UI's): set TEMPORAL_UI_PORT to another port"),
+        ("api", "port {port} is taken (the API's): set REFUND_DESK_API_PORT to another port"),
+    ],
+)
+def test_a_port_already_taken_stops_it_before_it_starts_anything(
+    tmp_path: Path, held: str, message: str
+) -> None:
+    with listening() as port:
+        ports = {"frontend": free_port(), "ui": free_port(), "api": free_port(), held: port}
+        assert refused(tmp_path, environment(tmp_path, ports)) == message.format(port=port)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "starts"),
+    [
+        ("REFUND_DESK_JWT_SECRET", "too-short", "the JWT secret in REFUND_DESK_JWT_SECRET is 9 bytes;"),
+        ("TEMPORAL_ADDRESS", "localhost", "TEMPORAL_ADDRESS must be host:port"),
+        ("TEMPORAL_UI_PORT", "eighty", "TEMPORAL_UI_PORT: Input should be a valid integer"),
+        (
+            "REFUND_DESK_API_PORT",
+            "70000",
+            "REFUND_DESK_API_PORT: Input should be less than or equal to 65535",
+        ),
+        ("REFUND_DESK_RECTIFY_WINDOW", "-5", "REFUND_DESK_RECTIFY_WINDOW: Input should be greater than"),
+    ],
+)
+def test_a_setting_it_cannot_use_is_one_line_and_nothing_starts(
+    tmp_path: Path, setting: str, value: str, starts: str
+) -> None:
+    ports = {"frontend": free_port(), "ui": free_port(), "api": free_port()}
+    message = refused(tmp_path, environment(tmp_path, ports, **{setting: value}))
+    assert message.startswith(starts), message
+    assert "Traceback" not in message
+
+
+def time_wait_port() -> int:
+    """A loopback port whose only socket is in TIME_WAIT, as a server that closed its side first leaves it
+    (an API or dev server just stopped)."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port: int = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server's side closes first: it is the one that waits
+            assert client.recv(1) == b""
+    return port
+
+
+def test_a_port_in_time_wait_is_free_a_listening_one_is_not() -> None:
+    port = time_wait_port()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # the socket in TIME_WAIT is there: a bind without SO_REUSEADDR fails
+    assert bind_error("127.0.0.1", port) is None
+    with listening() as held:
+        taken = bind_error("127.0.0.1", held)
+        assert taken is not None and taken.errno == errno.EADDRINUSE
+
+
+def test_windows_in_words() -> None:
+    assert in_words(timedelta(days=5)) == "5 days"
+    assert in_words(timedelta(days=1)) == "1 day"
+    assert in_words(timedelta(minutes=20)) == "20 min"
+    assert in_words(timedelta(seconds=30)) == "30 s"
+    assert in_words(timedelta(seconds=1.5)) == "1.5 s"
+    assert in_words(timedelta(days=1, hours=12, seconds=4)) == "1 day 12 h 4 s"
+
+
+def wait_for_banner(process: subprocess.Popen[str], out: Path) -> str:
+    deadline = time.monotonic() + STARTED_WITHIN
+    while time.monotonic() < deadline:
+        text = out.read_text()
+        if "Ctrl-C stops everything" in text:
+            return text
+        assert process.poll() is None, text
+        time.sleep(0.2)
+    raise AssertionError(f"no banner within {STARTED_WITHIN} s: {out.read_text()}")
+
+
+def stop(process: subprocess.Popen[str], env: dict[str, str]) -> list[int]:
+    """SIGTERM as Ctrl-C would; returns the processes of this run still alive after it, once killed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    left = processes_of(env)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def test_running_it_tells_a_second_shell_what_to_export_and_a_second_run_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ports = {"frontend": free_port(), "ui": free_port(), "api": free_port()}
+    keys = VaultKeyring.generate().spec()
+    ledger_url = f"sqlite+aiosqlite:///{tmp_path / 'elsewhere' / 'ledger.db'}"
+    env = environment(
+        tmp_path,
+        ports,
+        REFUND_DESK_RECTIFY_WINDOW="30",
+        DATABASE_URL=ledger_url,
+        REFUND_DESK_VAULT_KEYS=keys,
+    )
+    out = tmp_path / "run.out"
+    with out.open("w") as sink:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "starter.run_local"],
+            cwd=tmp_path,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        banner = wait_for_banner(first, out)
+        second = run_local(tmp_path, {**env, MARKER: uuid.uuid4().hex})
+        assert second.returncode == 1
+        assert second.stderr == (
+            f"error: port {ports['frontend']} is taken (Temporal's frontend): set TEMPORAL_ADDRESS to "
+            f"another host:port; port {ports['ui']} is taken (the web UI's): set TEMPORAL_UI_PORT to "
+            f"another port; port {ports['api']} is taken (the API's): set REFUND_DESK_API_PORT to another "
+            "port; is `make run` running already?\n"
+        )
+    finally:
+        left = stop(first, env)
+    assert first.returncode == 0, out.read_text()
+    assert left == [], "every child stopped with it"
+
+    assert f"  export TEMPORAL_ADDRESS=127.0.0.1:{ports['frontend']}\n" in banner
+    assert f"  export {DATA_DIR_ENV}={tmp_path / '.data'}\n" in banner
+    assert f"  export DATABASE_URL={ledger_url}\n" in banner
+    assert "  and REFUND_DESK_VAULT_KEYS as in this shell (not printed here)\n" in banner
+    assert keys not in banner
+    assert "  rectify window          30 s\n" in banner
+    assert "  remedy choice window    3 days\n" in banner
+    assert "  review reminder         1 day before the review deadline\n" in banner
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / ".data"))
+    monkeypatch.delenv("REFUND_DESK_RECTIFY_WINDOW", raising=False)
+    assert policy_in_force().rectify_window == timedelta(seconds=30), "a CLI elsewhere gets the run's policy"
+    assert (tmp_path / "elsewhere" / "ledger.db").is_file()
