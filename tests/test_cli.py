@@ -374,6 +374,91 @@ async def test_migrate_creates_the_ledger_schema(tmp_path: Path) -> None:
     succeeded(await invoke(["migrate"], {"DATABASE_URL": url}))  # again: already at head, nothing to do
 
 
+NOTHING_LISTENS = "postgresql+asyncpg://ledger:hunter2@127.0.0.1:1/refunds"
+"""A PostgreSQL URL whose port nothing listens on."""
+
+
+def unusable_urls(tmp_path: Path) -> list[tuple[str, str]]:
+    """DATABASE_URLs no engine can be made for, and how the error line starts for each."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    invalid = "database_url_invalid: DATABASE_URL: "
+    return [
+        ("not a url", f"{invalid}Could not parse SQLAlchemy URL"),
+        (
+            f"sqlite+aiosqlite:///{a_file}/ledger.db",
+            f"{invalid}cannot make the folder of {a_file}/ledger.db: ",
+        ),
+        (f"sqlite:///{tmp_path}/ledger.db", f"{invalid}sqlite://: The asyncio extension requires an async"),
+        ("postgresql://ledger@127.0.0.1:1/refunds", f"{invalid}postgresql://"),
+        ("postgresql+asyncpg://ledger@127.0.0.1:99999/refunds", f"{invalid}port 99999 is not a TCP port"),
+        ("postgresql+asyncpg://ledger@127.0.0.1:port/refunds", f"{invalid}cannot be read: "),
+    ]
+
+
+async def test_migrate_reports_an_unusable_database_url_in_one_line_and_exit_2(tmp_path: Path) -> None:
+    for url, starts in unusable_urls(tmp_path):
+        failed(await invoke(["migrate"], {"DATABASE_URL": url}), 2, starts)
+
+
+async def test_migrate_reports_a_database_that_does_not_answer_in_one_line_without_its_password() -> None:
+    message = failed(
+        await invoke(["migrate"], {"DATABASE_URL": NOTHING_LISTENS}),
+        1,
+        "ledger_unavailable: the ledger is unavailable; try again shortly "
+        "(DATABASE_URL=postgresql+asyncpg://ledger:***@127.0.0.1:1/refunds: cannot connect to the database: ",
+    )
+    assert "Connect call failed" in message and "hunter2" not in message
+
+
+async def test_migrate_refuses_a_ledger_a_newer_release_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    succeeded(await invoke(["migrate"], {"DATABASE_URL": url}))
+    with sqlite3.connect(path) as db:
+        db.execute("update alembic_version set version_num = 'f00dfacef00d'")
+    failed(
+        await invoke(["migrate"], {"DATABASE_URL": url}),
+        2,
+        "database_url_invalid: DATABASE_URL: the ledger there is at a revision this release does not know "
+        "(Can't locate revision identified by 'f00dfacef00d')\n",
+    )
+
+
+async def test_every_command_reports_an_unusable_database_url_before_dialling_temporal(
+    tmp_path: Path,
+) -> None:
+    commands = [
+        ["complaints", "list"],
+        ["complaints", "show", "ord-1.major_defect.deadbeef"],
+        ["complaints", "fix", "ord-1.major_defect.deadbeef", "--as", "alice"],
+        ["activations", "show", "act_ord-1", "--as", "shop"],
+        ["worker"],
+        ["serve"],
+    ]
+    for url, starts in unusable_urls(tmp_path):
+        # Temporal unreachable too: the URL is said first, and a command that got past it fails fast
+        env: dict[str, str | None] = {"DATABASE_URL": url, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+        for command in commands:
+            failed(await invoke(command, env), 2, starts)
+
+
+async def test_every_command_reports_a_database_that_does_not_answer_in_one_line(
+    cli: Cli, ledger: Ledger
+) -> None:
+    order = await number(ledger)
+    activation_id = await rented(cli, order)
+    down = Cli({**cli.env, "DATABASE_URL": NOTHING_LISTENS})
+    for command in (
+        ["complaints", "list"],
+        ["activations", "show", activation_id],
+        [*file_args(order, SMS)],
+    ):
+        message = failed(await down(*command), 1, "ledger_unavailable: the ledger is unavailable; ")
+        assert "(DATABASE_URL=postgresql+asyncpg://ledger:***@127.0.0.1:1/refunds: " in message
+        assert "hunter2" not in message
+
+
 def test_help_lists_the_commands() -> None:
     out = succeeded(runner.invoke(app, ["--help"], env={"COLUMNS": "200"}))
     for command in ("serve", "worker", "migrate", "token", "complaints", "activations"):

@@ -15,8 +15,10 @@ from typing import NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.cli.database import checked_database_url, shown_database_url
 from starter.desk import ComplaintDesk, open_desk
 from starter.desk.failures import Failure, failure_of
 from starter.desk.settings import TemporalSettings
@@ -24,7 +26,8 @@ from starter.desk.settings import TemporalSettings
 T = TypeVar("T")
 
 TEMPORAL_UNAVAILABLE = "temporal_unavailable"
-"""The shared table's code for a Temporal it cannot reach, which the CLI adds the address it tried to."""
+LEDGER_UNAVAILABLE = "ledger_unavailable"
+"""The shared table's codes for a service that does not answer, to which the CLI adds where it looked."""
 
 REFUSED = 1
 """The desk said no (a policy refusal, an unknown id) or could not be reached."""
@@ -82,10 +85,18 @@ def as_the_table_knows_it(error: Exception) -> Exception:
     return error
 
 
+def ledger_context(error: Exception) -> str:
+    """Which database did not answer (its password hidden), and what its driver said."""
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    return f"DATABASE_URL={shown_database_url()}: {cause}"
+
+
 def context_of(failure: Failure, error: Exception) -> str:
     """What the CLI knows beside the table's sentence: where it looked for the service that failed."""
     if failure.code == TEMPORAL_UNAVAILABLE:
         return temporal_context(error)
+    if failure.code == LEDGER_UNAVAILABLE:
+        return ledger_context(error)
     return ""
 
 
@@ -106,11 +117,13 @@ def reported() -> Iterator[None]:
 
 
 def with_desk(work: Callable[[ComplaintDesk], Awaitable[T]]) -> T:
-    """Open a desk on the environment's settings, do one thing with it, close it; failures reported."""
+    """Open a desk on the environment's settings, do one thing with it, close it; failures reported.
+    DATABASE_URL is checked before Temporal is dialled, so a wrong one is said first and plainly."""
 
     async def _run() -> T:
         async with open_desk() as desk:
             return await work(desk)
 
     with reported():
+        checked_database_url()
         return asyncio.run(_run())

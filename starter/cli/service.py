@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.engine import make_url
 
-from ledger.migrate import upgrade_url
-from ledger.settings import LedgerSettings
 from policy.models import Role
 from policy.settings import Duration
 from starter.api.settings import ApiSettings
+from starter.cli.database import checked_database_url, shown_database_url, upgrade_schema
 from starter.cli.formatting import console, plain
 from starter.cli.reporting import USAGE, fail, reported
 
@@ -40,6 +37,7 @@ def serve(
     from starter.api import create_app  # FastAPI is only loaded by the command that serves it
 
     with reported():
+        checked_database_url()  # the API opens the desk only once it serves: a wrong URL is said here
         application = create_app()  # refuses a missing JWT secret before binding the port
     uvicorn.run(application, host=host, port=port, log_level=log_level.value)
 
@@ -49,16 +47,15 @@ def worker() -> None:
     import worker as worker_process
 
     with reported():
+        checked_database_url()
         worker_process.main()
 
 
 def migrate() -> None:
     """Create the ledger schema, or bring it to the latest revision, at DATABASE_URL."""
     with reported():
-        url = LedgerSettings().database_url
-        asyncio.run(upgrade_url(url))
-        where = make_url(url).render_as_string(hide_password=True)
-    console().print(plain(f"ledger schema is at head ({where})"))
+        upgrade_schema(checked_database_url())
+    console().print(plain(f"ledger schema is at head ({shown_database_url()})"))
 
 
 def token(
