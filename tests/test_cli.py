@@ -38,10 +38,12 @@ from policy.models import (
     Money,
     Order,
 )
+from starter.api.auth import CALLER_ROLES
 from starter.cli.app import app
 from starter.cli.complaints import ReviewReason
 from starter.cli.formatting import time_left
 from starter.cli.reporting import reported
+from starter.cli.service import TokenRole
 from starter.desk import ActivationUnresponsive, ComplaintDesk, ComplaintUnresponsive, Unresponsive
 from tests.conftest import in_ledger
 from tests.factories import (
@@ -61,9 +63,19 @@ JWT_SECRET = "cli-test-secret-" + "y" * 40
 runner = CliRunner()
 
 
+QUIET_CONSOLE: dict[str, str | None] = {
+    "COLUMNS": "200",
+    "FORCE_COLOR": None,
+    "NO_COLOR": None,
+    "TTY_COMPATIBLE": None,
+    "TTY_INTERACTIVE": None,
+}
+"""Wide and colourless, whatever the shell running the tests sets: a test asks for a width or colour."""
+
+
 async def invoke(args: list[str], env: dict[str, str | None]) -> Result:
     """One `refund-desk ...` run with `env` on top of the process's environment."""
-    full_env = {"COLUMNS": "200", **env}
+    full_env = {**QUIET_CONSOLE, **env}
     return await asyncio.to_thread(lambda: runner.invoke(app, args, env=full_env))
 
 
@@ -209,6 +221,110 @@ async def test_unknown_complaint_is_not_found(cli: Cli) -> None:
     )
 
 
+# ------------------------------------------------------------------------- 80 columns, pipes, colour
+
+LONG_DESCRIPTION = (
+    "The checkout plugin crashes whenever a customer pays with a saved card: the payment-gateway callback "
+    "answers HTTP 500 and the order stays pending. Reproduced on staging with version 2.3.0 and a fresh "
+    "WordPress 6.5 install, every other plugin disabled, in Firefox and in Chromium alike."
+)
+
+
+def words_of(out: str) -> set[str]:
+    """Every whitespace-separated word printed, table borders aside."""
+    return {word for line in out.splitlines() for word in line.replace("│", " ").split()}
+
+
+def within_80(out: str) -> str:
+    wide = [line for line in out.splitlines() if len(line) > 80]
+    assert not wide, "\n".join(wide)
+    return out
+
+
+async def a_busy_defect(cli: Cli, desk: ComplaintDesk, ledger: Ledger) -> ComplaintState:
+    """A defect with a long description, an access request, a grant and an approval on its trail."""
+    order = software_order()
+    state = await desk.file_defect_complaint(order, LONG_DESCRIPTION, filed_by=customer(order), policy=POLICY)
+    await in_ledger(ledger, state.complaint_id)
+    args = [
+        "--scope",
+        "read-only SSH to the staging host",
+        "--reason",
+        "to reproduce the crash, step by step",
+    ]
+    succeeded(await cli("complaints", "request-access", state.complaint_id, *args))
+    await desk.grant_access(state.complaint_id, customer(order), credentials())
+    succeeded(await cli("complaints", "review", state.complaint_id, "--approve", "--note", "seen it, twice"))
+    await in_ledger(ledger, state.complaint_id, S.RECTIFYING)
+    return await desk.get(state.complaint_id)
+
+
+async def test_at_80_columns_list_and_show_fit_and_break_no_word(
+    cli: Cli, desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    defect = await a_busy_defect(cli, desk, ledger)
+    claim_order = await number(ledger)
+    claim_id = complaint_id_in(succeeded(await cli(*file_args(claim_order, SMS))))
+    await in_ledger(ledger, claim_id)
+    at_80 = Cli({**cli.env, "COLUMNS": "80"})
+
+    listed = within_80(succeeded(await at_80("complaints", "list")))
+    printed = words_of(listed)
+    for word in (defect.complaint_id, claim_id, defect.customer_id, claim_order.customer_id):
+        assert word in printed, listed
+    for word in ("rectifying", "under_review", "sms_not_received", "major_defect", "4d", "23h"):
+        assert word in printed, listed
+
+    shown = within_80(succeeded(await at_80("complaints", "show", defect.complaint_id)))
+    printed = words_of(shown)
+    assert set(LONG_DESCRIPTION.split()) <= printed, shown
+    for word in (defect.complaint_id, "access_requested", "access_granted", "deficiency_approved"):
+        assert word in printed, shown
+    assert '"seen it, twice"' in " ".join(shown.split()), "the note, quoted, whole"
+
+    activation_id = await rented(cli, await number(ledger))
+    shown = within_80(succeeded(await at_80("activations", "show", activation_id)))
+    assert {activation_id, PHONE, "waiting_for_sms", "backend:alice"} <= words_of(shown), shown
+
+
+async def test_into_a_pipe_rows_are_printed_whole(cli: Cli, desk: ComplaintDesk, ledger: Ledger) -> None:
+    defect = await a_busy_defect(cli, desk, ledger)
+    piped = Cli({**cli.env, "COLUMNS": None})
+
+    listed = succeeded(await piped("complaints", "list"))
+    row = next(line for line in listed.splitlines() if defect.complaint_id in line)
+    assert defect.customer_id in row and "major_defect" in row and "rectifying" in row
+
+    shown = succeeded(await piped("complaints", "show", defect.complaint_id))
+    assert any(LONG_DESCRIPTION in line for line in shown.splitlines()), "the description on one line"
+    approved = next(line for line in shown.splitlines() if "deficiency_approved" in line)
+    assert 'note: "seen it, twice"' in approved and "support:alice" in approved
+    assert "\x1b[" not in listed + shown, "no colour into a pipe"
+
+
+YELLOW_UNDER_REVIEW = r"\x1b\[33munder_review *\x1b\[0m"
+RED_REJECTED = r"\x1b\[31mrejected *\x1b\[0m"
+"""The status in its colour (standard SGR codes), padded to its cell in a table."""
+
+
+async def test_in_a_terminal_statuses_are_in_colour(cli: Cli, desk: ComplaintDesk, ledger: Ledger) -> None:
+    waiting = await filed(desk, ledger)
+    rejected = await filed(desk, ledger)
+    reject = ["--reject", "--reason", "not_a_defect"]
+    coloured = Cli({**cli.env, "FORCE_COLOR": "1", "TERM": "xterm-256color"})
+    review = await coloured("complaints", "review", rejected.complaint_id, *reject)
+    assert re.search(RED_REJECTED, succeeded(review))
+    await in_ledger(ledger, rejected.complaint_id, S.REJECTED)
+
+    listed = succeeded(await coloured("complaints", "list"))
+    row = next(line for line in listed.splitlines() if waiting.complaint_id in line)
+    assert re.search(YELLOW_UNDER_REVIEW, row), "open: yellow"
+    row = next(line for line in listed.splitlines() if rejected.complaint_id in line)
+    assert re.search(RED_REJECTED, row), "refused: red"
+    shown = succeeded(await coloured("complaints", "show", waiting.complaint_id))
+    assert re.search(YELLOW_UNDER_REVIEW, shown)
+
+
 # ---------------------------------------------------------------------------------------------- review
 
 
@@ -341,7 +457,8 @@ async def test_token_mints_a_jwt_with_the_configured_secret() -> None:
 async def test_token_refuses_the_system_role_a_bad_ttl_and_a_missing_secret(tmp_path: Path) -> None:
     env: dict[str, str | None] = {"REFUND_DESK_JWT_SECRET": JWT_SECRET}
     system = await invoke(["token", "--role", "system", "--sub", "desk"], env)
-    failed(system, 2, "tokens are for backend, support, customer")
+    assert system.exit_code == 2, (system.stdout, system.stderr)
+    assert "'system' is not one of 'backend', 'support', 'customer'" in system.stderr, "refused by the parser"
     assert system.stdout == ""
     failed(await invoke(["token", "--role", "support", "--sub", "bob", "--ttl", "soon"], env), 2, "--ttl")
 
@@ -469,6 +586,13 @@ def test_help_lists_the_commands() -> None:
     numbers = succeeded(runner.invoke(app, ["activations", "--help"], env={"COLUMNS": "200"}))
     for command in ("start", "show", "sms", "cancel"):
         assert re.search(rf"^\W*{command} ", numbers, re.M), (command, numbers)
+
+
+def test_token_offers_exactly_the_roles_that_get_tokens() -> None:
+    assert {role.value for role in TokenRole} == {role.value for role in CALLER_ROLES}
+    out = succeeded(runner.invoke(app, ["token", "--help"], env={"COLUMNS": "200"}))
+    assert re.search(r"[<\[]backend\|support\|customer[>\]]", out), out
+    assert "system" not in out
 
 
 def test_review_help_lists_every_rejection_code() -> None:
@@ -1026,6 +1150,10 @@ async def test_approving_a_claim_refunds_the_price_and_show_says_so(
         if "resolution" in line
     )
     assert "refunded, 0.75 EUR at " in resolution
+    shown = succeeded(await cli("complaints", "show", complaint_id))
+    assert "refund amount: 0.75 EUR; refund issued at: " in shown, "a nested record flattened under its key"
+    assert 'note: "provider log empty"' in shown
+    assert "{" not in shown.split("events", 1)[1], "an event's detail is text, never a dict"
 
 
 async def test_a_withdrawn_claim_is_listed_and_shown_as_withdrawn(

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from policy.activation import ActivationState
 from policy.models import ActivationStatus, Role
-from starter.cli.formatting import NO_VALUE, console, facts_grid, money, plain, until, when
+from starter.cli.formatting import NO_VALUE, Fact, console, facts_grid, money, plain, status_text, until, when
 from starter.cli.options import BackendOperator, OrderId, acting
 from starter.cli.reporting import with_desk
 
@@ -42,30 +43,30 @@ def refund_text(state: ActivationState) -> str:
     return NO_VALUE
 
 
-def activation_line(state: ActivationState) -> str:
+def activation_line(state: ActivationState) -> Text:
     """The activation in one line: its status and what it means now."""
-    line = f"{state.activation_id}: {state.status.value}"
+    line = Text.assemble(f"{state.activation_id}: ", status_text(state.status))
     if state.status is ActivationStatus.WAITING_FOR_SMS:
-        line += f" (expires {when(state.expires_at)}, {activation_left(state, datetime.now(UTC))})"
+        line.append(f" (expires {when(state.expires_at)}, {activation_left(state, datetime.now(UTC))})")
     elif state.status is ActivationStatus.COMPLETED:
-        line += f" (SMS at {when(state.completed_at)}; not refundable)"
+        line.append(f" (SMS at {when(state.completed_at)}; not refundable)")
     else:
         reason = state.cancel_reason.value if state.cancel_reason is not None else "canceled"
-        line += f" ({reason}); refund {refund_text(state)}"
+        line.append(f" ({reason}); refund {refund_text(state)}")
     return line
 
 
-def activation_facts(state: ActivationState, now: datetime) -> list[tuple[str, str]]:
+def activation_facts(state: ActivationState, now: datetime) -> list[Fact]:
     """Every fact `show` prints: the number and its order, then its SMS or its cancel and refund."""
     order = state.order
-    facts = [
+    facts: list[Fact] = [
         ("activation", state.activation_id),
         ("order", f"{order.order_id} ({order.product.name}, {order.product.sku})"),
         ("customer", state.customer_id),
         ("amount", money(order.price)),
         ("phone", state.phone_number),
         ("service", state.service),
-        ("status", state.status.value),
+        ("status", status_text(state.status)),
         ("started", f"{when(state.started_at)} by {state.started_by}"),
         ("expires", f"{when(state.expires_at)} ({activation_left(state, now)})"),
     ]
@@ -103,7 +104,7 @@ def start_activation(
         out.print(plain(f"started activation {state.activation_id}"))
     else:
         out.print(plain(f"activation {state.activation_id} already existed: nothing started"))
-    out.print(plain(activation_line(state)))
+    out.print(activation_line(state))
 
 
 @activations.command("show")
@@ -123,7 +124,7 @@ def receive_sms(
     """R1: the number received its SMS; the activation is completed and no longer refundable."""
     actor = acting(operator, Role.BACKEND)
     state = with_desk(lambda desk: desk.receive_sms(activation_id, actor, text))
-    console().print(plain(activation_line(state)))
+    console().print(activation_line(state))
 
 
 @activations.command("cancel")
@@ -132,4 +133,4 @@ def cancel_activation(activation_id: ActivationId, operator: BackendOperator = N
     once however often this is run."""
     actor = acting(operator, Role.BACKEND)
     state = with_desk(lambda desk: desk.cancel_activation(activation_id, actor))
-    console().print(plain(activation_line(state)))
+    console().print(activation_line(state))

@@ -1,55 +1,108 @@
-"""What `refund-desk complaints ...` prints: the line an action answers with, the list's table, and the facts
-and the audit trail (R16) that `show` prints. Each fact is built by a function of its own, so `show` reads
-as the list of what a complaint has to say."""
+"""What `refund-desk complaints ...` prints: the line an action answers with, the list, and the facts and
+the audit trail (R16) that `show` prints. Each fact is built by a function of its own, so `show` reads as
+the list of what a complaint has to say.
+
+The list and the audit trail are tables where a table fits the terminal without breaking a word; in a
+narrower one (80 columns cannot hold a complaint id beside five other columns), each row is a block of
+its own, its text wrapped between words."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from rich.table import Table
+from rich.padding import Padding
+from rich.table import Column, Table
+from rich.text import Text
 
 from policy.complaint import ComplaintState
-from policy.models import ComplaintKind
-from starter.cli.formatting import NO_VALUE, console, facts_grid, money, plain, size, time_left, when
+from policy.models import ComplaintEvent, ComplaintKind
+from starter.cli.formatting import (
+    NO_VALUE,
+    Fact,
+    console,
+    detail_text,
+    facts_grid,
+    fits,
+    money,
+    plain,
+    size,
+    status_text,
+    time_left,
+    unbroken,
+    when,
+)
 
-Fact = tuple[str, str]
+INDENT = (0, 0, 0, 2)
+"""A block's lines under its first: two columns in."""
 
 
 def print_changed(state: ComplaintState) -> None:
     """What an action did: the complaint's new status, and the clock if one still runs."""
-    line = f"{state.complaint_id}: {state.status.value}"
+    line = Text.assemble(f"{state.complaint_id}: ", status_text(state.status))
     left = time_left(state.deadline, datetime.now(UTC), state.status)
     if left != NO_VALUE:
-        line += f" (deadline {when(state.deadline)}, {left})"
-    console().print(plain(line))
+        line.append(f" (deadline {when(state.deadline)}, {left})")
+    console().print(line)
+
+
+def print_complaints(found: list[ComplaintState], now: datetime) -> None:
+    """The list as a table when it fits, else one block per complaint."""
+    out = console()
+    table = complaints_table(found, now)
+    if fits(table, out):
+        out.print(table)
+        return
+    for state in found:
+        out.print(Text.assemble((state.complaint_id, "bold"), "  ", status_text(state.status)))
+        out.print(Padding(plain(complaint_summary(state, now)), INDENT))
 
 
 def complaints_table(found: list[ComplaintState], now: datetime) -> Table:
     """One row per complaint: who, what, where it stands, and how long support has left."""
-    longest = max(len(state.complaint_id) for state in found)
-    table = Table("id", "customer", "kind", "status", "deadline (UTC)", "time left")
-    for column in table.columns[1:]:
-        column.overflow = "fold"  # a narrow terminal folds a value, never cuts it short
-    table.columns[0].no_wrap = True
-    table.columns[0].min_width = longest  # an id that wraps or is cut can no longer be copied
+    # ids and codes are copied whole; only the deadline wraps, its date over its time
+    table = Table(
+        Column("id", no_wrap=True),
+        Column("customer", no_wrap=True),
+        Column("kind", no_wrap=True),
+        Column("status", no_wrap=True),
+        Column("deadline (UTC)"),
+        Column("time left", no_wrap=True),
+    )
     for state in found:
         table.add_row(
             plain(state.complaint_id),
             plain(state.customer_id),
             plain(state.kind.value),
-            plain(state.status.value),
+            status_text(state.status),
             plain(when(state.deadline).removesuffix(" UTC")),
             plain(time_left(state.deadline, now, state.status)),
         )
-    return table
+    return unbroken(table)
+
+
+def complaint_summary(state: ComplaintState, now: datetime) -> str:
+    """A complaint's row without its id and status, its values apart by two spaces as a table's columns
+    are (no punctuation glued to an id that is copied): the block's second line."""
+    parts = [state.customer_id, state.kind.value]
+    if state.deadline is not None:
+        parts.append(f"deadline {when(state.deadline)}")
+    left = time_left(state.deadline, now, state.status)
+    if left != NO_VALUE:
+        parts.append(f"time left {left}")
+    return "  ".join(parts)
 
 
 def print_complaint(state: ComplaintState, now: datetime) -> None:
-    """The complaint's facts, then its events."""
+    """The complaint's facts, then its events: a table when it fits, else one block per event."""
     out = console()
     out.print(facts_grid(complaint_facts(state, now)))
-    out.print(events_table(state))
+    table = events_table(state.events)
+    if fits(table, out):
+        out.print(table)
+        return
+    out.print(Text("events", style="italic"), justify="center")
+    for event in state.events:
+        out.print(event_block(event))
 
 
 def complaint_facts(state: ComplaintState, now: datetime) -> list[Fact]:
@@ -73,7 +126,7 @@ def filing_facts(state: ComplaintState, now: datetime) -> list[Fact]:
     return [
         ("complaint", state.complaint_id),
         ("kind", state.kind.value),
-        ("status", state.status.value),
+        ("status", status_text(state.status)),
         ("order", f"{state.order.order_id} ({product.name}, {product.sku})"),
         ("customer", state.customer_id),
         ("amount", money(state.order.price)),
@@ -142,22 +195,35 @@ def resolution_facts(state: ComplaintState) -> list[Fact]:
     return [("resolution", outcome)]
 
 
-def events_table(state: ComplaintState) -> Table:
+def events_table(events: list[ComplaintEvent]) -> Table:
     """The audit trail (R16): every event, who caused it, and what it recorded."""
-    events = Table("seq", "at", "actor", "type", "detail", title="events")
-    for event in state.events:
-        detail = ", ".join(f"{key}={_detail(value)}" for key, value in event.detail.items())
-        events.add_row(
-            plain(event.seq), plain(when(event.at)), plain(event.actor), plain(event.type), plain(detail)
+    # the number, the actor and the type are read and copied whole; the time and the detail wrap
+    table = Table(
+        Column("seq", no_wrap=True),
+        Column("at"),
+        Column("actor", no_wrap=True),
+        Column("type", no_wrap=True),
+        Column("detail"),
+        title="events",
+    )
+    for event in events:
+        table.add_row(
+            plain(event.seq),
+            plain(when(event.at)),
+            plain(event.actor),
+            plain(event.type),
+            plain(detail_text(event.detail)),
         )
-    return events
+    return unbroken(table)
 
 
-def _detail(value: Any) -> str:
-    """An event detail value: ISO times as `when` shows them, everything else as written."""
-    if isinstance(value, str):
-        try:
-            return when(datetime.fromisoformat(value))
-        except ValueError:
-            return value
-    return str(value)
+def event_block(event: ComplaintEvent) -> Table:
+    """One event where the table does not fit: its number, then what happened and who did it, with what it
+    recorded under that."""
+    block = Table.grid(padding=(0, 1))
+    block.add_column(justify="right", no_wrap=True)
+    block.add_column(overflow="fold")
+    happened = f"{when(event.at)}  {event.type} by {event.actor}"
+    detail = detail_text(event.detail)
+    block.add_row(plain(event.seq), plain(f"{happened}\n{detail}" if detail else happened))
+    return block

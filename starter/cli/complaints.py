@@ -28,7 +28,7 @@ from policy.models import (
     ReviewDecision,
     Role,
 )
-from starter.cli.complaint_views import complaints_table, print_changed, print_complaint
+from starter.cli.complaint_views import print_changed, print_complaint, print_complaints
 from starter.cli.formatting import console, plain
 from starter.cli.options import BackendOperator, Note, Operator, OrderId, acting
 from starter.cli.reporting import USAGE, fail, validation_message, with_desk
@@ -119,7 +119,7 @@ def list_complaints(
     if not found:
         console().print("no complaints")
         return
-    console().print(complaints_table(found, datetime.now(UTC)))
+    print_complaints(found, datetime.now(UTC))
 
 
 @complaints.command()

@@ -1,17 +1,25 @@
-"""How the CLI writes what the desk answers: times, money, sizes and clocks as people read them, and the
-console every command prints through."""
+"""How the CLI writes what the desk answers: times, money, sizes and clocks as people read them, statuses
+in colour, an event's detail as text, and the console every command prints through.
+
+In a terminal the output fits its width without breaking a word: a table is printed only when each of its
+columns can hold its longest word, and a view falls back to one block per row when it cannot. Into a pipe
+(no terminal, no COLUMNS) rows are printed whole and without colour, for grep and scripts."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from pydantic import ValidationError
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from policy.models import ComplaintStatus, Money, canonical_amount
+from policy.models import ActivationStatus, ComplaintStatus, Money, canonical_amount
 
 NO_VALUE = "—"
 """What a missing time, deadline or clock reads as."""
@@ -87,11 +95,130 @@ def plain(value: object) -> Text:
     return Text(str(value))
 
 
-def facts_grid(facts: Iterable[tuple[str, str]]) -> Table:
-    """Labelled facts, one a line: the label in bold, the value beside it."""
+Fact = tuple[str, str | Text]
+"""A label and its value: plain text, or text already styled (a status)."""
+
+
+def facts_grid(facts: Iterable[Fact]) -> Table:
+    """Labelled facts, one a line: the label in bold, the value beside it, wrapped between its words."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+    grid.add_column(overflow="fold")  # a word wider than the whole column is folded, never cut short
     for label, value in facts:
-        grid.add_row(plain(label), plain(value))
+        grid.add_row(plain(label), value if isinstance(value, Text) else plain(value))
     return grid
+
+
+STATUS_STYLES: dict[ComplaintStatus | ActivationStatus, str] = {
+    ComplaintStatus.UNDER_REVIEW: "yellow",
+    ComplaintStatus.AWAITING_ACCESS: "yellow",
+    ComplaintStatus.RECTIFYING: "yellow",
+    ComplaintStatus.AWAITING_REMEDY_CHOICE: "yellow",
+    ComplaintStatus.ESCALATED: "bold yellow",
+    ComplaintStatus.RECTIFIED: "green",
+    ComplaintStatus.REFUNDED: "green",
+    ComplaintStatus.REPLACED: "green",
+    ComplaintStatus.REJECTED: "red",
+    ComplaintStatus.ACCESS_REFUSED: "red",
+    ComplaintStatus.WITHDRAWN: "dim",
+    ActivationStatus.WAITING_FOR_SMS: "yellow",
+    ActivationStatus.COMPLETED: "green",
+    ActivationStatus.CANCELED: "dim",
+}
+"""Open and waiting: yellow (escalated, past its deadline, in bold); ended as the customer asked: green;
+refused: red; given up: dim."""
+
+
+def status_text(status: ComplaintStatus | ActivationStatus) -> Text:
+    """A status in its colour; the colour is dropped where the console has none (a pipe)."""
+    return Text(status.value, style=STATUS_STYLES[status])
+
+
+def unbroken(table: Table) -> Table:
+    """`table` with each column at least as wide as its longest word (its longest value, for a column that
+    does not wrap), so that rich wraps a cell only between words."""
+    for column in table.columns:
+        values = [str(column.header), *(_plain_of(cell) for cell in column.cells)]
+        if column.no_wrap:
+            longest = max(cell_len(value) for value in values)
+        else:
+            longest = max((cell_len(word) for value in values for word in value.split()), default=1)
+        column.min_width = max(column.min_width or 0, longest)
+    return table
+
+
+def _plain_of(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def fits(table: Table, out: Console) -> bool:
+    """Whether an `unbroken` table fits the console's width: its narrowest rendering, every column at its
+    longest word, borders and padding included. (rich's own `Measurement.get` caps the answer at the
+    width, so the table is asked directly.)"""
+    return table.__rich_measure__(out, out.options).minimum <= out.width
+
+
+def detail_text(detail: Mapping[str, Any]) -> str:
+    """An event's detail as text: `deadline: 2026-12-05 10:00:00 UTC; note: "seen it"`.
+
+    A nested record is flattened under its key (`refund amount: 0.75 EUR; refund issued at: ...`), an
+    amount with its currency reads as money, times read as `when` writes them, and text with spaces or
+    separators in it is quoted, so that it cannot be taken for the next pair.
+    """
+    return "; ".join(f"{label}: {value}" for label, value in _detail_pairs(detail, ""))
+
+
+def _detail_pairs(detail: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
+    for key, value in detail.items():
+        label = f"{prefix}{key.replace('_', ' ')}"
+        if isinstance(value, Mapping) and not _is_money(value):
+            yield from _detail_pairs(value, f"{label} ")
+        else:
+            yield label, detail_value(value)
+
+
+def _is_money(value: Mapping[str, Any]) -> bool:
+    return set(value) == {"amount", "currency"}
+
+
+def detail_value(value: Any) -> str:
+    """One value of an event's detail, as `detail_text` writes it."""
+    if value is None:
+        return NO_VALUE
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Mapping):  # a record in a list: flattened in brackets
+        return _money_text(value) if _is_money(value) else f"({detail_text(value)})"
+    if isinstance(value, list | tuple):
+        return ", ".join(detail_value(item) for item in value) if value else "none"
+    if isinstance(value, str):
+        return _string_text(value)
+    return str(value)
+
+
+def _money_text(value: Mapping[str, Any]) -> str:
+    try:
+        return money(Money.model_validate(value))
+    except ValidationError:
+        return f"{value['amount']} {value['currency']}"
+
+
+QUOTED_WHEN_IN = frozenset(' \t\n;,"')
+"""Characters that would blur where a value of free text ends: it is quoted if it holds any of them."""
+
+
+def _string_text(value: str) -> str:
+    """A time (the workflows record times as ISO 8601 with their zone) as `when` writes it; free text
+    quoted; a code or an id as it is."""
+    if "T" in value:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            return when(moment)
+    if not value or QUOTED_WHEN_IN.intersection(value):
+        return json.dumps(value, ensure_ascii=False)
+    return value
