@@ -27,7 +27,6 @@ from starter.desk.orders import Orders
 from starter.desk.plumbing import Update, may_see
 from workflows.activation import NumberActivationWorkflow
 
-
 ActivationAction = TypeVar("ActivationAction", SmsReceived, CancelActivation)
 
 
