@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 ## make run: venv, install, migrations, Temporal dev server (SQLite, UI on :8233) and the worker.
 run: $(STAMP)
-	$(BIN)/python -m starter.run_local
+	$(BIN)/python -m starter.local
 
 ## make test: venv, install, PostgreSQL if missing, then ruff, mypy and the whole pytest suite.
 test: $(STAMP) postgres lint typecheck pytest

@@ -54,7 +54,7 @@ def _stop(process: subprocess.Popen[bytes], sig: signal.Signals, grace: float) -
 class DevServer:
     """`temporal server start-dev` on a fixed loopback port and a SQLite file that outlives the process.
 
-    The flags are `starter.run_local.dev_server_command`'s (the search attributes included), with the web
+    The flags are `starter.local.run.dev_server_command`'s (the search attributes included), with the web
     UI off: a chaos run has nobody looking at it and one port fewer to collide on."""
 
     db_file: Path

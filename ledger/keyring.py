@@ -1,8 +1,8 @@
 """AES-256-GCM keyrings with rotation: the current key encrypts, every key on the ring still decrypts.
 
 Two keyrings use this, with keys of their own: the credential vault (`ledger.vault`) and the payload codec
-(`starter.codec`). A key is named by a short id stored beside each ciphertext, so rotating means putting a
-new key first and keeping the old ones until nothing sealed with them is still read.
+(`starter.desk.codec`). A key is named by a short id stored beside each ciphertext, so rotating means
+putting a new key first and keeping the old ones until nothing sealed with them is still read.
 """
 
 from __future__ import annotations

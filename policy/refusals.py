@@ -1,4 +1,4 @@
-"""Why the policy says no: a stable code (API.md's error codes) and a sentence for a person."""
+"""Why the policy says no: a stable code (docs/api.md's error codes) and a sentence for a person."""
 
 from __future__ import annotations
 

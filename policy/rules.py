@@ -1,4 +1,4 @@
-"""Rule functions: the arithmetic of POLICY.md, pure and deterministic.
+"""Rule functions: the arithmetic of docs/policy.md, pure and deterministic.
 
 The workflows call these with `workflow.now()`; tests call them with any instant. Each names its rule.
 """

@@ -1,4 +1,4 @@
-"""Policy windows and limits (POLICY.md "Settings").
+"""Policy windows and limits (docs/policy.md "Settings").
 
 `PolicySettings` reads the environment once, where a complaint is filed; `PolicySnapshot` is the frozen copy
 that travels in the workflow input, so a later change of settings never changes a running complaint.

@@ -6,7 +6,10 @@ Nothing here is mocked: workflows run on `temporal-test-server`, activities writ
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -25,6 +28,7 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 
 from ledger.migrate import upgrade
+from ledger.paths import DATA_DIR_ENV
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.complaint import ComplaintState
@@ -38,6 +42,23 @@ from starter.desk.codec import encrypting_converter
 from tests.factories import PAYLOAD_KEYS
 from tests.postgres import throwaway_cluster
 from worker import build_worker
+
+TEST_DATA = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's own data folder: a developer's `make run` leaves keys and a `policy.json` with its
+    windows in the checkout's `.data/`, which the tests must neither read nor write."""
+    folder = Path(tempfile.mkdtemp(prefix="refund-desk-test-data-"))
+    config.stash[TEST_DATA] = folder
+    os.environ[DATA_DIR_ENV] = str(folder)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(TEST_DATA, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 QUIET_RUNTIME = Runtime(
     telemetry=TelemetryConfig(

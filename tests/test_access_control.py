@@ -1,4 +1,4 @@
-"""Who may see and do what, over real HTTP: API.md's "Auth" section as a systematic matrix.
+"""Who may see and do what, over real HTTP: docs/api.md's "Auth" section as a systematic matrix.
 
 `tests/test_api.py` checks each endpoint's role row once; this module goes further, with two customers who
 each hold every kind of resource (a defect complaint waiting for access, a number being activated with an
@@ -263,7 +263,7 @@ def _unknown_order() -> str:
 
 
 def probes_on(victim: Holdings) -> list[Probe]:
-    """Every endpoint of API.md a customer may call, aimed at each of `victim`'s resources it takes."""
+    """Every endpoint of docs/api.md a customer may call, aimed at each of `victim`'s resources it takes."""
 
     def path(template: str, body: Json | None = None) -> Callable[[str], tuple[str, Json | None]]:
         return lambda given: (template.format(given), body)
@@ -316,11 +316,11 @@ def _normalized(response: httpx.Response, identifier: str) -> Json:
 async def test_a_customer_gets_404_on_everything_of_another_customer_as_if_it_did_not_exist(
     api: Api,
 ) -> None:
-    """API.md: "a customer sees and acts on their own orders and complaints only (others: 404)". Each
+    """docs/api.md: "a customer sees and acts on their own orders and complaints only (others: 404)". Each
     customer (and one whose id differs from Alice's only in case) tries every customer endpoint on each of
     the other's resources; the answer is the very 404 an unknown id of the same shape gets (so it tells
     nothing about what exists), and afterwards every row of the ledger and every complaint's status and
-    events are as they were. API.md and the code agree on the balance too: another's is 404, not 403."""
+    events are as they were. docs/api.md and the code agree on the balance too: another's is 404, not 403."""
     alice, bob = await holdings(api), await holdings(api)
     before = await settled_dump(api.desk.ledger)
     seen_before = {h.customer_id: await views(api, h) for h in (alice, bob)}
@@ -417,9 +417,10 @@ async def test_the_complaint_list_shows_a_customer_nothing_of_another_customer_w
 async def test_support_and_the_backend_cannot_answer_access_choose_a_remedy_or_withdraw_for_the_customer(
     api: Api,
 ) -> None:
-    """API.md names the owner alone for access, remedy and withdraw (R9, R12, R14). Support or the backend
-    trying them, with a body the owner's own request would have had applied and even with the owner's id
-    as `sub`, is 403 and changes nothing; then the owner's very requests are applied, one after another."""
+    """docs/api.md names the owner alone for access, remedy and withdraw (R9, R12, R14). Support or the
+    backend trying them, with a body the owner's own request would have had applied and even with the
+    owner's id as `sub`, is 403 and changes nothing; then the owner's very requests are applied, one after
+    another."""
     customer_id = new_customer()
     complaint_id = await defect_complaint(api, customer_id)
     await request_access(api, complaint_id)
@@ -615,12 +616,12 @@ PLACEMENT_CASES: dict[str, Case] = {
     "another header": lambda c, s: Placement(headers={"X-Authorization": f"Bearer {_good(c, s)}"}),
     "the proxy's header": lambda c, s: Placement(headers={"Proxy-Authorization": f"Bearer {_good(c, s)}"}),
 }
-"""A valid token (or none) in a place API.md does not name: only `Authorization: Bearer` counts."""
+"""A valid token (or none) in a place docs/api.md does not name: only `Authorization: Bearer` counts."""
 
 
 @dataclass(frozen=True)
 class Call:
-    """One endpoint of API.md with a body its admitted caller would have applied."""
+    """One endpoint of docs/api.md with a body its admitted caller would have applied."""
 
     method: str
     path: str
@@ -747,8 +748,8 @@ async def applied_with_good_tokens(api: Api, staged: Stage) -> None:
 async def test_every_endpoint_answers_401_to_a_forged_malformed_or_expired_token_and_changes_nothing(
     api: Api,
 ) -> None:
-    """API.md "Auth": HS256 only, `exp` enforced, `sub` an id, `role` one of three. Each bad token, made of
-    the claims the endpoint admits with one thing wrong, is 401 on every endpoint with a body that would
+    """docs/api.md "Auth": HS256 only, `exp` enforced, `sub` an id, `role` one of three. Each bad token, made
+    of the claims the endpoint admits with one thing wrong, is 401 on every endpoint with a body that would
     have been applied; nothing in the ledger or the complaints moves. The same calls with a good token are
     then applied, so the bodies were real."""
     staged = await stage(api)
@@ -871,7 +872,7 @@ def database_files(ledger: Ledger) -> list[Path]:
 async def test_credentials_granted_through_the_api_appear_in_clear_in_no_response_log_row_or_history(
     api: Api, cli: Cli, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """API.md: "Credentials never appear in any response, log or workflow history in clear text." A
+    """docs/api.md: "Credentials never appear in any response, log or workflow history in clear text." A
     customer grants access with credentials made of unique strings, after a few refused attempts (too early,
     by a stranger, by support, malformed); the whole scenario runs with every logger at DEBUG (SQL with its
     parameters included) and every response recorded. None of the strings is in any response body or

@@ -1,5 +1,5 @@
-"""The HTTP contract of API.md, over real HTTP: uvicorn on a loopback port, the real desk, a worker on the
-time-skipping Temporal server and a real SQLite ledger. Nothing is mocked.
+"""The HTTP contract of docs/api.md, over real HTTP: uvicorn on a loopback port, the real desk, a worker on
+the time-skipping Temporal server and a real SQLite ledger. Nothing is mocked.
 
 Five-day windows pass in milliseconds: `api.desk.outcome()` waits on the workflow's result, which lets the
 test server skip time; the test then reads the outcome back through the API like any client would.

@@ -1,6 +1,6 @@
-"""The virtual-number half of API.md over real HTTP: activations (R1, R2), the claims about a number (R5, R6)
-with their intake refusals (R3, R4, R15, the product's kind, an order refunded already), their review, and
-their evidence.
+"""The virtual-number half of docs/api.md over real HTTP: activations (R1, R2), the claims about a number
+(R5, R6) with their intake refusals (R3, R4, R15, the product's kind, an order refunded already), their
+review, and their evidence.
 
 As in `tests/test_api.py` nothing is mocked: uvicorn on a loopback port, the real desk, a worker on the
 time-skipping Temporal server and a SQLite ledger. `env.sleep()` skips server time exactly, so "one second
@@ -42,7 +42,7 @@ CLAIM_WINDOW = POLICY.claim_window
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR-a-screenshot-of-the-2fa-screen"
 
 ACTIVATION_FIELDS = {"activation_id", "order_id", "status", "expires_at", "refund"}
-"""API.md's activation; the API may add fields, never drop these."""
+"""docs/api.md's activation; the API may add fields, never drop these."""
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -542,6 +542,16 @@ async def test_migrate_refuses_a_ledger_a_newer_release_migrated(tmp_path: Path)
     )
 
 
+async def test_a_ledger_never_migrated_says_to_run_migrate(cli: Cli, tmp_path: Path) -> None:
+    bare = Cli({**cli.env, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bare.db"})
+    failed(
+        await bare("complaints", "list"),
+        2,
+        "ledger_not_migrated: the ledger has no schema yet: run `refund-desk migrate` against this "
+        "DATABASE_URL",
+    )
+
+
 async def test_every_command_reports_an_unusable_database_url_before_dialling_temporal(
     tmp_path: Path,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Payload encryption (`starter.codec`): what Temporal stores is ciphertext, rotated keys still open, and
+"""Payload encryption (`starter.desk.codec`): what Temporal stores is ciphertext, rotated keys still open, and
 support (only support) reads histories in clear through the codec endpoint."""
 
 from __future__ import annotations

@@ -439,7 +439,7 @@ async def test_r16_refund_is_issued_once_whatever_the_repeats(desk: ComplaintDes
 async def test_r16_an_event_and_its_notice_are_written_by_one_activity_once(
     desk: ComplaintDesk, ledger: Ledger
 ) -> None:
-    """Each transition is one ledger activity, its notice included (issue 6), and a retried write of it
+    """Each transition is one ledger activity, its notice included, and a retried write of it
     adds neither an event nor a notice."""
     from ledger.records import ComplaintTransition
 

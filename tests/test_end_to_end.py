@@ -34,7 +34,7 @@ from starter.api.auth import mint_token
 from starter.binaries import tool_path
 from starter.desk import ComplaintDesk
 from starter.desk.codec import encrypting_converter
-from starter.run_local import stop_in_order
+from starter.local.run import stop_in_order
 from tests.conftest import in_ledger, migrated_ledger
 from tests.factories import (
     BACKEND,

@@ -1,5 +1,5 @@
-"""Hostile input over real HTTP: each request is answered with a 4xx in API.md's error body, and the ledger is
-exactly as it was (every table, every row, compared before and after), and no workflow was started.
+"""Hostile input over real HTTP: each request is answered with a 4xx in docs/api.md's error body, and the
+ledger is exactly as it was (every table, every row, compared before and after), and no workflow was started.
 
 The API is the `api` fixture's: uvicorn on a loopback port, the real desk, a worker on the time-skipping
 Temporal server and a real SQLite ledger. Writes that trail an accepted request (audit events, notices) are

@@ -290,7 +290,7 @@ def test_the_guard_tables_cover_every_action() -> None:
 
 
 def test_the_door_table_is_the_policy_as_written() -> None:
-    """POLICY.md spelled out, so that a change to `ALLOWED` is a deliberate change of policy."""
+    """docs/policy.md spelled out, so that a change to `ALLOWED` is a deliberate change of policy."""
     open_ = {S.UNDER_REVIEW, S.AWAITING_ACCESS, S.RECTIFYING, S.ESCALATED, S.AWAITING_REMEDY_CHOICE}
     assert open_ == set(ComplaintStatus) - FINAL_STATUSES
     assert {action: set(statuses) for action, statuses in ALLOWED.items()} == {

@@ -891,7 +891,7 @@ def test_r1_r2_an_sms_never_completes_a_canceled_number_and_a_completed_one_is_n
 
 
 CLAIM_STATUSES = [S.UNDER_REVIEW, S.ESCALATED, S.REFUNDED, S.REJECTED, S.WITHDRAWN]
-"""The statuses an SMS-not-received or invalid-number claim can be in (POLICY.md "States")."""
+"""The statuses an SMS-not-received or invalid-number claim can be in (docs/policy.md "States")."""
 KIND_AND_STATUS = st.sampled_from(ComplaintKind).flatmap(
     lambda kind: st.tuples(
         st.just(kind), st.sampled_from(list(S) if kind is ComplaintKind.MAJOR_DEFECT else CLAIM_STATUSES)

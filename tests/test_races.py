@@ -1,4 +1,4 @@
-"""Duplicates and races, each ending with exactly one outcome (POLICY.md R15, R16; R11 against R12).
+"""Duplicates and races, each ending with exactly one outcome (docs/policy.md R15, R16; R11 against R12).
 
 A shop's clients retry, customers double-click, and a deployment runs several API processes: the same
 request can arrive twice at once, and a person's action can land in the very instant a durable timer fires.
@@ -135,7 +135,7 @@ def moment(value: str) -> datetime:
 
 
 async def test_the_same_order_posted_twice_at_once_is_one_201_one_200_and_one_row(api: Api) -> None:
-    """API.md: the same order again is a 200 and no duplicate; at once, the ledger's key decides which is
+    """docs/api.md: the same order again is a 200 and no duplicate; at once, the ledger's key decides which is
     the 201."""
     body = order_body(new_customer(), amount="19.90")
     created, repeated = one_each(

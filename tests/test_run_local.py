@@ -1,4 +1,4 @@
-"""`make run` (`python -m starter.run_local`) as a newcomer meets it: it refuses, in one line and before it
+"""`make run` (`python -m starter.local`) as a newcomer meets it: it refuses, in one line and before it
 writes or starts anything, a port already taken or a setting it cannot use; once running it tells a second
 shell what to export and which policy windows are in force. Real processes and sockets, in a temporary
 folder, on ephemeral ports (never the defaults: a developer's own `make run` may hold them)."""
@@ -23,7 +23,8 @@ import pytest
 from ledger.paths import DATA_DIR_ENV
 from ledger.vault import VaultKeyring
 from starter.desk.settings import policy_in_force
-from starter.run_local import bind_error, in_words
+from starter.local.banner import in_words
+from starter.local.preflight import bind_error
 
 STARTED_WITHIN = 180
 """Seconds for the dev server, the worker and the API to answer on a busy two-core machine."""
@@ -68,7 +69,7 @@ def environment(folder: Path, ports: dict[str, int], **extra: str) -> dict[str, 
 
 def run_local(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "starter.run_local"],
+        [sys.executable, "-m", "starter.local"],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -218,7 +219,7 @@ def test_running_it_tells_a_second_shell_what_to_export_and_a_second_run_is_refu
     out = tmp_path / "run.out"
     with out.open("w") as sink:
         first = subprocess.Popen(
-            [sys.executable, "-m", "starter.run_local"],
+            [sys.executable, "-m", "starter.local"],
             cwd=tmp_path,
             env=env,
             stdout=sink,
@@ -253,3 +254,15 @@ def test_running_it_tells_a_second_shell_what_to_export_and_a_second_run_is_refu
     monkeypatch.delenv("REFUND_DESK_RECTIFY_WINDOW", raising=False)
     assert policy_in_force().rectify_window == timedelta(seconds=30), "a CLI elsewhere gets the run's policy"
     assert (tmp_path / "elsewhere" / "ledger.db").is_file()
+
+
+def test_a_ledger_that_does_not_answer_stops_it_in_one_line_before_any_server(tmp_path: Path) -> None:
+    ports = {"frontend": free_port(), "ui": free_port(), "api": free_port()}
+    nowhere = f"postgresql+asyncpg://ledger:hunter2@127.0.0.1:{free_port()}/refunds"
+    env = environment(tmp_path, ports, DATABASE_URL=nowhere)
+    done = run_local(tmp_path, env)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: ledger_unavailable: the ledger is unavailable"), done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+    assert processes_of(env) == []

@@ -1,4 +1,4 @@
-"""One rented number's activation (POLICY.md R1, R2).
+"""One rented number's activation (docs/policy.md R1, R2).
 
 The number waits `sms_wait` for its SMS. The SMS completes the activation, which is then not refundable
 (R1). No SMS in time, or a cancel by the customer or the backend before one came, cancels it and returns

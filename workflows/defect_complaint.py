@@ -1,4 +1,4 @@
-"""A major-defect complaint, from filing to its one outcome (POLICY.md R7-R14, R16).
+"""A major-defect complaint, from filing to its one outcome (docs/policy.md R7-R14, R16).
 
 The run method reads as the policy: the company may rectify until the deadline (R7), which an access
 request pauses (R10); support is reminded before it (R13); at the deadline an unreviewed complaint is

@@ -5,8 +5,8 @@ The key id travels in each payload's metadata, so a rotated keyring still opens 
 Payloads that are not ours (written before encryption was switched on, or by another client) pass through
 `decode` untouched: a running complaint from the previous release keeps working.
 
-Support reads histories in clear through the API's codec endpoint (`/codec/decode`, `starter.codec_api`),
-which the Temporal CLI and UI call with a support token.
+Support reads histories in clear through the API's codec endpoint (`/codec/decode`,
+`starter.api.routers.codec`), which the Temporal CLI and UI call with a support token.
 """
 
 from __future__ import annotations

@@ -48,6 +48,8 @@ class Entry:
     status: int
     message: Callable[[Any], str]
     usage: bool = False
+    when: Callable[[Any], bool] = lambda _: True
+    """A further test of the exception, where its type alone does not tell (a missing table)."""
 
 
 CONFLICTS = frozenset(
@@ -89,6 +91,13 @@ def _validation(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _schema_missing(error: DBAPIError) -> bool:
+    """The database answers but has no ledger tables: SQLite's "no such table", PostgreSQL's
+    `UndefinedTableError` ("relation ... does not exist")."""
+    cause = f"{type(error.orig).__name__}: {error.orig}"
+    return "no such table" in cause or "UndefinedTable" in cause
+
+
 TABLE: list[Entry] = [
     Entry(ComplaintNotFound, "complaint_not_found", 404, lambda e: f"no complaint {e}"),
     Entry(ActivationNotFound, "activation_not_found", 404, lambda e: f"no activation {e}"),
@@ -101,6 +110,14 @@ TABLE: list[Entry] = [
         "temporal_unavailable",
         503,
         lambda _: "Temporal, the workflow service, is unavailable; try again shortly",
+    ),
+    Entry(
+        DBAPIError,
+        "ledger_not_migrated",
+        500,
+        lambda _: "the ledger has no schema yet: run `refund-desk migrate` against this DATABASE_URL",
+        usage=True,
+        when=_schema_missing,
     ),
     Entry(DBAPIError, "ledger_unavailable", 503, lambda _: "the ledger is unavailable; try again shortly"),
     Entry(ArgumentError, "database_url_invalid", 500, lambda e: f"DATABASE_URL: {e}", usage=True),
@@ -120,7 +137,7 @@ def failure_of(error: BaseException) -> Failure | None:
     if isinstance(error, PolicyRefusal):
         return Failure(error.code, refusal_status(error.code), error.message)
     for entry in TABLE:
-        if isinstance(error, entry.kind):
+        if isinstance(error, entry.kind) and entry.when(error):
             return Failure(entry.code, entry.status, entry.message(error), entry.usage)
     return None
 

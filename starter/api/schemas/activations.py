@@ -55,14 +55,14 @@ class SmsOut(Out):
 
 
 class ActivationOut(Out):
-    """API.md's activation, then what a customer also wants to see: the number, the code, why it ended."""
+    """docs/api.md's activation, then what a customer also wants: the number, the code, why it ended."""
 
     activation_id: str
     order_id: str
     status: ActivationStatus
     expires_at: UtcTime
     refund: RefundOut | None
-    # additions to API.md
+    # additions to docs/api.md
     customer_id: str
     phone_number: str
     service: str

@@ -175,7 +175,7 @@ class ComplaintSummary(Out):
     deadline: UtcTime | None
     remedy_choice: RemedyChoice | None
     resolution: ResolutionOut | None
-    # additions to API.md
+    # additions to docs/api.md
     amount: AmountOut
     currency: str
     review: ReviewOut | None
@@ -226,7 +226,7 @@ class ComplaintSummary(Out):
 
 
 class ComplaintOut(ComplaintSummary):
-    """API.md's complaint: the summary plus its audit trail (R16)."""
+    """docs/api.md's complaint: the summary plus its audit trail (R16)."""
 
     events: list[EventOut]
 

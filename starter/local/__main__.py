@@ -1,0 +1,5 @@
+"""`python -m starter.local`, which `make run` runs."""
+
+from starter.local.run import main
+
+main()

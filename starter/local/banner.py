@@ -1,0 +1,120 @@
+"""What `make run` prints once the API answers: where each part listens, the policy windows in force, the
+exports a second shell needs, and a development token per role."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from ledger.paths import DATA_DIR_ENV
+from policy.models import Role
+from policy.settings import PolicySnapshot
+from starter.api.auth import CALLER_ROLES, mint_token
+from starter.desk.settings import (
+    policy_file,
+)
+from starter.local.preflight import API_HOST, Plan
+
+DEV_TOKEN_TTL = timedelta(hours=24)
+
+
+DEV_SUBS = {Role.BACKEND: "shop", Role.SUPPORT: "alice", Role.CUSTOMER: "cust-1"}
+
+
+POLICY_WINDOWS = {
+    "claim_window": "claim window",
+    "rectify_window": "rectify window",
+    "access_response_window": "access response window",
+    "remedy_choice_window": "remedy choice window",
+    "review_window": "review window",
+    "review_reminder_before": "review reminder",
+    "sms_wait": "SMS wait",
+}
+"""The policy's windows as the banner names them."""
+
+
+SECRET_SETTINGS = ("REFUND_DESK_VAULT_KEYS", "REFUND_DESK_PAYLOAD_KEYS", "REFUND_DESK_JWT_SECRET")
+"""What a second shell needs as well when this one set it, and no banner prints."""
+
+
+def in_words(duration: timedelta) -> str:
+    """`5 days`, `1 day 12 h`, `20 min`, `30 s`, `1.5 s`: how a person says a window."""
+    whole, micros = divmod(duration // timedelta(microseconds=1), 1_000_000)
+    parts = []
+    for unit, size in (("day", 86_400), ("h", 3_600), ("min", 60)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count} {unit}s" if unit == "day" and count != 1 else f"{count} {unit}")
+    if whole or micros or not parts:
+        parts.append(f"{whole + micros / 1_000_000:g} s")
+    return " ".join(parts)
+
+
+def policy_lines(policy: PolicySnapshot) -> str:
+    """The windows a complaint filed now gets, one a line: what a tester shortens before a run."""
+    lines = []
+    for field, label in POLICY_WINDOWS.items():
+        value = in_words(getattr(policy, field))
+        after = " before the review deadline" if field == "review_reminder_before" else ""
+        lines.append(f"  {label:<24}{value}{after}")
+    return "\n".join(lines)
+
+
+def shown(path: Path) -> str:
+    """A path as the person at the terminal reads it best: relative when it is below the cwd."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def second_shell(plan: Plan) -> str:
+    """The exports a CLI in another shell needs to reach this instance. Secrets are named, not printed."""
+    exports = {"TEMPORAL_ADDRESS": plan.temporal.address}
+    for name in ("TEMPORAL_NAMESPACE", "REFUND_DESK_TASK_QUEUE", DATA_DIR_ENV, "DATABASE_URL"):
+        if os.environ.get(name):
+            exports[name] = os.environ[name]
+    if DATA_DIR_ENV in exports:
+        exports[DATA_DIR_ENV] = str(plan.data)
+    files = {
+        "REFUND_DESK_VAULT_KEY_FILE": plan.ledger.vault_key_file,
+        "REFUND_DESK_PAYLOAD_KEY_FILE": plan.payload.payload_key_file,
+        "REFUND_DESK_JWT_SECRET_FILE": plan.api.jwt_secret_file,
+    }
+    exports |= {name: str(path.absolute()) for name, path in files.items() if os.environ.get(name)}
+    hidden = [name for name in SECRET_SETTINGS if os.environ.get(name)]
+    if "DATABASE_URL" in exports and make_url(exports["DATABASE_URL"]).password:
+        del exports["DATABASE_URL"]
+        hidden.insert(0, "DATABASE_URL")
+    lines = [f"  export {name}={shlex.quote(value)}" for name, value in exports.items()]
+    if hidden:
+        lines.append(f"  and {', '.join(hidden)} as in this shell (not printed here)")
+    return "\n".join(lines)
+
+
+def banner(plan: Plan, jwt_secret: str) -> str:
+    """What a person needs next: where each part listens, the policy, a second shell's exports, tokens."""
+    api = f"http://{API_HOST}:{plan.ports.api_port}"
+    ui_host = API_HOST if plan.ip in ("0.0.0.0", "::") else plan.ip
+    tokens = "\n".join(
+        f"  export {role.value.upper()}_TOKEN={mint_token(jwt_secret, role, DEV_SUBS[role], DEV_TOKEN_TTL)}"
+        for role in CALLER_ROLES
+    )
+    return (
+        "\nRefund Desk is running:\n"
+        f"  API        {api}   (docs {api}/docs, health {api}/healthz)\n"
+        f"  Web UI     http://{ui_host}:{plan.ports.ui_port}\n"
+        f"  Temporal   {plan.temporal.address} (namespace {plan.temporal.namespace})\n"
+        f"  Worker     task queue {plan.temporal.task_queue}\n"
+        f"  Data       {shown(plan.data)}/\n"
+        f"\nPolicy in force, saved to {shown(policy_file())} for the CLI (a REFUND_DESK_* window set in"
+        f" its shell wins):\n{policy_lines(plan.policy)}\n"
+        f"\nIn a second shell, for the CLI against this instance:\n{second_shell(plan)}\n"
+        f"\nDevelopment tokens (24 h; the customer is {DEV_SUBS[Role.CUSTOMER]}):\n{tokens}\n"
+        "More: .venv/bin/refund-desk token --role customer --sub <id>\n"
+        f"Ctrl-C stops everything; state stays in {shown(plan.data)}/.\n"
+    )
