@@ -33,7 +33,7 @@ from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.complaint import ComplaintState
 from policy.models import ComplaintStatus, Role
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.api.auth import mint_token
 from starter.api.settings import ApiSettings
 from starter.binaries import tool_path

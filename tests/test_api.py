@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.models import ComplaintStatus, Role
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.api.auth import mint_token
 from starter.api.settings import ApiSettings
 from starter.desk import ComplaintDesk

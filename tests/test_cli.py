@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
+from ledger.paths import DATA_DIR_ENV
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.activation import ActivationState
@@ -38,6 +39,7 @@ from policy.models import (
     Money,
     Order,
 )
+from policy.settings import PolicySnapshot
 from starter.api.auth import CALLER_ROLES
 from starter.cli.app import app
 from starter.cli.complaints import ReviewReason
@@ -45,6 +47,7 @@ from starter.cli.formatting import time_left
 from starter.cli.reporting import reported
 from starter.cli.service import TokenRole
 from starter.desk import ActivationUnresponsive, ComplaintDesk, ComplaintUnresponsive, Unresponsive
+from starter.desk.settings import save_policy
 from tests.conftest import in_ledger
 from tests.factories import (
     CLAIM,
@@ -954,6 +957,22 @@ async def test_file_a_major_defect_on_a_software_order(cli: Cli, ledger: Ledger)
     await in_ledger(ledger, complaint_id)
     shown = succeeded(await cli("complaints", "show", complaint_id))
     assert "major_defect" in shown and "review deadline" not in shown and "deadline" in shown
+
+
+async def test_the_cli_files_under_the_policy_make_run_saved(
+    cli: Cli, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI in a second shell, with none of `make run`'s exports, files under the windows it started with."""
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    save_policy(PolicySnapshot(rectify_window=timedelta(minutes=30)))  # as `make run` does
+    saved = Cli({**cli.env, DATA_DIR_ENV: str(tmp_path), "REFUND_DESK_RECTIFY_WINDOW": None})
+    order, _ = await ledger.record_order(software_order())
+    out = succeeded(await saved(*file_args(order, DEFECT, DESCRIPTION)))
+    complaint_id = complaint_id_in(out)
+    await in_ledger(ledger, complaint_id)
+    record = await ledger.get_complaint(complaint_id)
+    assert record is not None and record.state.deadline is not None
+    assert record.state.deadline - record.state.created_at == timedelta(minutes=30)
 
 
 async def test_a_claim_must_fit_the_product_it_is_about(cli: Cli, ledger: Ledger) -> None:

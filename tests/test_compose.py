@@ -355,7 +355,7 @@ def test_the_dockerfile_runs_the_console_script_as_a_non_root_user() -> None:
 
 def test_the_dockerfile_copies_everything_the_package_installs() -> None:
     tool = pyproject()["tool"]["setuptools"]
-    needed = {package.split(".")[0] for package in tool["packages"]}
+    needed = {pattern.rstrip("*").split(".")[0] for pattern in tool["packages"]["find"]["include"]}
     needed |= {f"{module}.py" for module in tool.get("py-modules", [])}
     needed |= {"pyproject.toml", pyproject()["project"]["readme"]}
     copied: set[str] = set()

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ledger.vault import VaultKeyring
 from policy.models import Role
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.api.settings import ApiSettings
 from tests.conftest import JWT_SECRET, Api, TimeSkippingDesk, migrated_ledger, served
 from tests.factories import DESCRIPTION

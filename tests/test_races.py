@@ -50,6 +50,7 @@ from tests.test_api_numbers import (
     start_activation,
 )
 from tests.test_end_to_end import wait_healthy
+from workflows.common import ComplaintWorkflow
 
 Json = dict[str, Any]
 ROOT = Path(__file__).resolve().parent.parent
@@ -479,7 +480,7 @@ async def deciding_the_default_refund(api: Api, env: WorkflowEnvironment, compla
 async def live_state(api: Api, complaint_id: str) -> ComplaintState:
     """The workflow's own state, by query: the ledger's projection lags behind it while the ledger is busy."""
     handle = api.desk.client.get_workflow_handle(workflow_id_of(complaint_id))
-    state: ComplaintState = await handle.query("state", result_type=ComplaintState)
+    state: ComplaintState = await handle.query(ComplaintWorkflow.state)
     return state
 
 

@@ -1,6 +1,5 @@
-"""The HTTP API: an app factory (`app`), one router per resource (`routers`) with its shapes beside it
-(`schemas`), who may call what (`dependencies`, `auth`) and one error body (`errors`)."""
+"""The HTTP API: an app factory (`app.create_app`), one router per resource (`routers`) with its shapes
+beside it (`schemas`), who may call what (`dependencies`, `auth`) and one error body (`errors`).
 
-from starter.api.app import create_app
-
-__all__ = ["create_app"]
+Nothing is imported here, so that the CLI can read the API's settings (`settings`) or mint a token
+(`auth`) without loading FastAPI and every route."""

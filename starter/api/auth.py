@@ -1,7 +1,8 @@
 """Bearer tokens (docs/api.md "Auth"): HS256 JWTs with `sub`, `role` and an enforced `exp`.
 
-Who may call what is declared per route with `allow(...)`; whether a customer owns what they ask for is the
-desk's business (another customer's order or complaint is simply not found).
+Who may call what is declared per route with `allow(...)` (through `dependencies`); whether a customer owns
+what they ask for is `dependencies.OwnComplaintId`'s and the desk's business (another customer's order or
+complaint is simply not found).
 """
 
 from __future__ import annotations

@@ -15,12 +15,14 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starter.api.schemas.common import MAX_BODY_BYTES, ErrorBody
 from starter.desk.failures import FAILURE_TYPES, codes_by_status, failure_of
+from starter.desk.validation import validation_items
 
 log = logging.getLogger("refund_desk.api")
 
@@ -48,15 +50,6 @@ def error_response(error: ApiError) -> JSONResponse:
     if error.fields is not None:
         body["fields"] = error.fields
     return JSONResponse({"error": body}, status_code=error.status, headers=error.headers)
-
-
-def _field_path(location: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in location)
-
-
-def _validation_message(error: Mapping[str, Any]) -> str:
-    message = str(error.get("msg", "invalid"))
-    return message.removeprefix("Value error, ")
 
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -108,10 +101,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [
-            {"field": _field_path(tuple(e.get("loc", ()))), "message": _validation_message(e)}
-            for e in exc.errors()
-        ]
+        fields = [{"field": field, "message": message} for field, message in validation_items(exc.errors())]
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
         return error_response(
             ApiError(422, "validation_error", f"the request is not valid ({summary})", fields=fields)
@@ -128,12 +118,16 @@ def install(app: FastAPI) -> None:
         message = f"{exc.detail}: {request.method} {request.url.path}"
         return error_response(ApiError(exc.status_code, code, message, headers=exc.headers))
 
-    async def from_the_table(_: Request, exc: Exception) -> JSONResponse:
-        """What the desk's layers raise, answered as `starter.desk.failures` says."""
+    async def from_the_table(request: Request, exc: Exception) -> JSONResponse:
+        """What the desk's layers raise, answered as `starter.desk.failures` says. A failure of the
+        caller's own setup in the CLI's terms (`usage`: a setting, a key, a ledger never migrated) is the
+        server's own misconfiguration here: logged with its trace, answered as any other 500."""
         failure = failure_of(exc)
-        assert failure is not None  # registered only for the table's own exception types
+        if failure is None or failure.usage:
+            return await unexpected(request, exc)
         if failure.status >= 500:
-            log.warning("%s: %s (%s)", failure.code, failure.message, type(exc).__name__)
+            cause = exc.orig if isinstance(exc, DBAPIError) else exc
+            log.warning("%s: %s (%s: %s)", failure.code, failure.message, type(exc).__name__, cause)
         return error_response(ApiError(failure.status, failure.code, failure.message))
 
     for kind in FAILURE_TYPES:
@@ -142,7 +136,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         """Anything the table does not know is a bug: logged with its trace, answered 500."""
-        log.exception("unhandled error")
+        failure = failure_of(exc)
+        log.error("unhandled error (%s)", "a bug" if failure is None else failure.code, exc_info=exc)
         return error_response(ApiError(500, "internal_error", "something went wrong on our side"))
 
 

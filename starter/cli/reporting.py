@@ -18,10 +18,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.cli.database import checked_database_url, shown_database_url
+from ledger.database_url import checked_database_url, shown_database_url
 from starter.desk import ComplaintDesk, open_desk
 from starter.desk.failures import Failure, failure_of
-from starter.desk.settings import TemporalSettings
+from starter.desk.settings import TemporalSettings, policy_in_force
 
 T = TypeVar("T")
 
@@ -121,7 +121,7 @@ def with_desk(work: Callable[[ComplaintDesk], Awaitable[T]]) -> T:
     DATABASE_URL is checked before Temporal is dialled, so a wrong one is said first and plainly."""
 
     async def _run() -> T:
-        async with open_desk() as desk:
+        async with open_desk(policy=policy_in_force()) as desk:
             return await work(desk)
 
     with reported():

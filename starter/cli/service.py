@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 from pydantic import TypeAdapter, ValidationError
 
+from ledger.database_url import checked_database_url, shown_database_url, upgrade_schema
 from policy.models import Role
 from policy.settings import Duration
 from starter.api.settings import ApiSettings
-from starter.cli.database import checked_database_url, shown_database_url, upgrade_schema
 from starter.cli.formatting import console, plain
 from starter.cli.reporting import USAGE, fail, reported
 
@@ -34,7 +34,7 @@ def serve(
     """Serve the HTTP API (docs/api.md) with uvicorn until interrupted."""
     import uvicorn
 
-    from starter.api import create_app  # FastAPI is only loaded by the command that serves it
+    from starter.api.app import create_app  # FastAPI is only loaded by the command that serves it
 
     with reported():
         checked_database_url()  # the API opens the desk only once it serves: a wrong URL is said here

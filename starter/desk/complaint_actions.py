@@ -118,16 +118,13 @@ class ComplaintActions(Complaints):
         final complaint, an action its kind does not have)."""
         action = cast(Action, update_name(defect))
         record = await self.ledger.get_complaint(complaint_id, events=False)
-        if record is not None:
-            if record.state.is_final:
-                raise already_final(record.state)
-            check_kind_allows(record.state.kind, action)
+        if record is not None and record.state.is_final:
+            raise already_final(record.state)
         handle = await self.complaint_handle(complaint_id, record)
-        kind = (
-            record.state.kind
-            if record is not None
-            else (await self.query_complaint(complaint_id, handle)).kind
-        )
+        if record is not None:
+            kind = record.state.kind
+        else:  # just filed, not projected yet: the workflow says
+            kind = (await self.query_complaint(complaint_id, handle)).kind
         check_kind_allows(kind, action)
         update = defect if kind is ComplaintKind.MAJOR_DEFECT else claim
         if update is None:

@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 from ledger.repository import Ledger
 from ledger.settings import LedgerSettings
-from policy.settings import PolicySnapshot
+from policy.settings import PolicySettings, PolicySnapshot
 from starter.desk.complaint_actions import ComplaintActions
 from starter.desk.connection import connect
-from starter.desk.settings import TemporalSettings, policy_in_force
+from starter.desk.settings import TemporalSettings
 
 
 class ComplaintDesk(ComplaintActions):
@@ -26,7 +26,9 @@ async def open_desk(
     policy: PolicySnapshot | None = None,
 ) -> AsyncIterator[ComplaintDesk]:
     """A desk on the environment's settings (docs/settings.md), for the API and the CLI alike; complaints
-    filed through it get `policy` or else `policy_in_force()` (the running `make run`'s, unless set here)."""
+    filed through it get `policy`, else the REFUND_DESK_* windows of this process's environment. (The CLI
+    passes `policy_in_force()`, which also reads what `make run` saved; a server never does, so that a
+    stale `policy.json` left in a checkout cannot change the windows a deployment files under.)"""
     temporal = temporal or TemporalSettings()
     ledger = ledger or LedgerSettings()
     client = await connect(temporal)
@@ -37,7 +39,7 @@ async def open_desk(
             ledger=store,
             keyring=ledger.keyring(),
             task_queue=temporal.task_queue,
-            policy=policy or policy_in_force(),
+            policy=policy or PolicySettings().snapshot(),
         )
     finally:
         await store.close()

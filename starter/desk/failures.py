@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from temporalio.service import RPCError
 
 from ledger.keyring import KeyringError
@@ -29,6 +29,7 @@ from starter.desk.errors import (
     Unresponsive,
 )
 from starter.desk.settings import SettingsError
+from starter.desk.validation import one_line
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,7 @@ def _silent(what: str) -> str:
     )
 
 
-def _validation(error: ValidationError) -> str:
-    """A pydantic error on one line: `field: message; field: message`."""
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item.get("loc", ()))
-        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{field}: {message}" if field else message)
-    return "; ".join(parts)
+LEDGER_UNAVAILABLE = "the ledger is unavailable; try again shortly"
 
 
 def _schema_missing(error: DBAPIError) -> bool:
@@ -119,15 +113,22 @@ TABLE: list[Entry] = [
         usage=True,
         when=_schema_missing,
     ),
-    Entry(DBAPIError, "ledger_unavailable", 503, lambda _: "the ledger is unavailable; try again shortly"),
+    Entry(
+        OperationalError, "ledger_unavailable", 503, lambda _: "the ledger is unavailable; try again shortly"
+    ),
+    Entry(
+        InterfaceError, "ledger_unavailable", 503, lambda _: "the ledger is unavailable; try again shortly"
+    ),
     Entry(ArgumentError, "database_url_invalid", 500, lambda e: f"DATABASE_URL: {e}", usage=True),
     Entry(SettingsError, "settings_invalid", 500, str, usage=True),
     Entry(VaultError, "vault_keys_invalid", 500, lambda e: f"vault keys: {e}", usage=True),
     Entry(KeyringError, "keys_invalid", 500, lambda e: f"keys: {e}", usage=True),
-    Entry(ValidationError, "validation_error", 422, _validation, usage=True),
+    Entry(ValidationError, "validation_error", 422, one_line, usage=True),
 ]
 """After the policy's own refusals (`PolicyRefusal`, whose code is the rule's): most specific first, the
-first entry whose exception type matches answers."""
+first entry whose exception type matches answers. Only a database that does not answer (SQLAlchemy's
+`OperationalError`, `InterfaceError`) is `ledger_unavailable`: any other database error (a constraint, a
+type) is a bug, which the table leaves to the caller's catch-all."""
 
 FAILURE_TYPES: tuple[type[Exception], ...] = (PolicyRefusal, *(entry.kind for entry in TABLE))
 

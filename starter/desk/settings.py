@@ -12,16 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.paths import data_dir
 from policy.settings import PolicySettings, PolicySnapshot
-
-__all__ = [
-    "SettingsError",
-    "TemporalSettings",
-    "data_dir",
-    "one_line",
-    "policy_file",
-    "policy_in_force",
-    "save_policy",
-]
+from starter.desk.validation import one_line
 
 
 class SettingsError(Exception):
@@ -73,27 +64,6 @@ class TemporalSettings(BaseSettings):
         if self.max_concurrent_activities is not None:
             options["max_concurrent_activities"] = self.max_concurrent_activities
         return options
-
-
-def one_line(error: ValidationError, env_prefix: str = "") -> str:
-    """A settings error as one line, `NAME: message (got 'value')`, named as the environment spells it:
-    pydantic-settings reports an aliased field by its alias and a prefixed one by its bare field name."""
-    parts = []
-    for item in error.errors():
-        name = ".".join(str(part) for part in item.get("loc", ()))
-        if env_prefix and name and not name.isupper():
-            name = f"{env_prefix}{name}".upper()
-        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-        got = item.get("input")
-        shown = isinstance(got, str | int | float) and len(str(got)) <= 40 and not _secret(name)
-        text = f"{message} (got {got!r})" if shown else message
-        parts.append(f"{name}: {text}" if name else text)
-    return "; ".join(parts)
-
-
-def _secret(name: str) -> bool:
-    """Settings whose value must not reach a terminal or a log, even when it is wrong."""
-    return any(word in name.upper() for word in ("SECRET", "KEYS", "PASSWORD", "DATABASE_URL"))
 
 
 def policy_file() -> Path:

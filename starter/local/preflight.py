@@ -12,9 +12,10 @@ from typing import TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from ledger.database_url import parsed_url
+from ledger.paths import data_dir
 from ledger.settings import LedgerSettings
 from policy.settings import PolicySettings, PolicySnapshot
 from starter.api.settings import ApiSettings
@@ -22,9 +23,8 @@ from starter.desk.codec import PayloadKeySettings
 from starter.desk.settings import (
     SettingsError,
     TemporalSettings,
-    data_dir,
-    one_line,
 )
+from starter.desk.validation import one_line
 
 
 class LocalPorts(BaseSettings):
@@ -82,9 +82,9 @@ def read_plan() -> Plan:
     TEMPORAL_ADDRESS that is not host:port, a DATABASE_URL that is no URL, a value pydantic refuses."""
     ledger = _read(LedgerSettings)
     try:
-        make_url(ledger.database_url)
-    except (ArgumentError, ValueError) as error:
-        raise SettingsError(f"DATABASE_URL is not a database URL ({error})") from error
+        parsed_url(ledger.database_url)
+    except ArgumentError as error:  # said without the URL, which may hold a password
+        raise SettingsError(f"DATABASE_URL is not a database URL: {error}") from None
     temporal = _read(TemporalSettings)
     ip, port = temporal_endpoint(temporal.address)
     api = _read(ApiSettings)

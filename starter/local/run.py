@@ -29,8 +29,8 @@ from typing import IO
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from ledger.migrate import upgrade_url
-from ledger.paths import DATA_DIR_ENV
+from ledger.database_url import checked_database_url, upgrade_schema
+from ledger.paths import DATA_DIR_ENV, data_dir
 from starter.api.settings import ApiSettings
 from starter.binaries import tool_path
 from starter.desk import connect
@@ -38,7 +38,6 @@ from starter.desk.failures import failure_of
 from starter.desk.settings import (
     SettingsError,
     TemporalSettings,
-    data_dir,
     save_policy,
 )
 from starter.local.banner import banner
@@ -150,7 +149,7 @@ def run() -> int:
     except SettingsError as error:
         return refuse(str(error))
     try:
-        asyncio.run(upgrade_url(plan.ledger.database_url))
+        upgrade_schema(checked_database_url())
     except Exception as error:
         failure = failure_of(error)
         if failure is None:

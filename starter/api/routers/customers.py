@@ -14,7 +14,9 @@ from starter.api.schemas.balance import BalanceOut
 router = APIRouter(prefix="/v1/customers", tags=["orders"])
 
 
-@router.get("/{customer_id}/balance", response_model=BalanceOut, responses=documented(*AUTH_ERRORS, 404, 422))
+@router.get(
+    "/{customer_id}/balance", response_model=BalanceOut, responses=documented(*AUTH_ERRORS, 404, 422, 503)
+)
 async def balance(
     customer_id: Identifier,
     request: Request,

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
     response_model=OrderOut,
     responses={
         200: {"model": OrderOut, "description": "Already recorded with this very body: nothing changed."},
-        **documented(*AUTH_ERRORS, 409, 422),
+        **documented(*AUTH_ERRORS, 409, 422, 503),
     },
 )
 async def record_order(body: OrderIn, response: Response, desk: Desk, _: Backend) -> OrderOut:
@@ -29,7 +29,7 @@ async def record_order(body: OrderIn, response: Response, desk: Desk, _: Backend
     return OrderOut.of(order)
 
 
-@router.get("/{order_id}", response_model=OrderOut, responses=documented(*AUTH_ERRORS, 404, 422))
+@router.get("/{order_id}", response_model=OrderOut, responses=documented(*AUTH_ERRORS, 404, 422, 503))
 async def get_order(order_id: Identifier, desk: Desk, principal: BackendOrCustomer) -> OrderOut:
     """The order with its activation and complaints; a customer sees only their own orders."""
     order = await desk.get_order(order_id, seen_by=principal.actor)

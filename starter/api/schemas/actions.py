@@ -26,7 +26,6 @@ from starter.api.schemas.common import (
 
 class ReviewIn(Body):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"decision": "approve", "note": "reproduced on 2.3"},
@@ -48,7 +47,6 @@ class ReviewIn(Body):
 
 class AccessRequestIn(Body):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [{"scope": "SSH to the web host", "reason": "to read the plugin's error log"}]
         },
@@ -60,7 +58,6 @@ class AccessRequestIn(Body):
 
 class AccessIn(Body):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -89,20 +86,19 @@ class AccessIn(Body):
 
 
 class FixIn(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "patched in 2.3.1"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"note": "patched in 2.3.1"}]})
 
     note: FreeText = Field(default="", max_length=5_000)
 
 
 class RemedyIn(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"choice": "replacement"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"choice": "replacement"}]})
 
     choice: RemedyChoice
 
 
 class ReplacementIn(Body):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [{"sku": "plugin-seo-max", "name": "SEO Max plugin", "value": "52.00"}]
         },
@@ -115,6 +111,6 @@ class ReplacementIn(Body):
 
 
 class WithdrawIn(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "it works now"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"note": "it works now"}]})
 
     note: FreeText = Field(default="", max_length=5_000)

@@ -30,7 +30,6 @@ ActivationId = Annotated[
 
 class ActivationIn(Body):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [{"order_id": "num-1001", "phone_number": "+447700900123", "service": "whatsapp"}]
         },
@@ -42,9 +41,7 @@ class ActivationIn(Body):
 
 
 class SmsIn(Body):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"text": "Your WhatsApp code: 123-456"}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Your WhatsApp code: 123-456"}]})
 
     text: FreeText = Field(min_length=1, max_length=1_000)
 

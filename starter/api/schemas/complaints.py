@@ -62,7 +62,6 @@ class EvidenceIn(Body):
     """An attachment (R6): PNG, JPEG, GIF, WebP, PDF or plain text, at most 5 MiB, base64-encoded."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"name": "screenshot.png", "content_type": "image/png", "data_base64": "iVBORw0KGgo="}
@@ -89,7 +88,6 @@ class EvidenceIn(Body):
 
 class ComplaintIn(Body):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {

@@ -48,7 +48,6 @@ def _iso_text(value: Any) -> Any:
 
 class OrderIn(Body):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {

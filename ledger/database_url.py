@@ -1,5 +1,5 @@
-"""DATABASE_URL as the CLI meets it: checked before anything connects, and named (its password hidden) when
-the ledger behind it does not answer.
+"""DATABASE_URL as a process meets it (the CLI, `make run`): checked before anything connects, and named
+(its password hidden) when the ledger behind it does not answer.
 
 A URL that parses can still name a database no engine can be made for: a driver that is not installed
 (`postgresql://` wants psycopg), a driver that is not async (`sqlite://`), a port out of range, a SQLite file
@@ -56,8 +56,8 @@ def parsed_url(url: str) -> URL:
     """The URL as SQLAlchemy reads it; `ArgumentError` for one it cannot read at all."""
     try:
         return make_url(url)
-    except ValueError as error:  # a port that is not a number
-        raise DatabaseUrlUnusable(f"cannot be read: {error}") from error
+    except ValueError:  # a port that is not a number; its text may quote the URL's password
+        raise DatabaseUrlUnusable("cannot be read: its port is not a number") from None
 
 
 def shown_database_url() -> str:
