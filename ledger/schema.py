@@ -2,9 +2,10 @@
 
 Unique keys carry the exactly-once guarantees (R16): `refunds(source_kind, source_id)` and
 `refunds(order_id)` (an order's price comes back once, by R2, R5, R6 or R12 alike),
-`replacements(complaint_id)`, `activations(order_id)`, `evidence(complaint_id, position)`,
-`balance_entries(refund_id)`, `complaint_events(complaint_id, seq)`, `notifications(dedupe_key)`,
-`vault_secrets(complaint_id, request_no)`.
+`replacements(complaint_id)`, `remedies(order_id)` (an order is made good once, by a refund or a
+replacement), `activations(order_id)`, `evidence(complaint_id, position)`, `balance_entries(refund_id)`,
+`complaint_events(complaint_id, seq)`, `notifications(dedupe_key)`, `vault_secrets(complaint_id,
+request_no)`.
 """
 
 from __future__ import annotations
@@ -127,6 +128,20 @@ class ReplacementRow(Base):
     currency: Mapped[str] = mapped_column(String(3))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
     actor: Mapped[str] = mapped_column(String(200))
+
+
+class RemedyRow(Base):
+    """How an order was made good: its one refund or replacement (R12, R16). Issuing either inserts the
+    order's row here in the same transaction, so the primary key settles a race between the two kinds."""
+
+    __tablename__ = "remedies"
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_kind: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(200))
+    remedy_id: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class NotificationRow(Base):
