@@ -104,6 +104,16 @@ def already_refunded(order: Order) -> PolicyRefusal:
     )
 
 
+def already_remedied(order: Order) -> PolicyRefusal:
+    """An order is made good once (R12, R16), by a refund or a replacement: one already replaced has
+    nothing left to refund or replace."""
+    return PolicyRefusal(
+        refusals.ALREADY_REMEDIED,
+        f"order {order.order_id} has already been made good with a replacement; an order is made good "
+        "once, so there is nothing left to claim",
+    )
+
+
 def _days(policy: PolicySnapshot) -> str:
     window = policy.claim_window
     if window.total_seconds() % 86_400 == 0:

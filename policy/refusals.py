@@ -33,6 +33,7 @@ ACTIVATION_COMPLETED = "activation_completed"
 ACTIVATION_PENDING = "activation_pending"
 KIND_NOT_FOR_PRODUCT = "kind_not_for_product"
 ALREADY_REFUNDED = "already_refunded"
+ALREADY_REMEDIED = "already_remedied"
 WRONG_WORKFLOW_ID = "wrong_workflow_id"
 
 # Activations (R1, R2).
