@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client
@@ -17,6 +18,8 @@ from ledger.repository import Ledger
 from ledger.settings import LedgerSettings
 from ledger.vault import VaultKeyring
 from starter.desk import connect
+from starter.desk.codec import PayloadKeySettings
+from starter.desk.sealed import worker_client
 from starter.desk.settings import TemporalSettings
 from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
@@ -28,9 +31,21 @@ log = logging.getLogger("refund_desk.worker")
 
 
 def build_worker(
-    client: Client, ledger: Ledger, keyring: VaultKeyring, task_queue: str, **options: Any
+    client: Client,
+    ledger: Ledger,
+    keyring: VaultKeyring,
+    task_queue: str,
+    *,
+    accept_unsealed_until: datetime | None = None,
+    inputs_sealed: bool = True,
+    **options: Any,
 ) -> Worker:
     """Every workflow and activity on `task_queue`; `options` go to `Worker` as they are.
+
+    The worker runs on `client`'s connection with its own converter, which refuses a workflow's inputs
+    unless the desk sealed them for that workflow (`starter.desk.sealed`; older releases' inputs pass until
+    `accept_unsealed_until`). Only the history recorder of the replay suite, which records in clear, passes
+    `inputs_sealed=False`.
 
     Bytecode is written even where PYTHONDONTWRITEBYTECODE says not to: Temporal's sandbox imports a
     workflow's module afresh for every workflow it builds (for every task, with the sticky cache off), and
@@ -38,6 +53,8 @@ def build_worker(
     time in a py-spy profile of the benchmarks)."""
     sys.dont_write_bytecode = False
     activities = LedgerActivities(ledger, keyring)
+    if inputs_sealed:
+        client = worker_client(client, accept_unsealed_until)
     return Worker(
         client, task_queue=task_queue, workflows=list(WORKFLOWS), activities=activities.all(), **options
     )
@@ -56,6 +73,7 @@ async def run(stop: asyncio.Event | None = None) -> None:
             ledger,
             ledger_settings.keyring(),
             temporal.task_queue,
+            accept_unsealed_until=PayloadKeySettings().accept_unsealed_until,
             **temporal.worker_options(),
         )
         async with worker:

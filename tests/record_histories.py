@@ -192,7 +192,7 @@ async def withdrawn_before_filing(stage: Stage) -> Final:
             pass  # accepted, and waiting for the R5 check and "filed"
         else:
             raise AssertionError("the withdrawal went through before the claim was filed")
-    async with build_worker(stage.env.client, stage.ledger, desk.keyring, queue):
+    async with build_worker(stage.env.client, stage.ledger, desk.keyring, queue, inputs_sealed=False):
         final = await desk.outcome(filed.complaint_id)
     expect([e.type for e in final.events] == ["filed", "withdrawn"], final.events)
     return Final(workflow_id_of(filed.complaint_id), final.status.value)
@@ -437,7 +437,7 @@ async def record(stems: Sequence[str]) -> None:
             desk = TimeSkippingDesk(client=env.client, ledger=ledger, keyring=keyring, task_queue=queue)
             stage = Stage(env=env, desk=desk, ledger=ledger)
             try:
-                async with build_worker(env.client, ledger, keyring, queue):
+                async with build_worker(env.client, ledger, keyring, queue, inputs_sealed=False):
                     for stem in stems:
                         recipe = SCENARIOS[stem]
                         final = await recipe.record(stage)
