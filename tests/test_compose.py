@@ -111,6 +111,24 @@ def published_ports(name: str) -> set[tuple[int, int]]:
     return found
 
 
+def published_hosts(name: str) -> set[str]:
+    """The host addresses a service's published ports bind to ("" for every interface)."""
+    hosts: set[str] = set()
+    for port in service(name).get("ports") or []:
+        if isinstance(port, dict):
+            hosts.add(str(port.get("host_ip", "")))
+            continue
+        parts = str(port).split("/")[0].split(":")
+        hosts.add(parts[0] if len(parts) == 3 else "")
+    return hosts
+
+
+def test_temporal_is_published_on_loopback_only() -> None:
+    """The frontend and the web UI answer anyone who reaches them, with no TLS and no authorizer here."""
+    for name in ("temporal", "temporal-ui"):
+        assert published_hosts(name) == {"127.0.0.1"}, name
+
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
     lines: list[str] = []
