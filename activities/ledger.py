@@ -16,7 +16,7 @@ from ledger.records import (
     RefundIssue,
     ReplacementIssue,
 )
-from ledger.repository import Ledger, OrderAlreadyRefunded
+from ledger.repository import Ledger, OrderAlreadyRefunded, OrderAlreadyRemedied
 from ledger.vault import VaultError, VaultKeyring
 from policy import refusals
 from policy.activation import ActivationState
@@ -46,11 +46,14 @@ class LedgerActivities:
     @activity.defn
     async def issue_refund(self, issue: RefundIssue) -> IssuedRefund:
         """Credit the balance; the ledger's unique keys make this exactly-once per complaint or activation,
-        and once per order (R16): a second source for the same order is refused, not paid."""
+        and once per order (R16): a second source for the same order is refused, not paid
+        (`already_refunded`, or `already_remedied` where the order was replaced)."""
         try:
             refund = await self._ledger.issue_refund(issue)
         except OrderAlreadyRefunded as err:
             raise ApplicationError(str(err), type=refusals.ALREADY_REFUNDED, non_retryable=True) from None
+        except OrderAlreadyRemedied as err:
+            raise ApplicationError(str(err), type=refusals.ALREADY_REMEDIED, non_retryable=True) from None
         activity.logger.info(
             "refund %s for %s %s: %s %s (%s)",
             refund.refund_id,
@@ -64,7 +67,12 @@ class LedgerActivities:
 
     @activity.defn
     async def issue_replacement(self, issue: ReplacementIssue) -> IssuedReplacement:
-        return await self._ledger.issue_replacement(issue)
+        """Record the replacement, once per complaint and once per order (R12, R16): an order already
+        refunded or replaced through another complaint is refused (`already_remedied`), not replaced."""
+        try:
+            return await self._ledger.issue_replacement(issue)
+        except OrderAlreadyRemedied as err:
+            raise ApplicationError(str(err), type=refusals.ALREADY_REMEDIED, non_retryable=True) from None
 
     @activity.defn
     async def store_credentials(self, request: StoreCredentials) -> str:

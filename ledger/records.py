@@ -13,6 +13,7 @@ from policy.complaint import ComplaintState
 from policy.models import ComplaintEvent, Frozen, Money, ReplacementOffer
 
 RefundSource = Literal["complaint", "activation"]
+RemedyKind = Literal["refund", "replacement"]
 
 
 class RefundIssue(Frozen):
@@ -54,6 +55,17 @@ class IssuedReplacement(Frozen):
     offer: ReplacementOffer
     issued_at: datetime
     created: bool
+
+
+class OrderRemedy(Frozen):
+    """How an order was made good (R12, R16): its one refund or replacement, and what issued it."""
+
+    order_id: str
+    kind: RemedyKind
+    source_kind: RefundSource
+    source_id: str
+    remedy_id: str = Field(description="The refund's or the replacement's id.")
+    issued_at: datetime
 
 
 class ComplaintRecord(Frozen):

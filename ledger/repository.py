@@ -29,8 +29,10 @@ from ledger.records import (
     IssuedRefund,
     IssuedReplacement,
     Notification,
+    OrderRemedy,
     OutboxMessage,
     RefundIssue,
+    RemedyKind,
     ReplacementIssue,
 )
 from ledger.schema import (
@@ -43,6 +45,7 @@ from ledger.schema import (
     NotificationRow,
     OrderRow,
     RefundRow,
+    RemedyRow,
     ReplacementRow,
     VaultSecretRow,
 )
@@ -63,6 +66,17 @@ class OrderAlreadyRefunded(Exception):
     def __init__(self, refund: IssuedRefund) -> None:
         super().__init__(f"order {refund.order_id} was refunded by {refund.source_kind} {refund.source_id}")
         self.refund = refund
+
+
+class OrderAlreadyRemedied(Exception):
+    """The order was made good already, by a replacement, or by a refund where a replacement is asked."""
+
+    def __init__(self, remedy: OrderRemedy) -> None:
+        super().__init__(
+            f"order {remedy.order_id} was made good by the {remedy.kind} of {remedy.source_kind} "
+            f"{remedy.source_id}"
+        )
+        self.remedy = remedy
 
 
 def _now() -> datetime:
@@ -280,27 +294,27 @@ class Ledger:
 
     async def issue_refund(self, issue: RefundIssue) -> IssuedRefund:
         """Credit the customer once per source and once per order. A repeat returns the refund already
-        issued, unchanged; a refund of an order refunded through another source raises
-        `OrderAlreadyRefunded` and writes nothing."""
+        issued, unchanged. An order made good through another source writes nothing and raises:
+        `OrderAlreadyRefunded` if its price went back, `OrderAlreadyRemedied` if it was replaced."""
         refund_id = ids.refund_id()
         async with self._tx() as conn:
-            inserted = await conn.execute(
-                self._insert(RefundRow)
-                .values(
-                    refund_id=refund_id,
-                    source_kind=issue.source_kind,
-                    source_id=issue.source_id,
-                    customer_id=issue.customer_id,
-                    order_id=issue.order_id,
-                    amount=issue.amount.amount,
-                    currency=issue.amount.currency,
-                    issued_at=issue.at,
-                    actor=issue.actor,
-                )
-                .on_conflict_do_nothing()
+            created = await self._claim_remedy(
+                conn, issue.order_id, "refund", issue.source_kind, issue.source_id, refund_id, issue.at
             )
-            created = inserted.rowcount == 1
             if created:
+                await conn.execute(
+                    self._insert(RefundRow).values(
+                        refund_id=refund_id,
+                        source_kind=issue.source_kind,
+                        source_id=issue.source_id,
+                        customer_id=issue.customer_id,
+                        order_id=issue.order_id,
+                        amount=issue.amount.amount,
+                        currency=issue.amount.currency,
+                        issued_at=issue.at,
+                        actor=issue.actor,
+                    )
+                )
                 await conn.execute(
                     self._insert(BalanceEntryRow).values(
                         customer_id=issue.customer_id,
@@ -320,10 +334,13 @@ class Ledger:
                 )
             ).one_or_none()
             if row is None:
-                other = (
-                    await conn.execute(select(RefundRow).where(RefundRow.order_id == issue.order_id))
-                ).one()
-                raise OrderAlreadyRefunded(_refund(other, created=False))
+                remedy = await self._remedy(conn, issue.order_id)
+                if remedy.kind == "refund":
+                    other = (
+                        await conn.execute(select(RefundRow).where(RefundRow.refund_id == remedy.remedy_id))
+                    ).one()
+                    raise OrderAlreadyRefunded(_refund(other, created=False))
+                raise OrderAlreadyRemedied(remedy)
         return _refund(row, created=created)
 
     async def refund_of_order(self, order_id: str) -> IssuedRefund | None:
@@ -331,6 +348,43 @@ class Ledger:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(RefundRow).where(RefundRow.order_id == order_id))).one_or_none()
         return None if row is None else _refund(row, created=False)
+
+    async def remedy_of_order(self, order_id: str) -> OrderRemedy | None:
+        """How the order was made good (R12, R16), if it was: its one refund or replacement."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(RemedyRow).where(RemedyRow.order_id == order_id))).one_or_none()
+        return None if row is None else _remedy(row)
+
+    async def _claim_remedy(
+        self,
+        conn: AsyncConnection,
+        order_id: str,
+        kind: RemedyKind,
+        source_kind: str,
+        source_id: str,
+        remedy_id: str,
+        at: datetime,
+    ) -> bool:
+        """Take the order's one remedy for this source, first thing in the transaction that issues it: the
+        primary key on `remedies(order_id)` lets exactly one of two racing refunds or replacements in,
+        where a read first would let both see none. Returns whether this call took it."""
+        inserted = await conn.execute(
+            self._insert(RemedyRow)
+            .values(
+                order_id=order_id,
+                kind=kind,
+                source_kind=source_kind,
+                source_id=source_id,
+                remedy_id=remedy_id,
+                issued_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["order_id"])
+        )
+        return inserted.rowcount == 1
+
+    async def _remedy(self, conn: AsyncConnection, order_id: str) -> OrderRemedy:
+        """The remedy another source took for the order, read in the transaction that lost it."""
+        return _remedy((await conn.execute(select(RemedyRow).where(RemedyRow.order_id == order_id))).one())
 
     async def refunds_for(self, source_kind: str, source_id: str) -> list[IssuedRefund]:
         async with self.engine.connect() as conn:
@@ -342,30 +396,37 @@ class Ledger:
             return [_refund(r, created=False) for r in rows]
 
     async def issue_replacement(self, issue: ReplacementIssue) -> IssuedReplacement:
-        """Record the replacement once per complaint; a repeat returns the one already issued."""
+        """Record the replacement once per complaint and once per order. A repeat returns the one already
+        issued; an order made good through another source (refunded, or replaced for another complaint)
+        writes nothing and raises `OrderAlreadyRemedied`."""
+        replacement_id = ids.replacement_id()
         async with self._tx() as conn:
-            inserted = await conn.execute(
-                self._insert(ReplacementRow)
-                .values(
-                    replacement_id=ids.replacement_id(),
-                    complaint_id=issue.complaint_id,
-                    customer_id=issue.customer_id,
-                    order_id=issue.order_id,
-                    sku=issue.offer.sku,
-                    name=issue.offer.name,
-                    value=issue.offer.value.amount,
-                    currency=issue.offer.value.currency,
-                    issued_at=issue.at,
-                    actor=issue.actor,
-                )
-                .on_conflict_do_nothing(index_elements=["complaint_id"])
+            created = await self._claim_remedy(
+                conn, issue.order_id, "replacement", "complaint", issue.complaint_id, replacement_id, issue.at
             )
+            if created:
+                await conn.execute(
+                    self._insert(ReplacementRow).values(
+                        replacement_id=replacement_id,
+                        complaint_id=issue.complaint_id,
+                        customer_id=issue.customer_id,
+                        order_id=issue.order_id,
+                        sku=issue.offer.sku,
+                        name=issue.offer.name,
+                        value=issue.offer.value.amount,
+                        currency=issue.offer.value.currency,
+                        issued_at=issue.at,
+                        actor=issue.actor,
+                    )
+                )
             row = (
                 await conn.execute(
                     select(ReplacementRow).where(ReplacementRow.complaint_id == issue.complaint_id)
                 )
-            ).one()
-        return _replacement(row, created=inserted.rowcount == 1)
+            ).one_or_none()
+            if row is None:
+                raise OrderAlreadyRemedied(await self._remedy(conn, issue.order_id))
+        return _replacement(row, created=created)
 
     async def replacements_for(self, complaint_id: str) -> list[IssuedReplacement]:
         async with self.engine.connect() as conn:
@@ -604,6 +665,17 @@ def _refund(row: Any, *, created: bool) -> IssuedRefund:
         issued_at=row.issued_at,
         actor=row.actor,
         created=created,
+    )
+
+
+def _remedy(row: Any) -> OrderRemedy:
+    return OrderRemedy(
+        order_id=row.order_id,
+        kind=row.kind,
+        source_kind=row.source_kind,
+        source_id=row.source_id,
+        remedy_id=row.remedy_id,
+        issued_at=row.issued_at,
     )
 
 

@@ -432,10 +432,10 @@ async def test_r16_replacement_issued_once_per_complaint(any_ledger: Ledger) -> 
 
 
 async def test_r16_concurrent_duplicate_replacements_issue_once(any_ledger: Ledger) -> None:
-    order = software_order()
+    order, other_order = software_order(), software_order()
     issued = await asyncio.gather(
         *(any_ledger.issue_replacement(replacement_issue(order, "c-race")) for _ in range(20)),
-        *(any_ledger.issue_replacement(replacement_issue(order, "c-other")) for _ in range(5)),
+        *(any_ledger.issue_replacement(replacement_issue(other_order, "c-other")) for _ in range(5)),
     )
 
     race, other = issued[:20], issued[20:]

@@ -6,16 +6,24 @@ time-skipping server with the real desk and worker.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from ledger.migrate import upgrade
-from ledger.repository import Ledger
+from ledger.records import IssuedRefund, IssuedReplacement
+from ledger.repository import Ledger, OrderAlreadyRefunded, OrderAlreadyRemedied
 from tests.conftest import _postgres_database
-from tests.test_ledger import BASE, schema_diff
+from tests.factories import software_order
+from tests.test_ledger import BASE, refund_issue, replacement_issue, schema_diff
+
+REMEDY_TABLES = ["remedies", "refunds", "balance_entries", "replacements"]
 
 # --------------------------------------------------------------------------------------- migration
 
@@ -94,3 +102,127 @@ async def test_upgrade_to_0003_keeps_each_orders_earliest_remedy_and_every_row(
         assert await ledger.table_counts(["refunds", "replacements"]) == {"refunds": 3, "replacements": 6}
     finally:
         await ledger.close()
+
+
+# ------------------------------------------------------------------------------------------- ledger
+
+
+async def test_a_replaced_order_is_neither_refunded_nor_replaced_again(any_ledger: Ledger) -> None:
+    order = software_order()
+    replaced = await any_ledger.issue_replacement(replacement_issue(order, "c-1"))
+    before = await any_ledger.table_counts(REMEDY_TABLES)
+
+    with pytest.raises(OrderAlreadyRemedied) as by_refund:
+        await any_ledger.issue_refund(refund_issue(order, "c-2", amount="50.00"))
+    with pytest.raises(OrderAlreadyRemedied) as by_replacement:
+        await any_ledger.issue_replacement(replacement_issue(order, "c-3"))
+
+    for caught in (by_refund, by_replacement):
+        assert caught.value.remedy.kind == "replacement"
+        assert caught.value.remedy.source_id == "c-1"
+        assert caught.value.remedy.remedy_id == replaced.replacement_id
+    assert await any_ledger.table_counts(REMEDY_TABLES) == before
+    assert before == {"remedies": 1, "refunds": 0, "balance_entries": 0, "replacements": 1}
+    assert (await any_ledger.balance(order.customer_id)).entries == []
+
+
+async def test_a_refunded_order_is_not_replaced(any_ledger: Ledger) -> None:
+    order = software_order()
+    refund = await any_ledger.issue_refund(refund_issue(order, "c-1", amount="50.00"))
+    before = await any_ledger.table_counts(REMEDY_TABLES)
+
+    with pytest.raises(OrderAlreadyRemedied) as caught:
+        await any_ledger.issue_replacement(replacement_issue(order, "c-2"))
+
+    assert caught.value.remedy.kind == "refund"
+    assert caught.value.remedy.remedy_id == refund.refund_id
+    assert await any_ledger.table_counts(REMEDY_TABLES) == before
+    assert await any_ledger.replacements_for("c-2") == []
+
+
+async def test_a_refunded_order_refunded_again_is_still_already_refunded(any_ledger: Ledger) -> None:
+    """Refund against refund keeps its own refusal, carrying the refund that won."""
+    order = software_order()
+    first = await any_ledger.issue_refund(refund_issue(order, "act-1", source_kind="activation"))
+
+    with pytest.raises(OrderAlreadyRefunded) as caught:
+        await any_ledger.issue_refund(refund_issue(order, "claim-1"))
+
+    assert caught.value.refund == first.model_copy(update={"created": False})
+
+
+async def test_the_remedys_own_source_retried_gets_it_back_unchanged(any_ledger: Ledger) -> None:
+    replaced_order, refunded_order = software_order(), software_order()
+    replacement = await any_ledger.issue_replacement(replacement_issue(replaced_order, "c-r"))
+    refund = await any_ledger.issue_refund(refund_issue(refunded_order, "c-f"))
+
+    again_replacement = await any_ledger.issue_replacement(replacement_issue(replaced_order, "c-r", sku="x"))
+    again_refund = await any_ledger.issue_refund(refund_issue(refunded_order, "c-f", amount="99.00"))
+
+    assert again_replacement == replacement.model_copy(update={"created": False})
+    assert again_refund == refund.model_copy(update={"created": False})
+    assert await any_ledger.table_counts(REMEDY_TABLES) == {
+        "remedies": 2,
+        "refunds": 1,
+        "balance_entries": 1,
+        "replacements": 1,
+    }
+
+
+async def test_remedy_of_order_says_how_the_order_was_made_good(any_ledger: Ledger) -> None:
+    replaced_order, refunded_order, untouched = software_order(), software_order(), software_order()
+    replacement = await any_ledger.issue_replacement(replacement_issue(replaced_order, "c-r"))
+    refund = await any_ledger.issue_refund(refund_issue(refunded_order, "act-f", source_kind="activation"))
+
+    replaced = await any_ledger.remedy_of_order(replaced_order.order_id)
+    refunded = await any_ledger.remedy_of_order(refunded_order.order_id)
+
+    assert replaced is not None and refunded is not None
+    assert (replaced.kind, replaced.source_kind, replaced.source_id) == ("replacement", "complaint", "c-r")
+    assert replaced.remedy_id == replacement.replacement_id and replaced.issued_at == BASE
+    assert (refunded.kind, refunded.source_kind, refunded.source_id) == ("refund", "activation", "act-f")
+    assert refunded.remedy_id == refund.refund_id
+    assert await any_ledger.remedy_of_order(untouched.order_id) is None
+
+
+async def test_racing_refunds_and_replacements_on_one_order_end_with_exactly_one(any_ledger: Ledger) -> None:
+    """Refunds and replacements from several complaints, each sent several times at once, for each of a
+    few orders: the unique key lets exactly one remedy in per order; every other call returns it (its own
+    source) or is refused, and writes nothing."""
+    orders = [software_order(customer_id="cust-race") for _ in range(4)]
+    calls: list[Coroutine[Any, Any, IssuedRefund | IssuedReplacement]] = []
+    for round_ in range(3):
+        for i, order in enumerate(orders):
+            for n in range(3):
+                refund = any_ledger.issue_refund(
+                    refund_issue(order, f"{order.order_id}.refund-{n}", amount="50.00")
+                )
+                replacement = any_ledger.issue_replacement(
+                    replacement_issue(order, f"{order.order_id}.replace-{n}")
+                )
+                # Each kind goes first for half the orders, so either may win.
+                calls += [refund, replacement] if (i + round_) % 2 else [replacement, refund]
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+
+    unexpected = [o for o in outcomes if isinstance(o, BaseException) and not _refusal(o)]
+    assert unexpected == []
+    issued = [o for o in outcomes if isinstance(o, IssuedRefund | IssuedReplacement)]
+    assert sum(o.created for o in issued) == len(orders)
+    remedies = [await any_ledger.remedy_of_order(o.order_id) for o in orders]
+    assert {_remedy_id(o) for o in issued} == {r.remedy_id for r in remedies if r is not None}, (
+        "whatever was not refused is its order's one remedy"
+    )
+    counts = await any_ledger.table_counts(REMEDY_TABLES)
+    assert counts["remedies"] == len(orders)
+    assert counts["refunds"] + counts["replacements"] == len(orders)
+    assert counts["balance_entries"] == counts["refunds"]
+    balance = await any_ledger.balance("cust-race")
+    assert balance.totals in ({}, {"EUR": Decimal("50.00") * counts["refunds"]})
+
+
+def _refusal(error: BaseException) -> bool:
+    return isinstance(error, OrderAlreadyRefunded | OrderAlreadyRemedied)
+
+
+def _remedy_id(issued: IssuedRefund | IssuedReplacement) -> str:
+    return issued.refund_id if isinstance(issued, IssuedRefund) else issued.replacement_id
