@@ -7,7 +7,9 @@ nothing, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -87,12 +89,30 @@ def _engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(Path(parsed.database))
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
         return engine
     engine = create_async_engine(url, pool_pre_ping=True)
     event.listen(engine.sync_engine, "do_connect", _refused_as_a_database_error)
     return engine
+
+
+SQLITE_FILE_MODE = 0o600
+"""The ledger holds orders, balances, evidence and sealed credentials: its file is its owner's alone, as the
+key files are."""
+
+
+def _owner_only(database: Path) -> None:
+    """Create the SQLite file 0600 before SQLite first opens it, and bring an existing one (and its -wal and
+    -shm) to 0600. SQLite creates its -wal and -shm files with the database file's mode.
+
+    A file another user owns keeps its mode: only its owner may change it, and the ledger must still open."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            path.chmod(SQLITE_FILE_MODE)
 
 
 def _refused_as_a_database_error(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:

@@ -7,6 +7,8 @@ time-skipping server with the real desk and worker.
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections.abc import Coroutine
 from datetime import timedelta
 from decimal import Decimal
@@ -226,3 +228,42 @@ def _refusal(error: BaseException) -> bool:
 
 def _remedy_id(issued: IssuedRefund | IssuedReplacement) -> str:
     return issued.refund_id if isinstance(issued, IssuedRefund) else issued.replacement_id
+
+
+# -------------------------------------------------------------------------------------- file modes
+
+
+async def test_a_sqlite_ledger_and_its_wal_and_shm_are_created_owner_only(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "ledger.db"
+    previous = os.umask(0o022)  # a common umask: files it creates are world-readable unless asked
+    try:
+        ledger = Ledger.connect(f"sqlite+aiosqlite:///{database}")
+        await upgrade(ledger.engine)
+        await ledger.record_order(software_order())
+        try:
+            files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+            assert all(f.exists() for f in files), "WAL mode: the -wal and -shm exist while it is open"
+            assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+        finally:
+            await ledger.close()
+    finally:
+        os.umask(previous)
+
+
+async def test_a_world_readable_sqlite_ledger_is_made_owner_only_when_opened(tmp_path: Path) -> None:
+    database = tmp_path / "ledger.db"
+    ledger = Ledger.connect(f"sqlite+aiosqlite:///{database}")
+    await upgrade(ledger.engine)
+    await ledger.close()
+    database.chmod(0o644)
+
+    reopened = Ledger.connect(f"sqlite+aiosqlite:///{database}")
+    try:
+        assert _mode(database) == 0o600
+        await reopened.ping()
+    finally:
+        await reopened.close()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
