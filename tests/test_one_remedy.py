@@ -21,10 +21,19 @@ from sqlalchemy import text
 from ledger.migrate import upgrade
 from ledger.records import IssuedRefund, IssuedReplacement
 from ledger.repository import Ledger, OrderAlreadyRefunded, OrderAlreadyRemedied
-from tests.conftest import _postgres_database
-from tests.factories import software_order
+from policy.complaint import FileDefectComplaint, Review
+from policy.ids import complaint_workflow_id, new_complaint_id
+from policy.models import ComplaintKind, ComplaintStatus, Order, RemedyChoice, ReviewDecision
+from starter.desk import ComplaintDesk
+from tests.conftest import _postgres_database, in_ledger
+from tests.factories import DESCRIPTION, POLICY, SUPPORT, customer, software_order
 from tests.test_ledger import BASE, refund_issue, replacement_issue, schema_diff
+from workflows.defect_complaint import DefectComplaintWorkflow
 
+S = ComplaintStatus
+APPROVE = Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="reproduced on staging")
+LONG_CLAIM_WINDOW = POLICY.model_copy(update={"claim_window": timedelta(days=365 * 100)})
+"""Waiting for an outcome lets the test server's clock run years ahead: R3 is kept out of these tests."""
 REMEDY_TABLES = ["remedies", "refunds", "balance_entries", "replacements"]
 
 # --------------------------------------------------------------------------------------- migration
@@ -267,3 +276,67 @@ async def test_a_world_readable_sqlite_ledger_is_made_owner_only_when_opened(tmp
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+# ---------------------------------------------------------------------------------------- workflows
+
+
+async def _made_good(desk: ComplaintDesk, order: Order, choice: RemedyChoice) -> str:
+    """A defect complaint on `order` taken through approval to the customer's remedy; its id."""
+    filed = await desk.file_defect_complaint(order, DESCRIPTION, customer(order), LONG_CLAIM_WINDOW)
+    await desk.review(filed.complaint_id, APPROVE)
+    await desk.choose_remedy(filed.complaint_id, customer(order), choice)
+    final = await desk.outcome(filed.complaint_id)
+    assert final.status is (S.REPLACED if choice is RemedyChoice.REPLACEMENT else S.REFUNDED)
+    return filed.complaint_id
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "reason"),
+    [
+        (RemedyChoice.REPLACEMENT, RemedyChoice.REFUND, "already_remedied"),
+        (RemedyChoice.REPLACEMENT, RemedyChoice.REPLACEMENT, "already_remedied"),
+        (RemedyChoice.REFUND, RemedyChoice.REPLACEMENT, "already_remedied"),
+        (RemedyChoice.REFUND, RemedyChoice.REFUND, "already_refunded"),
+    ],
+)
+async def test_a_workflow_started_past_intake_ends_rejected_at_its_remedy_without_a_second_one(
+    desk: ComplaintDesk, ledger: Ledger, first: RemedyChoice, second: RemedyChoice, reason: str
+) -> None:
+    """A client that starts the workflow itself skips the desk's intake: the ledger refuses its remedy,
+    and the complaint ends rejected with the reason, neither crashing nor retrying."""
+    order = software_order(price="49.90")
+    first_id = await _made_good(desk, order, first)
+    made_good = await ledger.table_counts(REMEDY_TABLES)
+    second_id = new_complaint_id(order.order_id, ComplaintKind.MAJOR_DEFECT)
+    filing = FileDefectComplaint(
+        complaint_id=second_id,
+        order=order,
+        description=DESCRIPTION,
+        filed_by=customer(order),
+        policy=LONG_CLAIM_WINDOW,
+    )
+    await desk.client.start_workflow(
+        DefectComplaintWorkflow.run,
+        filing,
+        id=complaint_workflow_id(order.order_id, ComplaintKind.MAJOR_DEFECT),
+        task_queue=desk.task_queue,
+    )
+    await in_ledger(ledger, second_id)
+    await desk.review(second_id, APPROVE)
+    await desk.choose_remedy(second_id, customer(order), second)
+
+    final = await desk.outcome(second_id)
+
+    assert final.status is S.REJECTED
+    assert final.resolution is not None
+    assert (final.resolution.reason_code, final.resolution.refund, final.resolution.replacement) == (
+        reason,
+        None,
+        None,
+    )
+    assert await ledger.table_counts(REMEDY_TABLES) == made_good, "no second refund or replacement"
+    remedy = await ledger.remedy_of_order(order.order_id)
+    assert remedy is not None and remedy.source_id == first_id
+    assert await ledger.refunds_for("complaint", second_id) == []
+    assert await ledger.replacements_for(second_id) == []

@@ -173,13 +173,14 @@ class ComplaintWorkflow:
     # -------------------------------------------------------------------------------------------- money
 
     async def _issue_refund(self) -> None:
-        """The full price, once (R12, R5, R6); if the order's price went back another way already, the
-        complaint ends rejected with `already_refunded` rather than paying twice (R16)."""
-        record = await refund_full_price(
+        """The full price, once (R12, R5, R6); if the order was made good another way already, the
+        complaint ends rejected with the ledger's reason rather than paying twice (R16): `already_refunded`
+        where its price went back, `already_remedied` where it was replaced."""
+        record = await refund_or_refusal(
             "complaint", self.complaint.complaint_id, self.complaint.order, SYSTEM
         )
-        if record is None:
-            await self._close(ComplaintStatus.REJECTED, SYSTEM, reason_code=refusals.ALREADY_REFUNDED)
+        if isinstance(record, str):
+            await self._close(ComplaintStatus.REJECTED, SYSTEM, reason_code=record)
             return
         await self._close(
             ComplaintStatus.REFUNDED,
@@ -310,11 +311,34 @@ def opened(filing: Filing, kind: ComplaintKind, filed_at: datetime, deadline: da
     )
 
 
+REMEDY_REFUSALS = frozenset({refusals.ALREADY_REFUNDED, refusals.ALREADY_REMEDIED})
+"""The ledger's refusals to make an order good a second time (R16): its price went back, or it was
+replaced, through another source."""
+
+
+def remedy_refusal(err: ActivityError) -> str | None:
+    """The code of a refund or replacement the ledger refused because the order was made good already;
+    None for any other failure, which the caller raises."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in REMEDY_REFUSALS:
+        return cause.type
+    return None
+
+
 async def refund_full_price(
     source_kind: RefundSource, source_id: str, order: Order, actor: Actor
 ) -> RefundRecord | None:
     """Return the price paid to the customer's balance, once per source and once per order (R16); None
-    when the order's price already went back another way."""
+    when the order was made good another way already."""
+    record = await refund_or_refusal(source_kind, source_id, order, actor)
+    return None if isinstance(record, str) else record
+
+
+async def refund_or_refusal(
+    source_kind: RefundSource, source_id: str, order: Order, actor: Actor
+) -> RefundRecord | str:
+    """`refund_full_price`, with the refusal's code (`already_refunded`, `already_remedied`) in place of
+    None, for a complaint to end with it."""
     try:
         refund = await workflow.execute_activity_method(
             LedgerActivities.issue_refund,
@@ -330,9 +354,10 @@ async def refund_full_price(
             **LEDGER_CALL,
         )
     except ActivityError as err:
-        if isinstance(err.cause, ApplicationError) and err.cause.type == refusals.ALREADY_REFUNDED:
-            return None
-        raise
+        code = remedy_refusal(err)
+        if code is None:
+            raise
+        return code
     return RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
 
 

@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ReplacementOffer,
     )
     from policy.refusals import PolicyRefusal
-    from workflows.common import SUPPORT, ComplaintWorkflow, notice, opened, refused
+    from workflows.common import SUPPORT, ComplaintWorkflow, notice, opened, refused, remedy_refusal
     from workflows.patches import INTAKE_IN_WORKFLOW, REPEATED_CHOICE_UNRECORDED
 
 
@@ -140,18 +140,27 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             await self._issue_refund()
 
     async def _issue_replacement(self, offer: ReplacementOffer) -> None:
-        issued = await workflow.execute_activity_method(
-            LedgerActivities.issue_replacement,
-            ReplacementIssue(
-                complaint_id=self.complaint.complaint_id,
-                customer_id=self.complaint.customer_id,
-                order_id=self.complaint.order.order_id,
-                offer=offer,
-                actor=str(SYSTEM),
-                at=workflow.now(),
-            ),
-            **LEDGER_CALL,
-        )
+        """R12's replacement, once (R16); an order made good another way already (refunded, or replaced
+        for another complaint) ends the complaint rejected with `already_remedied`, replacing nothing."""
+        try:
+            issued = await workflow.execute_activity_method(
+                LedgerActivities.issue_replacement,
+                ReplacementIssue(
+                    complaint_id=self.complaint.complaint_id,
+                    customer_id=self.complaint.customer_id,
+                    order_id=self.complaint.order.order_id,
+                    offer=offer,
+                    actor=str(SYSTEM),
+                    at=workflow.now(),
+                ),
+                **LEDGER_CALL,
+            )
+        except ActivityError as err:
+            code = remedy_refusal(err)
+            if code is None:
+                raise
+            await self._close(ComplaintStatus.REJECTED, SYSTEM, reason_code=code)
+            return
         await self._close(
             ComplaintStatus.REPLACED,
             SYSTEM,
