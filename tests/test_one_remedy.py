@@ -21,12 +21,15 @@ from sqlalchemy import text
 from ledger.migrate import upgrade
 from ledger.records import IssuedRefund, IssuedReplacement
 from ledger.repository import Ledger, OrderAlreadyRefunded, OrderAlreadyRemedied
+from policy import intake
 from policy.complaint import FileDefectComplaint, Review
 from policy.ids import complaint_workflow_id, new_complaint_id
 from policy.models import ComplaintKind, ComplaintStatus, Order, RemedyChoice, ReviewDecision
+from policy.refusals import PolicyRefusal
 from starter.desk import ComplaintDesk
+from starter.desk.failures import failure_of
 from tests.conftest import _postgres_database, in_ledger
-from tests.factories import DESCRIPTION, POLICY, SUPPORT, customer, software_order
+from tests.factories import BACKEND, DESCRIPTION, POLICY, SUPPORT, customer, number_order, software_order
 from tests.test_ledger import BASE, refund_issue, replacement_issue, schema_diff
 from workflows.defect_complaint import DefectComplaintWorkflow
 
@@ -340,3 +343,53 @@ async def test_a_workflow_started_past_intake_ends_rejected_at_its_remedy_withou
     assert remedy is not None and remedy.source_id == first_id
     assert await ledger.refunds_for("complaint", second_id) == []
     assert await ledger.replacements_for(second_id) == []
+
+
+# ------------------------------------------------------------------------------------------- intake
+
+
+def test_already_remedied_is_a_422() -> None:
+    failure = failure_of(intake.already_remedied(software_order()))
+    assert failure is not None and (failure.code, failure.status) == ("already_remedied", 422)
+
+
+async def test_a_complaint_on_an_order_already_replaced_is_refused_at_intake(
+    desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    order = software_order(price="49.90")
+    await _made_good(desk, order, RemedyChoice.REPLACEMENT)
+    before = await ledger.table_counts()
+
+    with pytest.raises(PolicyRefusal) as caught:
+        await desk.file_defect_complaint(order, DESCRIPTION, customer(order), LONG_CLAIM_WINDOW)
+
+    assert caught.value.code == "already_remedied"
+    assert await ledger.table_counts() == before, "a refusal writes nothing"
+    assert (await ledger.balance(order.customer_id)).entries == []
+
+
+async def test_a_complaint_on_an_order_already_refunded_is_still_already_refunded_at_intake(
+    desk: ComplaintDesk,
+) -> None:
+    order = software_order()
+    await _made_good(desk, order, RemedyChoice.REFUND)
+
+    with pytest.raises(PolicyRefusal) as caught:
+        await desk.file_defect_complaint(order, DESCRIPTION, customer(order), LONG_CLAIM_WINDOW)
+
+    assert caught.value.code == "already_refunded"
+
+
+async def test_an_activation_for_an_order_already_replaced_is_refused(
+    desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    """Kinds fit products, so no complaint replaces a number; the ledger alone can say it was, and the
+    activation's start reads it there."""
+    order, _ = await ledger.record_order(number_order(placed_at=await desk.now()))
+    await ledger.issue_replacement(replacement_issue(order, "c-elsewhere"))
+
+    with pytest.raises(PolicyRefusal) as caught:
+        await desk.start_activation(order.order_id, "+447700900123", "whatsapp", BACKEND)
+
+    assert caught.value.code == "already_remedied"
+    assert await ledger.activation_of_order(order.order_id) is None

@@ -20,7 +20,7 @@ from policy.activation import (
     check_sms,
 )
 from policy.ids import activation_id_of, activation_workflow_id, order_id_of_activation
-from policy.models import Actor, ProductKind
+from policy.models import Actor, Order, ProductKind
 from policy.refusals import PolicyRefusal
 from starter.desk.errors import ActivationNotFound, ActivationUnresponsive
 from starter.desk.orders import Orders
@@ -53,8 +53,7 @@ class Activations(Orders):
         existing = await self.ledger.activation_of_order(order_id)
         if existing is not None:
             return _same_activation(existing.state, start), False
-        if await self.ledger.refund_of_order(order_id) is not None:
-            raise intake.already_refunded(order)
+        await self.refuse_if_remedied(order)
         workflow_id = activation_workflow_id(order_id)
         try:
             handle = await self.client.start_workflow(
@@ -71,6 +70,14 @@ class Activations(Orders):
             )
             return _same_activation(state, start), False
         return await self._query_activation(start.activation_id, handle), True
+
+    async def refuse_if_remedied(self, order: Order) -> None:
+        """An order is made good once (R12, R16), by a refund or a replacement: one refunded already is
+        `already_refunded`, one replaced `already_remedied`, for a new complaint or activation alike."""
+        remedy = await self.ledger.remedy_of_order(order.order_id)
+        if remedy is None:
+            return
+        raise intake.already_refunded(order) if remedy.kind == "refund" else intake.already_remedied(order)
 
     async def get_activation(self, activation_id: str, seen_by: Actor) -> ActivationState:
         """The activation as it stands: from the ledger once it has ended, else from its workflow."""

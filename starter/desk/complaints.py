@@ -57,7 +57,7 @@ class Complaints(Activations):
         evidence: Sequence[EvidenceFile] = (),
         policy: PolicySnapshot | None = None,
     ) -> ComplaintState:
-        """Check intake (R3-R6, the product's kind, an order refunded already), keep the evidence, and start
+        """Check intake (R3-R6, the product's kind, an order made good already), keep the evidence, and start
         the kind's workflow; a second open complaint of the kind on the order is `complaint_already_open`
         (R15). A refusal writes nothing: the evidence is stored only once the checks have passed."""
         policy = policy or self.policy
@@ -95,12 +95,11 @@ class Complaints(Activations):
         evidence: Sequence[EvidenceFile],
         policy: PolicySnapshot,
     ) -> None:
-        """The policy's intake, then what only the ledger knows: a refund already made for the order, and
-        for R5 what its number's activation settled."""
+        """The policy's intake, then what only the ledger knows: the order made good already (refunded or
+        replaced), and for R5 what its number's activation settled."""
         check_evidence(evidence)
         intake.check_claim(order, kind, description, len(evidence), await self.now(), policy)
-        if await self.ledger.refund_of_order(order.order_id) is not None:
-            raise intake.already_refunded(order)
+        await self.refuse_if_remedied(order)
         if kind is ComplaintKind.SMS_NOT_RECEIVED:
             activation = await self.ledger.activation_of_order(order.order_id)
             activation = activation or await self.unprojected_activation(order.order_id)
