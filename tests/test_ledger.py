@@ -18,6 +18,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Column, Connection, MetaData, String, inspect, select, table, text
 from sqlalchemy.exc import StatementError
 
+import ledger.idempotency  # noqa: F401  its table is on Base.metadata, which schema_diff compares
 from ledger.migrate import upgrade
 from ledger.records import ComplaintTransition, Notification, RefundIssue, ReplacementIssue
 from ledger.repository import Ledger, OrderAlreadyRefunded, OrderConflict
@@ -206,7 +207,7 @@ async def test_upgrading_twice_is_a_no_op(any_ledger: Ledger) -> None:
     assert await schema_diff(any_ledger) == []
     async with any_ledger.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-    assert versions == ["0003"]
+    assert versions == ["0004"]
 
 
 # ------------------------------------------------------------------------------------------- orders
