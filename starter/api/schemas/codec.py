@@ -18,6 +18,16 @@ def _standard_base64(value: str) -> str:
     return value
 
 
+def _text_key(key: str) -> str:
+    """A metadata key is a protobuf string, which is UTF-8; JSON can still spell a lone surrogate
+    (`"\\ud800"`), which is no Unicode text and cannot be encoded into one."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a metadata key must be Unicode text (it holds a lone surrogate)") from None
+    return key
+
+
 class PayloadJson(BaseModel):
     """A payload as protobuf's JSON mapping writes it: metadata values and data in base64."""
 
@@ -28,8 +38,8 @@ class PayloadJson(BaseModel):
 
     @field_validator("metadata")
     @classmethod
-    def _metadata_is_base64(cls, value: dict[str, str]) -> dict[str, str]:
-        return {key: _standard_base64(item) for key, item in value.items()}
+    def _metadata_is_text_to_base64(cls, value: dict[str, str]) -> dict[str, str]:
+        return {_text_key(key): _standard_base64(item) for key, item in value.items()}
 
     @field_validator("data")
     @classmethod

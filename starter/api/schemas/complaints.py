@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -246,13 +247,23 @@ def encode_cursor(state: ComplaintState) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+COMPLAINT_ID = re.compile(
+    r"[A-Za-z0-9_-]{1,64}\.(?:" + "|".join(kind.value for kind in ComplaintKind) + r")\.[0-9a-f]{8}"
+)
+"""A complaint id as `policy.ids.new_complaint_id` makes them, and so the only id a cursor carries."""
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The position after which the next page starts; `ValueError` for anything not made by `encode`."""
+    """The position after which the next page starts; `ValueError` for anything not made by `encode`.
+
+    The id goes into the ledger's query, so it must be one the desk made: JSON can carry text that is not
+    Unicode (a lone surrogate such as `"\\ud800"`, which no database driver can encode) or a NUL (which
+    PostgreSQL text cannot hold)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, complaint_id = json.loads(raw)
         at = datetime.fromisoformat(created_at)
-        if not isinstance(complaint_id, str) or at.tzinfo is None:
+        if not isinstance(complaint_id, str) or not COMPLAINT_ID.fullmatch(complaint_id) or at.tzinfo is None:
             raise ValueError("not a cursor this API made")
         at = at.astimezone(UTC)  # 9999-12-31T23:59:59-12:00 overflows here, not in the ledger's query
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):

@@ -1,0 +1,151 @@
+"""What an attacker found against `make run`, each as a test over real HTTP where the finding is the API's.
+
+* Text that is no Unicode (a lone surrogate, `"\\ud800"`, is valid JSON) hidden where the API does not look
+  at it as text: inside a cursor, as a payload's metadata key, in server credentials. Each is a 422 in the
+  contract's error body, with nothing written.
+
+Every refusal is checked for having changed nothing: every row of every ledger table, before and after.
+Nothing is mocked: uvicorn on a loopback port, the real desk and worker on the time-skipping Temporal
+server, a SQLite ledger.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from starter.api.schemas.actions import AccessIn
+from tests.conftest import Api
+from tests.factories import CLAIM
+from tests.test_api import file_complaint, new_customer, order_body
+from tests.test_hostile_input import NUMBER, number_order, refused, settled, snapshot
+
+Json = dict[str, Any]
+
+LONE_SURROGATE = "\ud800"
+
+
+def forged_cursor(created_at: str, complaint_id: str) -> str:
+    """A cursor as the API encodes one (base64 of a JSON pair), around what an attacker chose."""
+    raw = json.dumps([created_at, complaint_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+# ---------------------------------------------------------------------------------- text that is no text
+
+
+@pytest.mark.parametrize(
+    "complaint_id",
+    [LONE_SURROGATE, "ord-1.major_defect.0000000" + LONE_SURROGATE, "ord-1.major_defect.\x00", "x"],
+    ids=["lone-surrogate", "surrogate-in-an-id", "nul", "not-a-complaint-id"],
+)
+async def test_a_cursor_naming_no_complaint_the_api_made_is_422_invalid_cursor(
+    api: Api, complaint_id: str
+) -> None:
+    """The cursor's id goes into the ledger's query: a lone surrogate cannot be encoded for it (it was a
+    500) and a NUL cannot be stored in PostgreSQL text. A cursor only ever names a complaint id."""
+    await file_complaint(api)
+    before = await settled(api.desk.ledger)
+    cursor = forged_cursor("2026-01-01T00:00:00+00:00", complaint_id)
+
+    response = await api.support().get("/v1/complaints", params={"cursor": cursor})
+
+    refused(response, 422, "invalid_cursor")
+    assert await snapshot(api.desk.ledger) == before
+
+
+@pytest.mark.parametrize("endpoint", ["/codec/decode", "/codec/encode"])
+async def test_a_payload_metadata_key_that_is_no_text_is_422(api: Api, endpoint: str) -> None:
+    """Temporal's metadata keys are protobuf strings, UTF-8 by definition: a key with a lone surrogate
+    cannot become one (it was a 500)."""
+    body = '{"payloads": [{"metadata": {"\\ud800": "AAAA"}, "data": "AAAA"}]}'
+    before = await settled(api.desk.ledger)
+
+    response = await api.support().post(
+        endpoint, content=body.encode(), headers={"Content-Type": "application/json"}
+    )
+
+    refused(response, 422, "validation_error")
+    assert LONE_SURROGATE not in response.text
+    assert await snapshot(api.desk.ledger) == before
+
+
+async def test_codec_metadata_keys_in_any_script_still_round_trip(api: Api) -> None:
+    """The flip side: a key is any UTF-8 text, as protobuf allows."""
+    plain = {"metadata": {"encoding": "anNvbi9wbGFpbg==", "clé-ключ": "eA=="}, "data": "InRlc3Qi"}
+    support = api.support()
+    encoded = await support.post("/codec/encode", json={"payloads": [plain]})
+    assert encoded.status_code == 200, encoded.text
+    decoded = await support.post("/codec/decode", json=encoded.json())
+    assert decoded.json() == {"payloads": [plain]}
+
+
+def with_lone_surrogate(body: Json) -> bytes:
+    """`body` as JSON text, each `@@` in it spelled as the escape of a lone surrogate."""
+    return json.dumps(body).replace("@@", "\\ud800").encode()
+
+
+async def test_a_lone_surrogate_in_any_text_the_api_takes_is_422_and_changes_nothing(api: Api) -> None:
+    """Every free text and name a request carries reaches the ledger or a workflow's history, neither of
+    which can hold text that is no Unicode: refused as invalid, field by field, before anything is done."""
+    complaint = await file_complaint(api)
+    complaint_id, owner = complaint["complaint_id"], complaint["customer_id"]
+    on_complaint = f"/v1/complaints/{complaint_id}"
+    number = await number_order(api, new_customer())
+    credentials = {"host": "web1.example.com", "username": "support", "secret": "s3cret"}
+    requests: list[tuple[httpx.AsyncClient, str, Json, str]] = [
+        (api.backend(), "/v1/orders", order_body(new_customer(), product=NUMBER | {"name": "UK @@"}), "name"),
+        (api.backend(), f"/v1/activations/act_{number['order_id']}/sms", {"text": "code @@"}, "text"),
+        (
+            api.customer(number["customer_id"]),
+            "/v1/complaints",
+            {
+                "order_id": number["order_id"],
+                "kind": "invalid_number",
+                "description": CLAIM,
+                "evidence": [{"name": "shot@@.png", "content_type": "image/png", "data_base64": "iVBORw=="}],
+            },
+            "name",
+        ),
+        (api.support(), f"{on_complaint}/review", {"decision": "approve", "note": "ok @@"}, "note"),
+        (api.support(), f"{on_complaint}/access-request", {"scope": "ssh @@", "reason": "r"}, "scope"),
+        (api.support(), f"{on_complaint}/access-request", {"scope": "ssh", "reason": "r @@"}, "reason"),
+        (api.support(), f"{on_complaint}/fix", {"note": "fixed @@"}, "note"),
+        (api.support(), f"{on_complaint}/replacement", {"sku": "s", "name": "@@", "value": "50"}, "name"),
+        (api.customer(owner), f"{on_complaint}/withdraw", {"note": "bye @@"}, "note"),
+    ]
+    for field in ("host", "username", "notes"):
+        grant = {"grant": True, "credentials": credentials | {field: "x @@"}}
+        requests.append((api.customer(owner), f"{on_complaint}/access", grant, field))
+    before = await settled(api.desk.ledger)
+
+    for client, path, body, field in requests:
+        response = await client.post(
+            path, content=with_lone_surrogate(body), headers={"Content-Type": "application/json"}
+        )
+        error = refused(response, 422, "validation_error")
+        assert any(f["field"].endswith(f".{field}") for f in error["fields"]), (path, error)
+
+    assert await snapshot(api.desk.ledger) == before
+    state = (await api.support().get(on_complaint)).json()
+    assert (state["status"], len(state["events"])) == ("under_review", len(complaint["events"]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ServerCredentials.secret (policy/complaint.py) is a SecretStr that takes a lone surrogate: it is "
+    "sealed escaped, the store_credentials activity cannot open the seal and retries, and the grant answers "
+    "503 complaint_unresponsive after 30 s with the complaint's workflow stuck on that activity",
+)
+def test_r9_a_secret_that_is_no_text_is_refused_as_the_body_is_read() -> None:
+    """The access body as the API reads it (JSON text, as it came over HTTP): a lone surrogate in the secret
+    must be invalid there, like in every other field. Over HTTP today the grant hangs for the desk's
+    patience, hence a test of the body's model rather than of the route."""
+    grant = {"grant": True, "credentials": {"host": "web1.example.com", "username": "u", "secret": "a @@"}}
+    with pytest.raises(ValidationError):
+        AccessIn.model_validate(json.loads(with_lone_surrogate(grant)))
