@@ -234,6 +234,8 @@ class ComplaintState(BaseModel):
     reminded_at: datetime | None = None
     escalated_at: datetime | None = None
     remedy_choice: RemedyChoice | None = None
+    remedy_changes: int = 0
+    """How often the customer changed a remedy choice already made (capped by `max_remedy_changes`)."""
     remedy_choice_due: datetime | None = None
     replacement_offer: ReplacementOffer | None = None
     settling: bool = False
@@ -298,6 +300,20 @@ ACTIONS_OF_KIND: dict[ComplaintKind, frozenset[Action]] = {
 }
 """A claim about a number is reviewed and may be withdrawn (R5, R6, R14); the rest is the defect's R9-R12.
 Each name is also the Temporal update the kind's workflow defines."""
+
+
+def check_remedy_change(state: ComplaintState, choice: RemedyChoice) -> None:
+    """R12 lets the customer change their mind until the remedy is issued, `max_remedy_changes` times:
+    every change is recorded, and a complaint's history must stay bounded. The same choice again is no
+    change (it is answered and not recorded)."""
+    if state.remedy_choice is None or state.remedy_choice is choice:
+        return
+    if state.remedy_changes >= state.policy.max_remedy_changes:
+        raise PolicyRefusal(
+            refusals.REMEDY_CHANGES_EXHAUSTED,
+            f"the remedy was changed {state.remedy_changes} times already, the most the policy allows; "
+            f"it stays {state.remedy_choice.value}",
+        )
 
 
 def check_action(state: ComplaintState, action: Action, actor: Actor, now: datetime) -> None:

@@ -23,6 +23,7 @@ REASON_CODE_REQUIRED = "reason_code_required"
 REASON_CODE_NOT_ALLOWED = "reason_code_not_allowed"
 REMEDY_BEING_ISSUED = "remedy_being_issued"
 INVALID_CREDENTIALS = "invalid_credentials"
+REMEDY_CHANGES_EXHAUSTED = "remedy_changes_exhausted"
 
 # Intake (R3-R6, R15): a claim refused before anything is written.
 CLAIM_WINDOW_EXPIRED = "claim_window_expired"

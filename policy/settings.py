@@ -42,6 +42,9 @@ class PolicySnapshot(BaseModel):
     """How long support has to review a claim (R5, R6) before it is escalated, as R13 does for defects."""
     replacement_value_tolerance: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
     min_description_chars: int = Field(default=40, ge=0)
+    max_remedy_changes: int = Field(default=5, ge=0)
+    """How often a customer may change their remedy choice once made (R12): each change is an event in
+    the complaint's history, which must stay bounded."""
 
 
 class PolicySettings(BaseSettings, PolicySnapshot):

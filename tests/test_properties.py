@@ -752,15 +752,19 @@ def test_an_iso8601_duration_from_the_environment_is_read_as_written(
     ),
     tolerance=st.decimals(min_value=0, max_value=1, places=6),
     minimum=st.integers(min_value=0, max_value=10_000),
+    changes=st.integers(min_value=0, max_value=10_000),
 )
 def test_a_policy_snapshot_round_trips_through_the_environment_and_the_workflow_input_unchanged(
-    durations: dict[str, timedelta], tolerance: Decimal, minimum: int
+    durations: dict[str, timedelta], tolerance: Decimal, minimum: int, changes: int
 ) -> None:
     """Each complaint keeps the policy in force when it was filed: the snapshot travels in the workflow
     input (the pydantic data converter) and comes back identical, and the text pydantic writes for a
     duration (ISO-8601, `P5D`) read back from the environment gives the same duration."""
     snapshot = PolicySnapshot(
-        **durations, replacement_value_tolerance=tolerance, min_description_chars=minimum
+        **durations,
+        replacement_value_tolerance=tolerance,
+        min_description_chars=minimum,
+        max_remedy_changes=changes,
     )
     [carried] = CONVERTER.from_payloads(CONVERTER.to_payloads([snapshot]), [PolicySnapshot])
     assert carried == snapshot
@@ -772,14 +776,18 @@ def test_a_policy_snapshot_round_trips_through_the_environment_and_the_workflow_
         assert (
             PolicySettings()
             .snapshot()
-            .model_dump(exclude={"replacement_value_tolerance", "min_description_chars"})
+            .model_dump(
+                exclude={"replacement_value_tolerance", "min_description_chars", "max_remedy_changes"}
+            )
             == durations
         )
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    field=st.sampled_from([*DURATION_FIELDS, "replacement_value_tolerance", "min_description_chars"]),
+    field=st.sampled_from(
+        [*DURATION_FIELDS, "replacement_value_tolerance", "min_description_chars", "max_remedy_changes"]
+    ),
     text=st.one_of(
         st.text(max_size=20),
         st.from_regex(r"-?[0-9_]{0,14}(\.[0-9]{0,9})?([eE]-?[0-9]{1,3})?", fullmatch=True),

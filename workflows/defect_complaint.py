@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         Review,
         Withdraw,
         already_final,
+        check_remedy_change,
     )
     from policy.models import (
         SYSTEM,
@@ -323,6 +324,8 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         self._validate_choose_remedy(choice)  # again: see ComplaintWorkflow
         if self.complaint.remedy_choice is choice.choice and workflow.patched(REPEATED_CHOICE_UNRECORDED):
             return self.complaint
+        if self.complaint.remedy_choice is not None:
+            self.complaint.remedy_changes += 1
         self.complaint.remedy_choice = choice.choice
         await self._record("remedy_chosen", choice.actor, choice=choice.choice)
         return self.complaint
@@ -330,6 +333,10 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     @choose_remedy.validator
     def _validate_choose_remedy(self, choice: ChooseRemedy) -> None:
         self._check("choose_remedy", choice.actor)
+        try:
+            check_remedy_change(self.complaint, choice.choice)
+        except PolicyRefusal as refusal:
+            raise refused(refusal) from None
 
     @workflow.update
     async def withdraw(self, withdrawal: Withdraw) -> ComplaintState:
