@@ -24,12 +24,13 @@ from policy.complaint import (
     ServerCredentials,
     Withdraw,
     already_final,
+    check_action,
     check_kind_allows,
 )
 from policy.models import Actor, ComplaintKind, Money, RemedyChoice, ReplacementOffer
 from starter.desk.complaints import Complaints
 from starter.desk.errors import ComplaintUnresponsive
-from starter.desk.plumbing import Update, update_name
+from starter.desk.plumbing import Update, may_see, update_name
 from workflows.defect_complaint import DefectComplaintWorkflow
 from workflows.refund_claim import RefundClaimWorkflow
 
@@ -92,6 +93,14 @@ class ComplaintActions(Complaints):
         return await self._act(complaint_id, answer, defect=DefectComplaintWorkflow.answer_access)
 
     async def choose_remedy(self, complaint_id: str, actor: Actor, choice: RemedyChoice) -> ComplaintState:
+        """R12. The same choice again (a retry, or a customer clicking twice) is answered with the
+        complaint as it stands and sends nothing: an accepted update is events in the workflow's history
+        even when it records nothing, and a complaint's history must not grow with repeats."""
+        record = await self.ledger.get_complaint(complaint_id, events=False)
+        if record is not None and record.state.remedy_choice is choice and not record.state.is_final:
+            check_action(record.state, "choose_remedy", actor, await self.now())
+            if may_see(actor, record.state.customer_id):
+                return await self.get(complaint_id)
         request = ChooseRemedy(actor=actor, choice=choice)
         return await self._act(complaint_id, request, defect=DefectComplaintWorkflow.choose_remedy)
 
