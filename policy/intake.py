@@ -7,6 +7,7 @@ Each refusal carries the rule's code and a sentence the customer can act on.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 
 from policy import refusals
@@ -30,9 +31,32 @@ def claim_window_closes(order: Order, policy: PolicySnapshot) -> datetime:
     return order.placed_at + policy.claim_window
 
 
+BLANK_LOOKING = frozenset("\u115f\u1160\u2800\u303f\u3164\uffa0\U0001d159")
+"""Letters and symbols that draw as nothing or as blank space: the Hangul fillers, the braille blank, the
+ideographic half fill space and the musical null notehead. Every other invisible code point (the rest of
+Unicode's default-ignorables, such as zero-width spaces and joiners, bidi marks, variation selectors, tags)
+is a format character, a mark, a control or unassigned, which R4 leaves out by category."""
+
+SEEN_CATEGORIES = frozenset("LNPS")
+"""Letters, numbers, punctuation and symbols: the general categories of characters that take a place of
+their own on the line. Marks sit on the character before them (a letter with 60 accents is one letter),
+separators are whitespace, and "other" is controls, format characters, private use and unassigned."""
+
+
+def _seen(char: str) -> bool:
+    """Whether a reader sees `char` as a character of its own."""
+    return unicodedata.category(char)[0] in SEEN_CATEGORIES and char not in BLANK_LOOKING
+
+
 def meaningful_length(description: str) -> int:
-    """R4 counts what a reader sees: runs of spaces and line breaks count once, padding not at all."""
-    return len(" ".join(description.split()))
+    """R4 counts what a reader sees: the letters, numbers, punctuation and symbols, each with its marks
+    counting once, and a run of whitespace between two of them once; padding, and whatever draws as
+    nothing or as a blank, not at all.
+
+    The workflow applies this at its start (intake), so it is pure and deterministic: the character
+    database is the interpreter's own `unicodedata`, fixed for a given Python version."""
+    shown = "".join(char for char in description if char.isspace() or _seen(char))
+    return len(" ".join(shown.split()))
 
 
 def check_claim(
@@ -61,8 +85,9 @@ def check_claim(
     if meaningful_length(description) < policy.min_description_chars:
         raise PolicyRefusal(
             refusals.INSUFFICIENT_REASONS,
-            f"describe what went wrong in at least {policy.min_description_chars} characters, "
-            "with the details support needs to check it (R4)",
+            f"describe what went wrong in at least {policy.min_description_chars} visible characters "
+            "(spaces count once between words, invisible characters not at all), with the details "
+            "support needs to check it (R4)",
         )
     if kind in EVIDENCE_NEEDED and evidence_count == 0:
         raise PolicyRefusal(

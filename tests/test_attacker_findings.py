@@ -5,6 +5,8 @@
   contract's error body, with nothing written.
 * Existence told by timing: another customer's complaint took a workflow query to refuse, an unknown id
   none. A customer is now refused from the ledger, with no call to Temporal at all.
+* R4 counted invisible text: zero-width spaces, Hangul fillers, braille blanks, a letter under sixty
+  combining marks. It counts what a reader sees now, in any script.
 
 Every refusal is checked for having changed nothing: every row of every ledger table, before and after.
 Nothing is mocked: uvicorn on a loopback port, the real desk and worker on the time-skipping Temporal
@@ -17,7 +19,7 @@ import asyncio
 import base64
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,15 +30,19 @@ from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
+from policy import intake, refusals
 from policy.models import ComplaintKind
+from policy.refusals import PolicyRefusal
 from starter.api.app import create_app
 from starter.api.schemas.actions import AccessIn
 from starter.api.settings import ApiSettings
+from starter.desk import ComplaintDesk
 from tests.conftest import JWT_SECRET, Api, TimeSkippingDesk, in_ledger, served
-from tests.factories import BACKEND, CLAIM, DESCRIPTION, customer, number_order, software_order
-from tests.test_api import error_of, file_complaint, new_customer, order_body
-from tests.test_hostile_input import NUMBER, refused, settled, snapshot
+from tests.factories import BACKEND, CLAIM, DESCRIPTION, POLICY, customer, number_order, software_order
+from tests.test_api import error_of, file_complaint, new_customer, order_body, place_order
+from tests.test_hostile_input import NUMBER, no_workflow, refused, settled, snapshot
 from tests.test_hostile_input import number_order as number_order_over_http
+from tests.test_refund_claim import nothing_written, refused_when_started_directly
 from worker import build_worker
 
 Json = dict[str, Any]
@@ -245,3 +251,127 @@ async def test_another_customers_complaint_is_404_without_temporal_like_one_that
             await api.close()
     record = await ledger.get_complaint(theirs.complaint_id)
     assert record is not None and [e.type for e in record.state.events] == ["filed"]
+
+
+# --------------------------------------------------------------------------- R4: invisible characters
+
+INVISIBLE_PADDING = {
+    "zero-width-spaces": "\u200b" * 60,
+    "hangul-fillers": "\u3164" * 45,
+    "braille-blanks": "\u2800" * 45,
+    "one-letter-and-60-combining-marks": "a" + "\u0301" * 60,
+}
+"""The attacker's four descriptions: each was 40 "meaningful" characters or more, and shows next to none."""
+
+BLANK_CODE_POINTS = [
+    "\u00ad",  # soft hyphen
+    "\u034f",  # combining grapheme joiner
+    "\u061c",  # Arabic letter mark
+    "\u115f",  # Hangul choseong filler
+    "\u1160",  # Hangul jungseong filler
+    "\u17b4",  # Khmer vowel inherent aq
+    "\u180e",  # Mongolian vowel separator
+    "\u200b",  # zero-width space
+    "\u200c",  # zero-width non-joiner
+    "\u200d",  # zero-width joiner
+    "\u200e",  # left-to-right mark
+    "\u202e",  # right-to-left override
+    "\u2060",  # word joiner
+    "\u2063",  # invisible separator
+    "\u2066",  # left-to-right isolate
+    "\u2800",  # braille pattern blank
+    "\u303f",  # ideographic half fill space
+    "\u3164",  # Hangul filler
+    "\ufe0f",  # variation selector 16
+    "\ufeff",  # byte order mark
+    "\uffa0",  # halfwidth Hangul filler
+    "\U0001d159",  # musical symbol null notehead
+    "\U0001d173",  # musical symbol begin beam
+    "\U000e0041",  # tag latin capital letter A
+    "\U000e0100",  # variation selector 17
+    "\x07",  # a control character
+]
+
+
+@pytest.mark.parametrize("description", INVISIBLE_PADDING.values(), ids=INVISIBLE_PADDING.keys())
+def test_r4_invisible_characters_are_no_reasons(description: str) -> None:
+    assert intake.meaningful_length(description) <= 1
+    with pytest.raises(PolicyRefusal) as refused_:
+        intake.check_claim(
+            software_order(), ComplaintKind.MAJOR_DEFECT, description, 0, datetime.now(UTC), POLICY
+        )
+    assert refused_.value.code == refusals.INSUFFICIENT_REASONS
+
+
+@pytest.mark.parametrize("blank", BLANK_CODE_POINTS, ids=lambda c: f"U+{ord(c):04X}")
+def test_r4_a_blank_or_invisible_code_point_counts_nothing_wherever_it_is(blank: str) -> None:
+    """Default-ignorable code points, format and control characters, marks and the letters and symbols
+    that draw as blanks: none is a character a reader sees, between words, inside one or as padding."""
+    assert intake.meaningful_length(blank * 40) == 0
+    padded = f"{blank}sms{blank} {blank}nev{blank}er{blank * 3} came{blank}"
+    assert intake.meaningful_length(padded) == len("sms never came")
+
+
+@pytest.mark.parametrize(
+    ("description", "seen"),
+    [
+        ("Die Nummer hat den Code nie bekommen, äöü ß é", 45),
+        ("Cafe\u0301 cre\u0300me bru\u0302le\u0301e", len("Café crème brûlée")),  # accents as marks
+        ("号码从未收到验证码，我等了二十分钟。", 18),  # noqa: RUF001 (a Chinese comma, not a look-alike)
+        ("الرقم لم يستقبل رمز واتساب أبدًا", 31),  # a tanween mark on the last alef
+        ("המספר לא קיבל את הקוד", 21),
+        ("नमस्ते दुनिया", 8),  # the vowel signs and the virama sit on their consonants
+        ("😀🙃👍🏽 ok", 7),  # a skin tone is a symbol of its own
+        ("1\ufe0f\u20e3 2\ufe0f\u20e3", 3),  # keycaps: a digit, a variation selector, an enclosing mark
+        ("👨\u200d👩\u200d👧", 3),  # a family: three emoji joined by zero-width joiners
+    ],
+    ids=[
+        "german",
+        "latin-decomposed",
+        "chinese",
+        "arabic",
+        "hebrew",
+        "devanagari",
+        "emoji",
+        "keycaps",
+        "zwj",
+    ],
+)
+def test_r4_real_text_in_any_script_counts_what_a_reader_sees(description: str, seen: int) -> None:
+    assert intake.meaningful_length(description) == seen
+
+
+def test_r4_forty_visible_characters_among_invisible_ones_are_enough() -> None:
+    description = "\u200b".join("The number never got its code. Asked 3x!")
+    assert len("The number never got its code. Asked 3x!") == 40
+    assert intake.meaningful_length(description) == 40
+    intake.check_claim(
+        software_order(), ComplaintKind.MAJOR_DEFECT, description, 0, datetime.now(UTC), POLICY
+    )
+
+
+async def test_r4_a_workflow_started_directly_refuses_invisible_padding(
+    desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    """The workflow applies the same count at its start, to a client that skips the desk."""
+    order = number_order(placed_at=await desk.now())
+    padded = "no sms" + INVISIBLE_PADDING["zero-width-spaces"]
+    assert await refused_when_started_directly(desk, order, padded) == "insufficient_reasons"
+    await nothing_written(ledger)
+
+
+@pytest.mark.parametrize("description", INVISIBLE_PADDING.values(), ids=INVISIBLE_PADDING.keys())
+async def test_r4_invisible_padding_over_http_is_422_insufficient_reasons_and_writes_nothing(
+    api: Api, description: str
+) -> None:
+    order = await place_order(api, new_customer())
+    before = await settled(api.desk.ledger)
+
+    response = await api.customer(order["customer_id"]).post(
+        "/v1/complaints",
+        json={"order_id": order["order_id"], "kind": "major_defect", "description": description},
+    )
+
+    refused(response, 422, "insufficient_reasons")
+    assert await snapshot(api.desk.ledger) == before
+    await no_workflow(api, order["order_id"], ComplaintKind.MAJOR_DEFECT)

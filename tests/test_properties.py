@@ -99,7 +99,15 @@ MONEY = st.builds(Money, amount=AMOUNTS, currency=CURRENCY)
 
 WHITESPACE = [c for c in map(chr, range(0x3001)) if c.isspace()]
 """Every character `str.split()` splits on (the last one is U+3000, the ideographic space)."""
-NOT_WHITESPACE = st.characters(exclude_categories=["Cs"]).filter(lambda c: not c.isspace())
+SEEN = st.characters(categories=["L", "N", "P", "S"]).filter(lambda c: c not in intake.BLANK_LOOKING)
+"""Characters a reader sees, each in a place of its own: letters, numbers, punctuation and symbols, but
+not the few that draw as blanks."""
+UNSEEN = st.one_of(
+    st.characters(categories=["Mn", "Mc", "Me", "Cc", "Cf", "Co", "Cn"]).filter(lambda c: not c.isspace()),
+    st.sampled_from(sorted(intake.BLANK_LOOKING)),
+)
+"""What takes no place of its own: marks (on the character before), controls, format characters (zero-width
+spaces and joiners, bidi marks, tags), private use, unassigned, and the blank-looking letters and symbols."""
 
 ROLES_AND_IDS = st.builds(
     Actor, role=st.sampled_from(Role), id=st.sampled_from(["bob", "eve", "shop", "alice"])
@@ -552,7 +560,7 @@ def test_r3_a_claim_is_accepted_up_to_the_last_instant_of_the_window_and_refused
 
 @settings(max_examples=200, deadline=None)
 @given(
-    words=st.lists(st.text(alphabet=NOT_WHITESPACE, min_size=1, max_size=12), max_size=12),
+    words=st.lists(st.text(alphabet=SEEN, min_size=1, max_size=12), max_size=12),
     gaps=st.lists(
         st.text(alphabet=st.sampled_from(WHITESPACE), min_size=1, max_size=4), min_size=13, max_size=13
     ),
@@ -560,6 +568,7 @@ def test_r3_a_claim_is_accepted_up_to_the_last_instant_of_the_window_and_refused
         st.text(alphabet=st.sampled_from(WHITESPACE), max_size=5),
         st.text(alphabet=st.sampled_from(WHITESPACE), max_size=5),
     ),
+    hidden=st.lists(st.tuples(st.integers(min_value=0), UNSEEN), max_size=60),
     minimum=st.integers(min_value=0, max_value=120),
     kind_and_product=KIND_AND_PRODUCT,
 )
@@ -567,6 +576,15 @@ def test_r3_a_claim_is_accepted_up_to_the_last_instant_of_the_window_and_refused
     words=["x" * 12] * 3 + ["x"],
     gaps=[" "] * 13,
     padding=("", ""),
+    hidden=[],
+    minimum=40,
+    kind_and_product=(ComplaintKind.MAJOR_DEFECT, ProductKind.SOFTWARE),
+)
+@example(
+    words=["a"],
+    gaps=[" "] * 13,
+    padding=("", ""),
+    hidden=[(1, "\u0301")] * 60,
     minimum=40,
     kind_and_product=(ComplaintKind.MAJOR_DEFECT, ProductKind.SOFTWARE),
 )
@@ -574,15 +592,21 @@ def test_r4_a_description_counts_its_characters_with_each_run_of_whitespace_as_o
     words: list[str],
     gaps: list[str],
     padding: tuple[str, str],
+    hidden: list[tuple[int, str]],
     minimum: int,
     kind_and_product: tuple[ComplaintKind, ProductKind],
 ) -> None:
     """R4 "detailed reasons" is at least `min_description_chars` characters as a reader sees them: every
-    character of the words counts (accents, CJK, emoji: one code point, one character), a run of spaces,
-    tabs, line breaks or Unicode spaces between two words counts once, and leading or trailing padding not
-    at all. So padding never lifts a short text over the minimum, and exactly the minimum is enough."""
+    letter, number, punctuation mark and symbol of the words counts (accents, CJK, emoji: one each), a run
+    of spaces, tabs, line breaks or Unicode spaces between two words counts once, and leading or trailing
+    padding not at all; what takes no place of its own (a mark, a zero-width or control character, a
+    blank-looking filler) counts nothing wherever it is put. So neither padding nor invisible characters
+    ever lift a short text over the minimum, and exactly the minimum is enough."""
     body = "".join(word + gap for word, gap in zip(words[:-1], gaps, strict=False)) + "".join(words[-1:])
     description = padding[0] + body + padding[1]
+    for at, char in hidden:
+        cut = at % (len(description) + 1)
+        description = description[:cut] + char + description[cut:]
     seen = sum(len(word) for word in words) + max(len(words) - 1, 0)
     assert intake.meaningful_length(description) == seen
 
