@@ -85,9 +85,9 @@ def check_claim(
     if meaningful_length(description) < policy.min_description_chars:
         raise PolicyRefusal(
             refusals.INSUFFICIENT_REASONS,
-            f"describe what went wrong in at least {policy.min_description_chars} visible characters "
-            "(spaces count once between words, invisible characters not at all), with the details "
-            "support needs to check it (R4)",
+            f"describe what went wrong in at least {policy.min_description_chars} characters a reader "
+            "can see (spaces count once between words, invisible characters not at all), with the "
+            "details support needs to check it (R4)",
         )
     if kind in EVIDENCE_NEEDED and evidence_count == 0:
         raise PolicyRefusal(
