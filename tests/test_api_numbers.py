@@ -27,6 +27,7 @@ from policy.evidence import MAX_FILE_BYTES
 from policy.ids import activation_workflow_id, workflow_id_of
 from policy.models import Role
 from tests.conftest import Api
+from tests.evidence_files import PNG, png_of
 from tests.factories import CLAIM, POLICY, history_text
 from tests.test_api import counts, error_of, filing_settled, new_customer, order_body, place_order
 
@@ -39,7 +40,6 @@ SERVICE = "whatsapp"
 SMS_WAIT = POLICY.sms_wait
 REVIEW_WINDOW = POLICY.review_window
 CLAIM_WINDOW = POLICY.claim_window
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR-a-screenshot-of-the-2fa-screen"
 
 ACTIVATION_FIELDS = {"activation_id", "order_id", "status", "expires_at", "refund"}
 """docs/api.md's activation; the API may add fields, never drop these."""
@@ -557,11 +557,6 @@ async def test_evidence_that_is_not_what_it_says_is_422_and_nothing_is_stored(
 
     assert error_of(response, 422)["code"] == "evidence_rejected", attachment["content_type"]
     assert await counts(api.desk.ledger) == before, "not even the valid file is kept"
-
-
-def png_of(size: int) -> bytes:
-    """A PNG (by its signature) of exactly `size` bytes."""
-    return PNG + b"\x00" * (size - len(PNG))
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,9 @@
   none. A customer is now refused from the ledger, with no call to Temporal at all.
 * R4 counted invisible text: zero-width spaces, Hangul fillers, braille blanks, a letter under sixty
   combining marks. It counts what a reader sees now, in any script.
+* R6's evidence was judged by its first bytes: `%PDF-` then HTML, a PNG signature then an SVG script, HTML
+  sent as text/plain; and a name such as `../../../../tmp/evil.html` was kept as sent. Each file is now
+  decoded whole (Pillow, pypdf) and its name reduced to a safe base name of its type.
 
 Every refusal is checked for having changed nothing: every row of every ledger table, before and after.
 Nothing is mocked: uvicorn on a loopback port, the real desk and worker on the time-skipping Temporal
@@ -17,30 +20,38 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from pydantic import ValidationError
+from pypdf import PdfWriter
+from pypdf.actions import JavaScript
+from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy import intake, refusals
+from policy.evidence import EXTENSIONS, MAX_FILE_BYTES, EvidenceFile, check_evidence, safe_name
 from policy.models import ComplaintKind
 from policy.refusals import PolicyRefusal
 from starter.api.app import create_app
 from starter.api.schemas.actions import AccessIn
 from starter.api.settings import ApiSettings
 from starter.desk import ComplaintDesk
+from tests import evidence_files
 from tests.conftest import JWT_SECRET, Api, TimeSkippingDesk, in_ledger, served
 from tests.factories import BACKEND, CLAIM, DESCRIPTION, POLICY, customer, number_order, software_order
 from tests.test_api import error_of, file_complaint, new_customer, order_body, place_order
-from tests.test_hostile_input import NUMBER, no_workflow, refused, settled, snapshot
+from tests.test_hostile_input import NUMBER, evidence, no_workflow, refused, settled, snapshot
 from tests.test_hostile_input import number_order as number_order_over_http
 from tests.test_refund_claim import nothing_written, refused_when_started_directly
 from worker import build_worker
@@ -375,3 +386,200 @@ async def test_r4_invisible_padding_over_http_is_422_insufficient_reasons_and_wr
     refused(response, 422, "insufficient_reasons")
     assert await snapshot(api.desk.ledger) == before
     await no_workflow(api, order["order_id"], ComplaintKind.MAJOR_DEFECT)
+
+
+# ----------------------------------------------------------------------------- R6: evidence, checked whole
+
+SVG_SCRIPT = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(document.domain)</script></svg>'
+)
+HTML = b"<!DOCTYPE html><html><body><script>fetch('/v1/complaints')</script></body></html>"
+
+
+def pdf_with(change: Callable[[PdfWriter], object]) -> bytes:
+    """A one-page PDF written by pypdf, changed by `change` before it is written."""
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    change(writer)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def _open_action(writer: PdfWriter) -> None:
+    script = DictionaryObject(
+        {NameObject("/S"): NameObject("/JavaScript"), NameObject("/JS"): TextStringObject("app.alert(1)")}
+    )
+    writer._root_object[NameObject("/OpenAction")] = script
+
+
+def _fit_on_open(writer: PdfWriter) -> None:
+    """What LaTeX and office suites write: open at the first page, fitted to the window."""
+    page = writer.pages[0].indirect_reference
+    writer._root_object[NameObject("/OpenAction")] = ArrayObject([page, NameObject("/Fit")])
+
+
+def bomb(pixels_per_side: int = 6000) -> bytes:
+    """A PNG of a few kilobytes that decodes to 36 million pixels."""
+    buffer = io.BytesIO()
+    Image.new("1", (pixels_per_side, pixels_per_side)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+REAL_FILES = {
+    "png": ("image/png", evidence_files.image("image/png")),
+    "jpeg": ("image/jpeg", evidence_files.image("image/jpeg")),
+    "gif": ("image/gif", evidence_files.image("image/gif")),
+    "webp": ("image/webp", evidence_files.image("image/webp")),
+    "pdf": ("application/pdf", evidence_files.pdf(pages=2)),
+    "pdf-fit-on-open": ("application/pdf", pdf_with(_fit_on_open)),
+    "text": ("text/plain", "12:01 code requested — none came\n12:21 expired\n".encode()),
+    "text-quoting-markup": ("text/plain", b"the page said: <html><body>500</body></html>\n"),
+    "text-with-bom": ("text/plain", "\ufeff12:01 ждал код\n".encode()),
+    "png-of-5-mib": ("image/png", evidence_files.png_of(MAX_FILE_BYTES)),
+}
+
+HOSTILE_FILES = {
+    "pdf-header-then-html": ("application/pdf", b"%PDF-1.4\n" + HTML, "does not parse as a PDF"),
+    "png-signature-then-svg": (
+        "image/png",
+        b"\x89PNG\r\n\x1a\n" + SVG_SCRIPT,
+        "does not decode as a whole PNG",
+    ),
+    "html-as-text": ("text/plain", HTML, "starts as markup"),
+    "svg-as-text": ("text/plain", b"\n  \t" + SVG_SCRIPT, "starts as markup"),
+    "xml-as-text": ("text/plain", b'<?xml version="1.0"?>' + SVG_SCRIPT, "starts as markup"),
+    "html-after-a-bom-as-text": ("text/plain", "\ufeff\u200b<html>".encode(), "starts as markup"),
+    "truncated-png": ("image/png", evidence_files.PNG[:-30], "does not decode as a whole PNG"),
+    "truncated-jpeg": (
+        "image/jpeg",
+        evidence_files.image("image/jpeg", (400, 300))[:-400],
+        "as a whole JPEG",
+    ),
+    "a-gif-said-to-be-webp": ("image/webp", evidence_files.image("image/gif"), "as a whole WEBP"),
+    "a-decompression-bomb": ("image/png", bomb(), "more than 25,000,000 pixels"),
+    "pdf-javascript-on-open": (
+        "application/pdf",
+        pdf_with(_open_action),
+        "an action that runs when it is opened",
+    ),
+    "pdf-document-javascript": (
+        "application/pdf",
+        pdf_with(lambda writer: writer.add_open_action(JavaScript("app.alert(1)"))),
+        "document JavaScript",
+    ),
+    "pdf-embedded-file": (
+        "application/pdf",
+        pdf_with(lambda writer: writer.add_attachment("evil.html", HTML)),
+        "embedded files",
+    ),
+    "pdf-encrypted": ("application/pdf", pdf_with(lambda writer: writer.encrypt("secret")), "encrypted"),
+    "pdf-without-a-page": ("application/pdf", evidence_files.pdf(pages=0), "no page"),
+}
+
+
+@pytest.mark.parametrize(("content_type", "data"), REAL_FILES.values(), ids=REAL_FILES.keys())
+def test_r6_real_files_of_each_accepted_type_pass_whole(content_type: str, data: bytes) -> None:
+    check_evidence([EvidenceFile(name="evidence", content_type=content_type, data=data)])
+
+
+@pytest.mark.parametrize(("content_type", "data", "why"), HOSTILE_FILES.values(), ids=HOSTILE_FILES.keys())
+def test_r6_a_file_that_is_not_wholly_its_type_is_rejected_saying_why(
+    content_type: str, data: bytes, why: str
+) -> None:
+    with pytest.raises(PolicyRefusal) as refused_:
+        check_evidence([EvidenceFile(name="evidence", content_type=content_type, data=data)])
+    assert refused_.value.code == refusals.EVIDENCE_REJECTED
+    assert refused_.value.message.startswith(
+        f"evidence{EXTENSIONS[content_type][0]}: the file's content is not"
+    )
+    assert why in refused_.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "kept"),
+    [
+        ("../../../../tmp/evil.html", "image/png", "evil.html.png"),
+        ("..\\..\\Windows\\evil.png", "image/png", "evil.png"),
+        ("C:\\Users\\me\\Desktop\\2fa screen.png", "image/png", "2fa screen.png"),
+        ("/etc/passwd", "text/plain", "passwd.txt"),
+        ("..", "image/png", "attachment.png"),
+        ("../", "application/pdf", "attachment.pdf"),
+        (" .htaccess ", "text/plain", "htaccess.txt"),
+        ("notes.TXT", "text/plain", "notes.TXT"),
+        ("sms.log", "text/plain", "sms.log"),
+        ("photo.jpeg", "image/jpeg", "photo.jpeg"),
+        ("photo", "image/jpeg", "photo.jpg"),
+        ("sh\u200bot\u2066.png\u2069", "image/png", "shot.png"),
+        ("invoice\u202efdp.exe", "application/pdf", "invoicefdp.exe.pdf"),
+        ("a:b|c?.png", "image/png", "a_b_c_.png"),
+        ("2fa\n\tscreen.png", "image/png", "2fa screen.png"),
+        ("скриншот 2FA.png", "image/png", "скриншот 2FA.png"),
+        ("x" * 250 + ".html", "image/png", "x" * 250 + ".png"),
+    ],
+)
+def test_r6_a_file_name_is_kept_as_a_safe_base_name_of_its_type(
+    name: str, content_type: str, kept: str
+) -> None:
+    """No directory, no `..`, no control, format or bidi character, and the ending of the type the bytes
+    were checked as: whoever saves the file saves what was checked, where they chose."""
+    assert safe_name(name, content_type) == kept
+    assert EvidenceFile(name=name, content_type=content_type, data=b"x").name == kept
+    assert safe_name(kept, content_type) == kept, "a kept name is kept as it is"
+
+
+ATTACKERS_FILES = {
+    "pdf-header-then-html": ("shot.pdf", "application/pdf", b"%PDF-1.4\n" + HTML),
+    "png-signature-then-svg": ("shot.png", "image/png", b"\x89PNG\r\n\x1a\n" + SVG_SCRIPT),
+    "html-as-text": ("log.txt", "text/plain", HTML),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "data"), ATTACKERS_FILES.values(), ids=ATTACKERS_FILES.keys()
+)
+async def test_r6_the_attackers_files_are_422_evidence_rejected_and_nothing_is_stored(
+    api: Api, name: str, content_type: str, data: bytes
+) -> None:
+    customer_id = new_customer()
+    order = await number_order_over_http(api, customer_id)
+    attachments = [evidence(evidence_files.PNG), evidence(data, content_type, name)]
+    before = await settled(api.desk.ledger)
+
+    response = await api.customer(customer_id).post(
+        "/v1/complaints",
+        json={
+            "order_id": order["order_id"],
+            "kind": "invalid_number",
+            "description": CLAIM,
+            "evidence": attachments,
+        },
+    )
+
+    error = refused(response, 422, "evidence_rejected")
+    assert error["message"].startswith(f"{name}: the file's content is not {content_type}: it "), error
+    assert await snapshot(api.desk.ledger) == before
+    await no_workflow(api, order["order_id"], ComplaintKind.INVALID_NUMBER)
+
+
+async def test_r6_a_path_in_a_file_name_is_reduced_to_its_base_name_in_the_ledger(api: Api) -> None:
+    customer_id = new_customer()
+    order = await number_order_over_http(api, customer_id)
+    screenshot = evidence(evidence_files.PNG, "image/png", "../../../../tmp/evil.html")
+
+    response = await api.customer(customer_id).post(
+        "/v1/complaints",
+        json={
+            "order_id": order["order_id"],
+            "kind": "invalid_number",
+            "description": CLAIM,
+            "evidence": [screenshot],
+        },
+    )
+
+    assert response.status_code == 201, response.text
+    [shown] = response.json()["evidence"]
+    assert shown["name"] == "evil.html.png"
+    stored = await api.desk.ledger.evidence_data(shown["ref"])
+    assert stored is not None and stored[1].name == "evil.html.png"
+    assert stored[1].data == evidence_files.PNG

@@ -28,13 +28,13 @@ from policy.ids import complaint_workflow_id
 from policy.models import ComplaintKind
 from starter.api.schemas.common import MAX_BODY_BYTES
 from tests.conftest import Api
+from tests.evidence_files import PNG
 from tests.factories import CLAIM
 from tests.test_api import approved_complaint, error_of, file_complaint, new_customer, order_body
 
 Json = dict[str, Any]
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 NUMBER = {"sku": "vn-uk-whatsapp", "kind": "virtual_number", "name": "UK number for WhatsApp"}
 
 

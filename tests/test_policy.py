@@ -50,6 +50,7 @@ from policy.models import (
 )
 from policy.refusals import FORBIDDEN_ACTOR, INVALID_STATE, REMEDY_BEING_ISSUED, PolicyRefusal
 from policy.settings import PolicySettings, PolicySnapshot
+from tests.evidence_files import PNG, real_file
 from tests.factories import DESCRIPTION, POLICY, SUPPORT, customer, number_order, software_order
 
 S = ComplaintStatus
@@ -616,22 +617,31 @@ def test_the_first_broken_rule_is_the_one_reported() -> None:
 
 # ------------------------------------------------------------------------------------------- evidence
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(16)
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"],
+)
+def test_evidence_of_each_accepted_type_passes(content_type: str) -> None:
+    """A real file of each type, as Pillow and pypdf write them (the desk decodes every one whole)."""
+    check_evidence([EvidenceFile(name="f", content_type=content_type, data=real_file(content_type))])
 
 
 @pytest.mark.parametrize(
-    ("content_type", "data"),
+    ("content_type", "signature"),
     [
-        ("image/png", PNG),
+        ("image/png", b"\x89PNG\r\n\x1a\n" + bytes(16)),
         ("image/jpeg", b"\xff\xd8\xff\xe0" + bytes(8)),
         ("image/gif", b"GIF89a" + bytes(8)),
         ("image/webp", b"RIFF\x00\x00\x00\x00WEBPVP8 "),
         ("application/pdf", b"%PDF-1.7\n"),
-        ("text/plain", "12:01 code requested — none came\n".encode()),
     ],
 )
-def test_evidence_of_each_accepted_type_passes(content_type: str, data: bytes) -> None:
-    check_evidence([EvidenceFile(name="f", content_type=content_type, data=data)])
+def test_evidence_that_only_begins_as_its_type_is_rejected(content_type: str, signature: bytes) -> None:
+    """The first bytes of a type followed by anything else: the check reads the whole file."""
+    with pytest.raises(PolicyRefusal, match="content is not") as caught:
+        check_evidence([EvidenceFile(name="f", content_type=content_type, data=signature)])
+    assert caught.value.code == "evidence_rejected"
 
 
 @pytest.mark.parametrize(

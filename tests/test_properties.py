@@ -62,6 +62,7 @@ from policy.models import (
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySettings, PolicySnapshot
 from starter.api.schemas.common import format_amount
+from tests.evidence_files import SMALLEST_PNG, png_of, real_file, text_of
 from tests.factories import DESCRIPTION, POLICY, SUPPORT
 
 S = ComplaintStatus
@@ -623,21 +624,17 @@ def test_r4_a_description_counts_its_characters_with_each_run_of_whitespace_as_o
 
 # -------------------------------------------------------------------------------------- R6: evidence
 
-MAGIC: dict[str, bytes] = {
-    "image/png": b"\x89PNG\r\n\x1a\n",
-    "image/jpeg": b"\xff\xd8\xff",
-    "image/gif": b"GIF89a",
-    "image/webp": b"RIFF\x00\x00\x00\x00WEBP",
-    "application/pdf": b"%PDF-",
-    "text/plain": b"",
-}
-"""How each accepted type's bytes begin; the rest of a drawn file is plain ASCII filler."""
+SIZED = {"image/png": png_of, "text/plain": text_of}
+"""The types a file of any size can be made of (a PNG padded with a private chunk, a log); a file of another
+type is its real small file, whatever size was drawn."""
+REAL = {content_type: real_file(content_type) for content_type in ACCEPTED_TYPES}
 REFUSED_TYPES = ["image/svg+xml", "text/html", "application/octet-stream", "application/x-msdownload"]
 
 
 def evidence(declared: str, actual: str, size: int, number: int = 0) -> EvidenceFile:
-    """A file declared as `declared` whose bytes are those of `actual`, `size` bytes long."""
-    data = MAGIC[actual] + b"a" * (size - len(MAGIC[actual]))
+    """A file declared as `declared` whose bytes are a whole file of type `actual`, `size` bytes long if
+    `actual` can be made that size."""
+    data = SIZED[actual](size) if actual in SIZED else REAL[actual]
     return EvidenceFile(name=f"file-{number}", content_type=declared, data=data)
 
 
@@ -655,10 +652,10 @@ def attachments(draw: st.DrawFn) -> tuple[list[EvidenceFile], bool]:
         if lie == "refused type":
             declared, honest = draw(st.sampled_from(REFUSED_TYPES)), False
         elif lie == "other bytes" and declared != "text/plain":
-            actual, honest = draw(st.sampled_from([t for t in MAGIC if t != declared])), False
+            actual, honest = draw(st.sampled_from([t for t in REAL if t != declared])), False
         size = draw(
             st.one_of(
-                st.integers(min_value=16, max_value=4096),
+                st.integers(min_value=SMALLEST_PNG, max_value=4096),
                 st.sampled_from([MAX_FILE_BYTES - 1, MAX_FILE_BYTES]),
             )
         )
@@ -676,11 +673,12 @@ def attachments(draw: st.DrawFn) -> tuple[list[EvidenceFile], bool]:
 @example(([evidence("application/pdf", "application/pdf", 16)] * (MAX_FILES + 1), True))
 @example(([evidence("image/png", "application/pdf", 16)], False))
 @example(([evidence("text/html", "text/plain", 16)], False))
+@example(([evidence("image/webp", "image/gif", 16)], False))
 def test_r6_evidence_is_accepted_exactly_when_count_total_size_and_every_type_hold(
     drawn: tuple[list[EvidenceFile], bool],
 ) -> None:
     """At most five files, at most ten MiB together (exactly ten is fine), each an accepted type whose bytes
-    really are that type: anything else is `evidence_rejected`, whichever limit it breaks first."""
+    are wholly that type: anything else is `evidence_rejected`, whichever limit it breaks first."""
     files, honest = drawn
     within = len(files) <= MAX_FILES and sum(len(f.data) for f in files) <= MAX_TOTAL_BYTES
     if within and honest:
@@ -693,15 +691,18 @@ def test_r6_evidence_is_accepted_exactly_when_count_total_size_and_every_type_ho
 
 @settings(max_examples=200, deadline=None)
 @given(
-    text=st.text(min_size=1),
+    line=st.text(min_size=1),
     bad_byte=st.one_of(
         st.integers(min_value=0x80, max_value=0xBF), st.integers(min_value=0xF8, max_value=0xFF)
     ),
     at=st.integers(min_value=0),
 )
-def test_r6_a_text_file_is_any_utf8_without_nul_bytes(text: str, bad_byte: int, at: int) -> None:
+def test_r6_a_text_file_is_any_utf8_without_nul_bytes(line: str, bad_byte: int, at: int) -> None:
     """A log pasted as text/plain is accepted in any language (any UTF-8 at all) unless it holds a NUL byte
-    (then it is a binary in disguise); a stray byte that cannot start a UTF-8 character makes it binary."""
+    (then it is a binary in disguise); a stray byte that cannot start a UTF-8 character makes it binary.
+    The log starts with its time, as logs do: one that starts as markup is not plain text (see
+    `tests/test_attacker_findings.py`)."""
+    text = "12:01 " + line
     encoded = text.encode("utf-8")
     if "\x00" in text:
         with pytest.raises(PolicyRefusal):

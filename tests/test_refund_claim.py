@@ -32,6 +32,7 @@ from policy.models import (
 )
 from policy.refusals import PolicyRefusal
 from starter.desk import ComplaintDesk
+from tests.evidence_files import PNG
 from tests.factories import (
     BACKEND,
     CLAIM,
@@ -49,7 +50,6 @@ S = ComplaintStatus
 K = ComplaintKind
 SMS = K.SMS_NOT_RECEIVED
 INVALID = K.INVALID_NUMBER
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(17)
 SCREENSHOT = EvidenceFile(name="2fa-refused.png", content_type="image/png", data=PNG)
 APPROVE = Review(actor=SUPPORT, decision=ReviewDecision.APPROVE, note="provider log shows no delivery")
 WRITTEN = ["complaints", "complaint_events", "evidence", "refunds", "notifications"]

@@ -60,7 +60,8 @@ ContentType = Annotated[
 
 
 class EvidenceIn(Body):
-    """An attachment (R6): PNG, JPEG, GIF, WebP, PDF or plain text, at most 5 MiB, base64-encoded."""
+    """An attachment (R6): PNG, JPEG, GIF, WebP, PDF or plain text, at most 5 MiB, base64-encoded. The desk
+    checks the whole file against its type and keeps its name as a safe base name (`policy.evidence`)."""
 
     model_config = ConfigDict(
         json_schema_extra={
