@@ -6,10 +6,11 @@ either completes the row with its response or, for an answer that must not be ke
 a retry runs again. Every later request with the key gets one of: the stored response (same method, path
 and body), `Mismatch` (anything else: a key names one request), or `InProgress` while the first runs.
 
-Two clocks bound a row's life. A key is kept `ttl` from its claim (24 h by default); past that it is
-claimed afresh as if new, and old rows are purged a batch at a time, at most once a `PURGE_EVERY` per
-store. An attempt that never finishes (its process died) holds the key for `lease`, then the next request
-with it takes the key over; a completion or release under the old attempt id then changes nothing.
+Two clocks bound a row's life. An answered key is kept `ttl` from its claim (24 h by default); past that
+it is claimed afresh as if new, and old rows are purged a batch at a time, at most once a `PURGE_EVERY`
+per store. An attempt that never finishes (its process died) holds the key for `lease`, whatever `ttl`
+says, then the next request with it takes the key over; a completion or release under the old attempt id
+then changes nothing.
 
 The table lives on `ledger.schema.Base`'s metadata, created by migration 0004.
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Integer, LargeBinary, String, Text, delete, select, tuple_, update
+from sqlalchemy import Index, Integer, LargeBinary, String, Text, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
@@ -181,9 +182,9 @@ class IdempotencyStore:
         return _judge(row, request)
 
     def _expired(self, row: Any, now: datetime) -> bool:
-        """Past the key's time to live, or an attempt that outlived its lease without finishing."""
-        age = now - row.created_at
-        return age >= self.ttl or (row.status is None and age >= self.lease)
+        """An answered key past its time to live, or an attempt that outlived its lease unfinished."""
+        age: timedelta = now - row.created_at
+        return age >= (self.lease if row.status is None else self.ttl)
 
     async def complete(self, caller: str, key: str, attempt: str, response: StoredResponse) -> bool:
         """Keep `response` as the key's answer; False if the attempt lost the key (its lease ran out)."""
@@ -206,12 +207,17 @@ class IdempotencyStore:
             await conn.execute(delete(IdempotencyKeyRow).where(*_row(caller, key), *_running(attempt)))
 
     async def purge_expired(self, limit: int = PURGE_BATCH) -> int:
-        """Delete up to `limit` of the oldest keys past their time to live; how many went. On PostgreSQL
-        rows another purge holds are skipped rather than waited for."""
-        cutoff = self.clock() - self.ttl
+        """Delete up to `limit` of the oldest keys past their time to live (an unfinished one only once its
+        lease is over too); how many went. On PostgreSQL rows another purge holds are skipped rather than
+        waited for."""
+        now = self.clock()
+        expired = (
+            IdempotencyKeyRow.created_at < now - self.ttl,
+            or_(IdempotencyKeyRow.status.is_not(None), IdempotencyKeyRow.created_at < now - self.lease),
+        )
         oldest = (
             select(IdempotencyKeyRow.caller, IdempotencyKeyRow.key)
-            .where(IdempotencyKeyRow.created_at < cutoff)
+            .where(*expired)
             .order_by(IdempotencyKeyRow.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -219,8 +225,7 @@ class IdempotencyStore:
         async with self.engine.begin() as conn:
             purged = await conn.execute(
                 delete(IdempotencyKeyRow).where(
-                    tuple_(IdempotencyKeyRow.caller, IdempotencyKeyRow.key).in_(oldest),
-                    IdempotencyKeyRow.created_at < cutoff,
+                    tuple_(IdempotencyKeyRow.caller, IdempotencyKeyRow.key).in_(oldest), *expired
                 )
             )
         return purged.rowcount

@@ -140,6 +140,20 @@ async def test_a_completed_key_is_kept_for_its_time_to_live_then_is_new(any_ledg
     assert await keys_in(any_ledger) == 1
 
 
+async def test_an_unfinished_attempt_holds_its_key_for_its_lease_even_past_the_time_to_live(
+    any_ledger: Ledger,
+) -> None:
+    clock = Clock()
+    store = store_of(any_ledger, clock, ttl=timedelta(minutes=1))  # the lease is 2 minutes
+    assert isinstance(await store.claim("backend:shop", "k-1", ORDER), Claimed)
+
+    clock.advance(timedelta(seconds=90))
+    assert await store.purge_expired() == 0
+    assert await store.claim("backend:shop", "k-1", ORDER) == InProgress()
+    clock.advance(timedelta(seconds=31))
+    assert await store.purge_expired() == 1
+
+
 async def test_the_purge_deletes_expired_keys_only_and_a_batch_at_a_time(any_ledger: Ledger) -> None:
     clock = Clock()
     store = store_of(any_ledger, clock, ttl=timedelta(hours=1))
