@@ -235,13 +235,20 @@ async def served(app: Any) -> AsyncIterator[str]:
         sock.close()
 
 
-@pytest.fixture
-async def api(desk: ComplaintDesk) -> AsyncIterator[Api]:
-    """The real API over real HTTP, on the time-skipping server's desk."""
-    app = create_app(desk, ApiSettings(jwt_secret=JWT_SECRET))
-    async with served(app) as base_url:
+@asynccontextmanager
+async def serving(desk: ComplaintDesk, **settings: Any) -> AsyncIterator[Api]:
+    """The real API over real HTTP on `desk`, with the test secret and `settings` (ApiSettings' fields)."""
+    configured = ApiSettings(jwt_secret=JWT_SECRET, **settings)
+    async with served(create_app(desk, configured)) as base_url:
         client = Api(base_url=base_url, secret=JWT_SECRET, desk=desk)
         try:
             yield client
         finally:
             await client.close()
+
+
+@pytest.fixture
+async def api(desk: ComplaintDesk) -> AsyncIterator[Api]:
+    """The real API over real HTTP, on the time-skipping server's desk."""
+    async with serving(desk) as client:
+        yield client

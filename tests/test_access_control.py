@@ -502,6 +502,15 @@ def _assembled(header: Json, claims: object, secret: str | None) -> str:
     return f"{signing_input}.{'' if secret is None else _hs256(signing_input, secret)}"
 
 
+def _role_twice(claims: Json, secret: str) -> str:
+    """The admitted claims with a second `role` key, `customer`, written before the admitted one: a parser
+    that keeps the last key reads the admitted role, one that keeps the first, a customer's."""
+    text = json.dumps(claims)
+    payload = _b64(('{"role": "customer", ' + text[1:]).encode())
+    signing_input = f"{_segment(HS256)}.{payload}"
+    return f"{signing_input}.{_hs256(signing_input, secret)}"
+
+
 HS256 = {"alg": "HS256", "typ": "JWT"}
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
@@ -566,6 +575,15 @@ TOKEN_CASES: dict[str, Case] = {
     "no exp": lambda c, s: bearer(jwt.encode(_without(c, "exp"), s, "HS256")),
     "no sub": lambda c, s: bearer(jwt.encode(_without(c, "sub"), s, "HS256")),
     "no role": lambda c, s: bearer(jwt.encode(_without(c, "role"), s, "HS256")),
+    "no iat": lambda c, s: bearer(jwt.encode(_without(c, "iat"), s, "HS256")),
+    "no iss": lambda c, s: bearer(jwt.encode(_without(c, "iss"), s, "HS256")),
+    "no aud": lambda c, s: bearer(jwt.encode(_without(c, "aud"), s, "HS256")),
+    "another issuer": lambda c, s: bearer(jwt.encode(_with(c, iss="another-idp"), s, "HS256")),
+    "another audience": lambda c, s: bearer(jwt.encode(_with(c, aud="another-api"), s, "HS256")),
+    "living a day and a second": lambda c, s: bearer(jwt.encode(_with(c, exp=c["iat"] + 86_401), s, "HS256")),
+    "exp of 10^30": lambda c, s: bearer(jwt.encode(_with(c, exp=10**30), s, "HS256")),
+    "issued an hour from now": lambda c, s: bearer(jwt.encode(_with(c, iat=_now() + 3600), s, "HS256")),
+    "role written twice": lambda c, s: bearer(_role_twice(c, s)),
     "exp is not a number": lambda c, s: bearer(_assembled(HS256, _with(c, exp="tomorrow"), s)),
     "role admin": lambda c, s: bearer(jwt.encode(_with(c, role="admin"), s, "HS256")),
     "role system, the desk's own": lambda c, s: bearer(jwt.encode(_with(c, role="system"), s, "HS256")),
@@ -630,7 +648,15 @@ class Call:
     body: Json | None = None
 
     def claims(self) -> Json:
-        return {"sub": self.sub, "role": self.role.value, "exp": _now() + 600}
+        now = _now()
+        return {
+            "sub": self.sub,
+            "role": self.role.value,
+            "iat": now,
+            "exp": now + 600,
+            "iss": "refund-desk",
+            "aud": "refund-desk-api",
+        }
 
 
 @dataclass(frozen=True)
@@ -748,7 +774,8 @@ async def applied_with_good_tokens(api: Api, staged: Stage) -> None:
 async def test_every_endpoint_answers_401_to_a_forged_malformed_or_expired_token_and_changes_nothing(
     api: Api,
 ) -> None:
-    """docs/api.md "Auth": HS256 only, `exp` enforced, `sub` an id, `role` one of three. Each bad token, made
+    """docs/api.md "Auth": HS256 only, `exp` enforced, `iat`, `iss` and `aud` required and this deployment's,
+    a lifetime of at most a day, no key twice, `sub` an id, `role` one of three. Each bad token, made
     of the claims the endpoint admits with one thing wrong, is 401 on every endpoint with a body that would
     have been applied; nothing in the ledger or the complaints moves. The same calls with a good token are
     then applied, so the bodies were real."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -434,9 +435,26 @@ async def test_unknown_route_and_method_use_the_error_body(api: Api) -> None:
 # ------------------------------------------------------------------------------------------------- auth
 
 
+def _claims(**claims: Any) -> Json:
+    """A good backend token's claims, but for `claims`."""
+    now = datetime.now(UTC)
+    base: Json = {
+        "sub": "shop",
+        "role": "backend",
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+        "iss": "refund-desk",
+        "aud": "refund-desk-api",
+    }
+    return {**base, **claims}
+
+
 def _forged(**claims: Any) -> str:
-    base: Json = {"sub": "shop", "role": "backend", "exp": datetime.now(UTC) + timedelta(minutes=5)}
-    return jwt.encode({**base, **claims}, JWT_SECRET, algorithm="HS256")
+    return jwt.encode(_claims(**claims), JWT_SECRET, algorithm="HS256")
+
+
+def _without(name: str) -> Json:
+    return {key: value for key, value in _claims().items() if key != name}
 
 
 def _unsigned(**claims: Any) -> str:
@@ -455,12 +473,11 @@ def _unsigned(**claims: Any) -> str:
         ("Basic dXNlcjpwYXNz", "not a bearer token"),
         ("Bearer not-a-jwt", "garbage"),
         (f"Bearer {_forged(exp=datetime.now(UTC) - timedelta(seconds=1))}", "expired"),
-        (
-            f"Bearer {jwt.encode({'sub': 'shop', 'role': 'backend', 'exp': 4102444800}, 'x' * 40)}",
-            "wrong key",
-        ),
-        (f"Bearer {_unsigned(sub='shop', role='backend', exp=4102444800)}", "alg none"),
-        (f"Bearer {jwt.encode({'sub': 'shop', 'role': 'backend'}, JWT_SECRET, 'HS256')}", "no exp"),
+        (f"Bearer {jwt.encode(_claims(), 'x' * 40)}", "wrong key"),
+        (f"Bearer {_unsigned(**_claims(iat=int(time.time()), exp=int(time.time()) + 300))}", "alg none"),
+        (f"Bearer {jwt.encode(_without('exp'), JWT_SECRET, 'HS256')}", "no exp"),
+        (f"Bearer {jwt.encode(_without('iat'), JWT_SECRET, 'HS256')}", "no iat"),
+        (f"Bearer {_forged(exp=10**30)}", "an exp of 10^30"),
         (f"Bearer {_forged(role='admin')}", "unknown role"),
         (f"Bearer {_forged(role='system')}", "the desk's own role"),
         (f"Bearer {_forged(sub='../etc')}", "a sub that is not an id"),

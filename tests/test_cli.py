@@ -444,17 +444,39 @@ async def test_unreachable_temporal_is_one_line(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ token, migrate
 
 
-async def test_token_mints_a_jwt_with_the_configured_secret() -> None:
+async def test_token_mints_a_jwt_with_the_configured_secret_issuer_and_audience() -> None:
     env: dict[str, str | None] = {"REFUND_DESK_JWT_SECRET": JWT_SECRET}
     token = succeeded(await invoke(["token", "--role", "support", "--sub", "bob"], env)).strip()
-    claims = jwt.decode(token, JWT_SECRET, algorithms=["HS256"])
-    assert (claims["role"], claims["sub"]) == ("support", "bob")
+    claims = jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="refund-desk-api")
+    assert (claims["role"], claims["sub"], claims["iss"]) == ("support", "bob", "refund-desk")
     now = datetime.now(UTC).timestamp()
     assert now < claims["exp"] <= now + 3600 + 5
+    assert claims["exp"] - claims["iat"] == 3600
 
     short = succeeded(await invoke(["token", "--role", "customer", "--sub", "c1", "--ttl", "PT5M"], env))
-    claims = jwt.decode(short.strip(), JWT_SECRET, algorithms=["HS256"])
+    claims = jwt.decode(short.strip(), JWT_SECRET, algorithms=["HS256"], audience="refund-desk-api")
     assert claims["exp"] - claims["iat"] == 300
+
+    deployment = env | {"REFUND_DESK_TOKEN_ISSUER": "shop-idp", "REFUND_DESK_TOKEN_AUDIENCE": "desk"}
+    theirs = succeeded(await invoke(["token", "--role", "backend", "--sub", "shop"], deployment)).strip()
+    claims = jwt.decode(theirs, JWT_SECRET, algorithms=["HS256"], audience="desk")
+    assert claims["iss"] == "shop-idp"
+
+
+async def test_token_refuses_a_ttl_the_api_would_refuse() -> None:
+    """The API refuses a token living longer than REFUND_DESK_TOKEN_MAX_LIFETIME (a day by default), so
+    the CLI does not print one; a day itself is fine."""
+    env: dict[str, str | None] = {"REFUND_DESK_JWT_SECRET": JWT_SECRET}
+    too_long = await invoke(["token", "--role", "support", "--sub", "bob", "--ttl", "P2D"], env)
+    failed(too_long, 2, "--ttl 'P2D' is longer than the 86400 s REFUND_DESK_TOKEN_MAX_LIFETIME allows")
+    assert too_long.stdout == ""
+    succeeded(await invoke(["token", "--role", "support", "--sub", "bob", "--ttl", "P1D"], env))
+    shorter = env | {"REFUND_DESK_TOKEN_MAX_LIFETIME": "PT10M"}
+    failed(
+        await invoke(["token", "--role", "support", "--sub", "bob"], shorter),
+        2,
+        "--ttl '3600' is longer than the 600 s",
+    )
 
 
 async def test_token_refuses_the_system_role_a_bad_ttl_and_a_missing_secret(tmp_path: Path) -> None:

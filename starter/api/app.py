@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
+from starter.api.auth import TokenRules
 from starter.api.errors import install
 from starter.api.routers import activations, codec, complaints, customer, customers, health, orders, support
 from starter.api.settings import ApiSettings
@@ -35,7 +36,7 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
     `/redoc` serve their JavaScript and CSS from the installed `fastapi-offline` package, not from a CDN,
     so they work on a machine without the internet."""
     settings = settings or ApiSettings()
-    jwt_secret = settings.secret()  # fail at start, not at the first request
+    tokens = TokenRules.of(settings)  # a missing secret fails at start, not at the first request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +55,7 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
-    app.state.jwt_secret = jwt_secret
+    app.state.tokens = tokens
     app.state.currency = settings.currency
     install(app)
     for module in ROUTERS:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.paths import data_dir
+from policy.settings import Duration
 from starter.desk.settings import SettingsError
+
+TOKEN_ISSUER = "refund-desk"
+TOKEN_AUDIENCE = "refund-desk-api"
 
 MIN_JWT_SECRET_BYTES = 32
 """HS256 with a shorter key is guessable (RFC 7518 3.2 asks for at least the hash size)."""
 
 
+def _env(name: str, field: str) -> AliasChoices:
+    return AliasChoices(f"REFUND_DESK_{name}", field)
+
+
 class ApiSettings(BaseSettings):
-    """The HS256 secret that signs and checks every bearer token, and the shop's currency."""
+    """The HS256 secret that signs and checks every bearer token and what a token must say, and the shop's
+    currency."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
@@ -39,6 +49,29 @@ class ApiSettings(BaseSettings):
         default="http://localhost:8233,http://127.0.0.1:8233",
         validation_alias=AliasChoices("REFUND_DESK_CODEC_CORS_ORIGINS", "codec_cors_origins"),
         description="Comma-separated web origins (the Temporal UI's) that may call /codec from a browser.",
+    )
+
+    token_issuer: str = Field(
+        default=TOKEN_ISSUER,
+        min_length=1,
+        validation_alias=_env("TOKEN_ISSUER", "token_issuer"),
+        description="The `iss` every token must carry, and `refund-desk token` writes.",
+    )
+    token_audience: str = Field(
+        default=TOKEN_AUDIENCE,
+        min_length=1,
+        validation_alias=_env("TOKEN_AUDIENCE", "token_audience"),
+        description="The `aud` every token must carry, and `refund-desk token` writes.",
+    )
+    token_max_lifetime: Duration = Field(
+        default=timedelta(hours=24),
+        validation_alias=_env("TOKEN_MAX_LIFETIME", "token_max_lifetime"),
+        description="The longest `exp - iat` a token may have; a token minted for longer is refused.",
+    )
+    tokens_not_before: AwareDatetime | None = Field(
+        default=None,
+        validation_alias=_env("TOKENS_NOT_BEFORE", "tokens_not_before"),
+        description="Tokens issued (`iat`) before this instant are refused: revokes every earlier token.",
     )
 
     def codec_origins(self) -> list[str]:

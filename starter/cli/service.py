@@ -74,13 +74,29 @@ def token(
         str, typer.Option(help="How long it is valid: seconds, or ISO-8601 such as PT30M or P1D.")
     ] = "3600",
 ) -> None:
-    """Print a bearer token signed with the configured secret (REFUND_DESK_JWT_SECRET): for development."""
+    """Print a bearer token signed with the configured secret (REFUND_DESK_JWT_SECRET), issued by and for
+    the configured issuer and audience: for development. The API refuses a --ttl over
+    REFUND_DESK_TOKEN_MAX_LIFETIME (24 h), so this does too."""
     from starter.api.auth import mint_token
 
     try:
         lifetime = TypeAdapter(Duration).validate_python(ttl)
     except ValidationError:
         fail(f"--ttl {ttl!r} is not a duration: give seconds or ISO-8601 (PT30M, P1D)", USAGE)
-    with reported():  # a missing secret, or a sub the API would refuse
-        minted = mint_token(ApiSettings().secret(), Role(role.value), sub, lifetime)
+    with reported():  # a missing secret, a setting out of shape, or a sub the API would refuse
+        settings = ApiSettings()
+        if lifetime > settings.token_max_lifetime:
+            fail(
+                f"--ttl {ttl!r} is longer than the {settings.token_max_lifetime.total_seconds():g} s "
+                "REFUND_DESK_TOKEN_MAX_LIFETIME allows: the API would refuse the token",
+                USAGE,
+            )
+        minted = mint_token(
+            settings.secret(),
+            Role(role.value),
+            sub,
+            lifetime,
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+        )
     typer.echo(minted)

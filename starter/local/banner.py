@@ -100,8 +100,10 @@ def banner(plan: Plan, jwt_secret: str) -> str:
     """What a person needs next: where each part listens, the policy, a second shell's exports, tokens."""
     api = f"http://{API_HOST}:{plan.ports.api_port}"
     ui_host = API_HOST if plan.ip in ("0.0.0.0", "::") else plan.ip
+    ttl = min(DEV_TOKEN_TTL, plan.api.token_max_lifetime)  # the API refuses a token living longer
+    issued = {"issuer": plan.api.token_issuer, "audience": plan.api.token_audience}
     tokens = "\n".join(
-        f"  export {role.value.upper()}_TOKEN={mint_token(jwt_secret, role, DEV_SUBS[role], DEV_TOKEN_TTL)}"
+        f"  export {role.value.upper()}_TOKEN={mint_token(jwt_secret, role, DEV_SUBS[role], ttl, **issued)}"
         for role in CALLER_ROLES
     )
     return (
@@ -114,7 +116,7 @@ def banner(plan: Plan, jwt_secret: str) -> str:
         f"\nPolicy in force, saved to {shown(policy_file())} for the CLI (a REFUND_DESK_* window set in"
         f" its shell wins):\n{policy_lines(plan.policy)}\n"
         f"\nIn a second shell, for the CLI against this instance:\n{second_shell(plan)}\n"
-        f"\nDevelopment tokens (24 h; the customer is {DEV_SUBS[Role.CUSTOMER]}):\n{tokens}\n"
+        f"\nDevelopment tokens ({in_words(ttl)}; the customer is {DEV_SUBS[Role.CUSTOMER]}):\n{tokens}\n"
         "More: .venv/bin/refund-desk token --role customer --sub <id>\n"
         f"Ctrl-C stops everything; state stays in {shown(plan.data)}/.\n"
     )
