@@ -26,6 +26,7 @@ from ledger.schema import Base
 from policy.evidence import MAX_FILE_BYTES, MAX_FILES
 from policy.ids import complaint_workflow_id
 from policy.models import ComplaintKind
+from starter.api.limits import SMALL_BODY_BYTES
 from starter.api.schemas.common import MAX_BODY_BYTES
 from tests.conftest import Api
 from tests.evidence_files import PNG
@@ -203,12 +204,20 @@ async def test_hostile_request_body_is_refused_with_the_error_body(
     assert await snapshot(api.desk.ledger) == before
 
 
-async def test_a_chunked_body_over_the_limit_is_413_once_the_limit_is_passed(api: Api) -> None:
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [("/v1/orders", SMALL_BODY_BYTES), ("/v1/complaints", MAX_BODY_BYTES)],
+    ids=["order", "complaint"],
+)
+async def test_a_chunked_body_over_the_limit_is_413_once_the_limit_is_passed(
+    api: Api, path: str, limit: int
+) -> None:
     """No Content-Length to refuse up front: the bytes are counted as they come and the read stops at the
-    limit, so a client cannot stream an unbounded body into memory."""
+    route's limit (64 KiB for an order, about 15 MB for a complaint's evidence), so a client cannot stream an
+    unbounded body into memory."""
     before = await settled(api.desk.ledger)
     response = await api.backend().post(
-        "/v1/orders", content=_chunks(MAX_BODY_BYTES), headers={"Content-Type": "application/json"}
+        path, content=_chunks(limit), headers={"Content-Type": "application/json"}
     )
     assert "content-length" not in response.request.headers
     refused(response, 413, "payload_too_large")

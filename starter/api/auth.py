@@ -6,9 +6,10 @@ allows (`exp - iat`), not expired, not issued before the deployment's `tokens_no
 every token issued so far), and with no key written twice in its header or claims (a JSON parser keeps the
 last of two `role` keys; another reader of the same token might keep the first).
 
-Who may call what is declared per route with `allow(...)` (through `dependencies`); whether a customer owns
-what they ask for is `dependencies.OwnComplaintId`'s and the desk's business (another customer's order or
-complaint is simply not found).
+Who may call what is declared per route with `allow(...)`; `starter.api.gate` reads those declarations and
+answers 401 and 403 before a body is read, and `allow` checks again as the route runs. Whether a customer
+owns what they ask for is `dependencies.OwnComplaintId`'s and the desk's business (another customer's order
+or complaint is simply not found).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -182,13 +182,23 @@ async def caller(
     return read_token(rules, credentials.credentials)
 
 
-def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency admitting only `roles`: anyone else with a valid token gets 403."""
-    names = " or ".join(r.value for r in roles)
+@dataclass(frozen=True)
+class Allow:
+    """A dependency admitting only `roles`: anyone else with a valid token gets 403. The gate reads
+    `roles` to refuse the same callers before the body is read."""
 
-    async def admitted(principal: Annotated[Principal, Depends(caller)]) -> Principal:
-        if principal.role not in roles:
-            raise ApiError(403, "forbidden", f"this needs the {names} role")
+    roles: frozenset[Role]
+
+    async def __call__(self, principal: Annotated[Principal, Depends(caller)]) -> Principal:
+        if principal.role not in self.roles:
+            raise forbidden(self.roles)
         return principal
 
-    return admitted
+
+def allow(*roles: Role) -> Allow:
+    return Allow(frozenset(roles))
+
+
+def forbidden(roles: frozenset[Role]) -> ApiError:
+    names = " or ".join(r.value for r in CALLER_ROLES if r in roles)
+    return ApiError(403, "forbidden", f"this needs the {names} role")

@@ -2,8 +2,8 @@
 
 The handlers below turn what the layers underneath raise (policy refusals, unknown ids, an unreachable
 Temporal or ledger: the table of `starter.desk.failures`, which the CLI reads too) and what FastAPI itself
-refuses (validation, unknown routes, oversized bodies) into that body with the contract's status, so no
-route spells out an error itself and nothing reaches the client as a bare 500.
+refuses (validation, unknown routes) into that body with the contract's status, so no route spells out an
+error itself and nothing reaches the client as a bare 500. `starter.api.gate` answers with the same body.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from starter.api.schemas.common import MAX_BODY_BYTES, ErrorBody
+from starter.api.schemas.common import ErrorBody
 from starter.desk.failures import FAILURE_TYPES, codes_by_status, failure_of
 from starter.desk.validation import validation_items
 
@@ -55,45 +53,8 @@ def error_response(error: ApiError) -> JSONResponse:
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
-class BodyLimit:
-    """Refuse a request body over `max_bytes` with a 413 in the contract's error body, before it is read:
-    at once when its Content-Length says so, else as soon as the bytes received pass the limit (a chunked
-    body). Without it a 50 MB body would be read into memory whole and parsed only to be refused."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            too_large = ApiError(413, HTTP_CODES[413], self._message())
-            await error_response(too_large)(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # an HTTPException, which FastAPI passes on to `http_error` as it reads the body
-                    raise HTTPException(413, self._message())
-            return message
-
-        await self.app(scope, limited, send)
-
-    def _message(self) -> str:
-        return f"a request body may weigh {self.max_bytes} bytes at most"
-
-
 def install(app: FastAPI) -> None:
-    """Register the handlers that give every error the contract's body, and the body size limit."""
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    """Register the handlers that give every error the contract's body."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -157,6 +118,7 @@ MEANING = {
     403: "The token's role may not do this.",
     404: "No such resource, or not one the caller may see.",
     409: "Conflicts with the current state.",
+    413: "The request's body is over this route's limit.",
     422: "Invalid request (`validation_error`, with `fields`) or refused by the policy (the rule's code).",
     503: "Temporal or the ledger is unreachable, or the workflow did not answer in time.",
 }
