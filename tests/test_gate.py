@@ -3,8 +3,9 @@ route reads no more body, and no deeper JSON, than it needs (`starter.api.gate`,
 
 "Before the body is read" is tested literally: the request's head announces a body of megabytes and not a
 byte of it is sent, so an answer can only come from checks made without it. Every refusal is also checked
-for having changed nothing in the ledger. Nothing is mocked: uvicorn on a loopback port, the real desk, a
-worker on the time-skipping Temporal server, a real SQLite ledger.
+for having changed nothing in the ledger. Also here: per-caller rate limits (429). Nothing is mocked:
+uvicorn on a loopback port, the real desk, a worker on the time-skipping Temporal server, a real SQLite
+ledger.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from starter.api.gate import RoutePolicy, admitted_roles, route_policies
 from starter.api.limits import CODEC_BODY_BYTES, MAX_JSON_DEPTH, MAX_JSON_VALUES, SMALL_BODY_BYTES
 from starter.api.schemas.common import MAX_BODY_BYTES
 from starter.api.settings import ApiSettings
-from tests.conftest import JWT_SECRET, Api
-from tests.test_api import ENDPOINTS, error_of, new_customer, order_body
+from starter.desk import ComplaintDesk
+from tests.conftest import JWT_SECRET, Api, serving
+from tests.test_api import ENDPOINTS, error_of, file_complaint, new_customer, order_body
 from tests.test_hostile_input import settled, snapshot
 
 Json = dict[str, Any]
@@ -270,3 +272,38 @@ def test_a_route_that_declares_no_roles_and_is_not_public_stops_the_app_from_sta
     assert admitted_roles(router.routes[0]) is None  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="forgotten"):
         route_policies(router.routes)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------- rate limits
+
+
+async def test_a_caller_over_its_rate_is_429_with_retry_after_and_others_are_not(desk: ComplaintDesk) -> None:
+    """A token bucket per role and sub: `rate_burst` at once, then `rate_limit` a second. The refused
+    request is answered before its body is read and writes nothing; another caller is not slowed."""
+    async with serving(desk, rate_limit=0.5, rate_burst=2) as api:
+        backend = api.backend()
+        customer_id = new_customer()
+        assert (await backend.post("/v1/orders", json=order_body(customer_id))).status_code == 201
+        assert (await backend.get("/v1/complaints")).status_code == 200
+        before = await settled(api.desk.ledger)
+
+        refused = await backend.post("/v1/orders", json=order_body(customer_id))
+
+        error = error_of(refused, 429)
+        assert error["code"] == "rate_limited"
+        assert refused.headers["Retry-After"] == "2"
+        assert await snapshot(api.desk.ledger) == before
+        assert (await api.backend("another-shop").get("/v1/complaints")).status_code == 200
+        assert (await api.customer(customer_id).get("/v1/complaints")).status_code == 200
+        await asyncio.sleep(2)
+        assert (await backend.get("/v1/complaints")).status_code == 200
+
+
+async def test_the_default_rate_lets_32_requests_in_flight_through(api: Api) -> None:
+    """The benchmark's load (bench/api.py: 32 in flight on one token) is not throttled by default."""
+    complaint = await file_complaint(api)
+    support = api.support()
+    url = f"/v1/complaints/{complaint['complaint_id']}"
+    for _ in range(4):
+        answers = await asyncio.gather(*(support.get(url) for _ in range(32)))
+        assert {answer.status_code for answer in answers} == {200}

@@ -4,7 +4,7 @@ Each route declares who may call it (`dependencies`), translates the body into t
 one desk call and translates the result back. Every complaint action is a Temporal update, so what a route
 returns is the complaint as the workflow holds it right after the action, and a refused action changes
 nothing. Errors, whatever raises them, get one body (`errors`). In front of the routes, `gate` checks the
-caller and the body's limits before the body is read.
+caller, the caller's rate and the body's limits before the body is read.
 """
 
 from __future__ import annotations
@@ -20,14 +20,17 @@ from fastapi_offline import FastAPIOffline
 from starter.api.auth import TokenRules
 from starter.api.errors import documented, install
 from starter.api.gate import Gate, route_policies
+from starter.api.ratelimit import RateLimiter
 from starter.api.routers import activations, codec, complaints, customer, customers, health, orders, support
 from starter.api.settings import ApiSettings
 from starter.desk import ComplaintDesk, open_desk
 
 ROUTERS = (orders, activations, complaints, support, customer, customers, health, codec)
 
-GATE_ERRORS = documented(413)
-"""What `Gate` may answer on any route, beside the 401 and 403 each route documents."""
+GATE_ERRORS = documented(413, 429)
+"""What `Gate` may answer on a route that takes a token, beside the 401 and 403 each route documents."""
+OPEN_GATE_ERRORS = documented(413)
+"""What it may answer on `/healthz`, which takes none."""
 
 
 def operation_id(route: APIRoute) -> str:
@@ -65,9 +68,14 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
     install(app)
     routes = [route for module in ROUTERS for route in module.router.routes if isinstance(route, APIRoute)]
     for module in ROUTERS:
-        app.include_router(module.router, responses=GATE_ERRORS)
+        app.include_router(module.router, responses=OPEN_GATE_ERRORS if module is health else GATE_ERRORS)
     app.state.route_policies = route_policies(routes)  # what the gate checks, route by route
-    app.add_middleware(Gate, policies=app.state.route_policies, tokens=tokens)
+    app.add_middleware(
+        Gate,
+        policies=app.state.route_policies,
+        tokens=tokens,
+        limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.codec_origins(),

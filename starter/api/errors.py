@@ -50,7 +50,12 @@ def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=error.status, headers=error.headers)
 
 
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "rate_limited",
+}
 
 
 def install(app: FastAPI) -> None:
@@ -109,6 +114,7 @@ API_CODES: dict[int, list[str]] = {
     405: ["method_not_allowed"],
     413: ["payload_too_large"],
     422: ["invalid_cursor", "payload_undecodable", "validation_error"],
+    429: ["rate_limited"],
     503: ["codec_unavailable"],
 }
 """The codes the API itself answers with, beside the desk's (`starter.desk.failures`)."""
@@ -120,6 +126,7 @@ MEANING = {
     409: "Conflicts with the current state.",
     413: "The request's body is over this route's limit.",
     422: "Invalid request (`validation_error`, with `fields`) or refused by the policy (the rule's code).",
+    429: "Over the caller's request rate; `Retry-After` says in how many seconds to try again.",
     503: "Temporal or the ledger is unreachable, or the workflow did not answer in time.",
 }
 

@@ -5,8 +5,9 @@ would, and then, in this order:
 
 1. the bearer token (401) and the route's roles (403), read from the `allow(...)` dependencies the route
    itself declares, so the routes stay the one place that says who may call them;
-2. the route's body limit (413, `starter.api.limits`), from Content-Length at once, else as the bytes come;
-3. the body's JSON size and depth (422), on the raw bytes, before anything parses them.
+2. the caller's request rate (429, `starter.api.ratelimit`);
+3. the route's body limit (413, `starter.api.limits`), from Content-Length at once, else as the bytes come;
+4. the body's JSON size and depth (422), on the raw bytes, before anything parses them.
 
 Only then does the app run, with the body already read. So an anonymous or wrong-role request never has
 its body read, let alone parsed, and a refused body costs no more than the bytes received so far. The
@@ -16,6 +17,7 @@ stays the routes' business. A request no route takes (404, 405) and the docs are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ from policy.models import Role
 from starter.api.auth import Allow, Principal, TokenRules, forbidden, read_token, unauthorized
 from starter.api.errors import ApiError, error_response
 from starter.api.limits import body_limit, json_shape_refusal
+from starter.api.ratelimit import RateLimiter
 
 PUBLIC_ROUTES = frozenset({"healthz"})
 """The API's only routes that take no token; any other route without `allow(...)` stops the app's start."""
@@ -80,10 +83,12 @@ class Gate:
         *,
         policies: list[RoutePolicy],
         tokens: TokenRules,
+        limiter: RateLimiter,
     ) -> None:
         self.app = app
         self.policies = policies
         self.tokens = tokens
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         policy = self._route(scope) if scope["type"] == "http" else None
@@ -115,6 +120,15 @@ class Gate:
         principal = read_token(self.tokens, token)
         if principal.role not in roles:
             raise forbidden(roles)
+        wait = self.limiter.wait((principal.role.value, principal.sub))
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many requests from this caller: try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
         return principal
 
     async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> Receive:

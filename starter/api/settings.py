@@ -1,4 +1,5 @@
-"""How the API checks tokens and which currency a balance defaults to (docs/settings.md)."""
+"""How the API checks tokens, how much it takes from one caller and one connection, and which currency a
+balance defaults to (docs/settings.md)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def _env(name: str, field: str) -> AliasChoices:
 
 
 class ApiSettings(BaseSettings):
-    """The HS256 secret that signs and checks every bearer token and what a token must say, and the shop's
-    currency."""
+    """The HS256 secret that signs and checks every bearer token and what a token must say, the limits on
+    callers and connections, and the shop's currency."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
@@ -72,6 +73,19 @@ class ApiSettings(BaseSettings):
         default=None,
         validation_alias=_env("TOKENS_NOT_BEFORE", "tokens_not_before"),
         description="Tokens issued (`iat`) before this instant are refused: revokes every earlier token.",
+    )
+
+    rate_limit: float = Field(
+        default=200.0,
+        ge=0,
+        validation_alias=_env("RATE_LIMIT", "rate_limit"),
+        description="Requests per second one caller (a token's role and sub) may sustain; 0 turns it off.",
+    )
+    rate_burst: int = Field(
+        default=400,
+        ge=1,
+        validation_alias=_env("RATE_BURST", "rate_burst"),
+        description="Requests one caller may send at once above the sustained rate.",
     )
 
     def codec_origins(self) -> list[str]:
