@@ -35,6 +35,7 @@ from policy.complaint import ComplaintState
 from policy.models import ComplaintStatus, Role
 from starter.api.app import create_app
 from starter.api.auth import mint_token
+from starter.api.server import server_config
 from starter.api.settings import ApiSettings
 from starter.binaries import tool_path
 from starter.desk import ComplaintDesk, register_search_attributes
@@ -213,15 +214,19 @@ class Api:
 
 
 @asynccontextmanager
-async def served(app: Any) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a free loopback port for the block; yields its base URL."""
+async def served(app: Any, settings: ApiSettings | None = None) -> AsyncIterator[str]:
+    """Serve `app` on a free loopback port for the block, as `refund-desk serve` does (uvicorn with the
+    header deadline of `settings`); yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     # Accepted connections inherit this: without it a response's header and body writes meet the client's
     # delayed ACK (Nagle), and every request after a connection's first waits ~40 ms.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = server_config(
+        app, settings or ApiSettings(jwt_secret=JWT_SECRET), log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -239,7 +244,7 @@ async def served(app: Any) -> AsyncIterator[str]:
 async def serving(desk: ComplaintDesk, **settings: Any) -> AsyncIterator[Api]:
     """The real API over real HTTP on `desk`, with the test secret and `settings` (ApiSettings' fields)."""
     configured = ApiSettings(jwt_secret=JWT_SECRET, **settings)
-    async with served(create_app(desk, configured)) as base_url:
+    async with served(create_app(desk, configured), configured) as base_url:
         client = Api(base_url=base_url, secret=JWT_SECRET, desk=desk)
         try:
             yield client

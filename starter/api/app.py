@@ -27,9 +27,9 @@ from starter.desk import ComplaintDesk, open_desk
 
 ROUTERS = (orders, activations, complaints, support, customer, customers, health, codec)
 
-GATE_ERRORS = documented(413, 429)
+GATE_ERRORS = documented(408, 413, 429)
 """What `Gate` may answer on a route that takes a token, beside the 401 and 403 each route documents."""
-OPEN_GATE_ERRORS = documented(413)
+OPEN_GATE_ERRORS = documented(408, 413)
 """What it may answer on `/healthz`, which takes none."""
 
 
@@ -75,6 +75,7 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
         policies=app.state.route_policies,
         tokens=tokens,
         limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+        body_timeout=settings.body_timeout.total_seconds(),
     )
     app.add_middleware(
         CORSMiddleware,

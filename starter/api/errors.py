@@ -53,6 +53,7 @@ def error_response(error: ApiError) -> JSONResponse:
 HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     429: "rate_limited",
 }
@@ -112,6 +113,7 @@ API_CODES: dict[int, list[str]] = {
     403: ["forbidden"],
     404: ["customer_not_found", "not_found"],
     405: ["method_not_allowed"],
+    408: ["request_timeout"],
     413: ["payload_too_large"],
     422: ["invalid_cursor", "payload_undecodable", "validation_error"],
     429: ["rate_limited"],
@@ -123,6 +125,7 @@ MEANING = {
     401: "Missing, malformed, wrongly signed or expired bearer token.",
     403: "The token's role may not do this.",
     404: "No such resource, or not one the caller may see.",
+    408: "The request's body did not arrive in time; the connection is closed.",
     409: "Conflicts with the current state.",
     413: "The request's body is over this route's limit.",
     422: "Invalid request (`validation_error`, with `fields`) or refused by the policy (the rule's code).",

@@ -7,7 +7,8 @@ would, and then, in this order:
    itself declares, so the routes stay the one place that says who may call them;
 2. the caller's request rate (429, `starter.api.ratelimit`);
 3. the route's body limit (413, `starter.api.limits`), from Content-Length at once, else as the bytes come;
-4. the body's JSON size and depth (422), on the raw bytes, before anything parses them.
+4. the body's arrival within `body_timeout` (408, and the connection is closed);
+5. the body's JSON size and depth (422), on the raw bytes, before anything parses them.
 
 Only then does the app run, with the body already read. So an anonymous or wrong-role request never has
 its body read, let alone parsed, and a refused body costs no more than the bytes received so far. The
@@ -17,6 +18,7 @@ stays the routes' business. A request no route takes (404, 405) and the docs are
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -84,11 +86,13 @@ class Gate:
         policies: list[RoutePolicy],
         tokens: TokenRules,
         limiter: RateLimiter,
+        body_timeout: float,
     ) -> None:
         self.app = app
         self.policies = policies
         self.tokens = tokens
         self.limiter = limiter
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         policy = self._route(scope) if scope["type"] == "http" else None
@@ -140,7 +144,16 @@ class Gate:
             raise _too_large(limit)
         if declared in ("", "0") and "transfer-encoding" not in headers:
             return receive
-        body = await _whole_body(receive, limit)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await _whole_body(receive, limit)
+        except TimeoutError:
+            raise ApiError(
+                408,
+                "request_timeout",
+                f"the request's body did not arrive within {self.body_timeout:g} s",
+                headers={"Connection": "close"},
+            ) from None
         refusal = json_shape_refusal(body)
         if refusal is not None:
             message = f"the request is not valid (body: {refusal})"

@@ -88,6 +88,17 @@ class ApiSettings(BaseSettings):
         description="Requests one caller may send at once above the sustained rate.",
     )
 
+    header_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        validation_alias=_env("HEADER_TIMEOUT", "header_timeout"),
+        description="How long a connection may take to send a request's headers once it starts one.",
+    )
+    body_timeout: Duration = Field(
+        default=timedelta(seconds=30),
+        validation_alias=_env("BODY_TIMEOUT", "body_timeout"),
+        description="How long a request's whole body may take to arrive once its headers have.",
+    )
+
     def codec_origins(self) -> list[str]:
         return [origin.strip() for origin in self.codec_cors_origins.split(",") if origin.strip()]
 

@@ -31,15 +31,24 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     log_level: Annotated[LogLevel, typer.Option(help="uvicorn's log level.")] = LogLevel.INFO,
 ) -> None:
-    """Serve the HTTP API (docs/api.md) with uvicorn until interrupted."""
+    """Serve the HTTP API (docs/api.md) with uvicorn until interrupted, with the header and body deadlines
+    of REFUND_DESK_HEADER_TIMEOUT and REFUND_DESK_BODY_TIMEOUT."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from starter.api.app import create_app  # FastAPI is only loaded by the command that serves it
+    from starter.api.server import server_config
 
     with reported():
         checked_database_url()  # the API opens the desk only once it serves: a wrong URL is said here
-        application = create_app()  # refuses a missing JWT secret before binding the port
-    uvicorn.run(application, host=host, port=port, log_level=log_level.value)
+        settings = ApiSettings()
+        application = create_app(settings=settings)  # refuses a missing JWT secret before binding the port
+    server = uvicorn.Server(
+        server_config(application, settings, host=host, port=port, log_level=log_level.value)
+    )
+    server.run()
+    if not server.started:  # the port taken, or the desk not opened: exit 3, as uvicorn.run does
+        raise typer.Exit(STARTUP_FAILURE)
 
 
 def worker() -> None:
