@@ -3,9 +3,9 @@ route reads no more body, and no deeper JSON, than it needs (`starter.api.gate`,
 
 "Before the body is read" is tested literally: the request's head announces a body of megabytes and not a
 byte of it is sent, so an answer can only come from checks made without it. Every refusal is also checked
-for having changed nothing in the ledger. Also here: per-caller rate limits (429). Nothing is mocked:
-uvicorn on a loopback port, the real desk, a worker on the time-skipping Temporal server, a real SQLite
-ledger.
+for having changed nothing in the ledger. Also here: per-caller rate limits (429), CORS on `/codec` only, and
+no redirect that would echo the request's `Host` header. Nothing is mocked: uvicorn on a loopback port, the
+real desk, a worker on the time-skipping Temporal server, a real SQLite ledger.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi import APIRouter
 
@@ -307,3 +308,47 @@ async def test_the_default_rate_lets_32_requests_in_flight_through(api: Api) -> 
     for _ in range(4):
         answers = await asyncio.gather(*(support.get(url) for _ in range(32)))
         assert {answer.status_code for answer in answers} == {200}
+
+
+# -------------------------------------------------------------------------------- CORS and redirects
+
+UI_ORIGIN = "http://localhost:8233"
+
+
+def _cors_headers(response: httpx.Response) -> list[str]:
+    return [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+async def test_cors_answers_for_the_codec_only(api: Api) -> None:
+    """The Temporal UI's origin may call `/codec` from a browser; no other route answers a preflight or
+    carries Access-Control-* headers, so no web page can read the API's answers with a user's token."""
+    http = api.client()
+    preflight = {"Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST"}
+    codec = await http.options("/codec/decode", headers=preflight)
+    assert codec.status_code == 200
+    assert codec.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
+    decoded = await api.support().post("/codec/decode", json={"payloads": []}, headers={"Origin": UI_ORIGIN})
+    assert decoded.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
+
+    for path in ("/v1/orders", "/v1/complaints", "/healthz"):
+        answered = await http.options(
+            path, headers=preflight | {"Access-Control-Request-Headers": "authorization"}
+        )
+        assert _cors_headers(answered) == [], (path, answered.headers)
+        assert answered.status_code == 405, answered.text
+    listed = await api.support().get("/v1/complaints", headers={"Origin": UI_ORIGIN})
+    assert listed.status_code == 200
+    assert _cors_headers(listed) == []
+    health = await http.get("/healthz", headers={"Origin": UI_ORIGIN})
+    assert _cors_headers(health) == []
+
+
+@pytest.mark.parametrize("path", ["/v1/complaints/", "/v1/orders/", "/healthz/", "/codec/decode/"])
+async def test_a_trailing_slash_is_404_with_the_error_body_not_a_redirect_to_the_host_header(
+    api: Api, path: str
+) -> None:
+    """FastAPI's slash redirect built its Location from the Host header: `GET /v1/complaints/` with
+    `Host: attacker.example` answered 307 to http://attacker.example/v1/complaints."""
+    response = await api.support().get(path, headers={"Host": "attacker.example"}, follow_redirects=False)
+    assert "location" not in response.headers
+    assert error_of(response, 404)["code"] == "not_found"

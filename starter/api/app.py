@@ -4,7 +4,8 @@ Each route declares who may call it (`dependencies`), translates the body into t
 one desk call and translates the result back. Every complaint action is a Temporal update, so what a route
 returns is the complaint as the workflow holds it right after the action, and a refused action changes
 nothing. Errors, whatever raises them, get one body (`errors`). In front of the routes, `gate` checks the
-caller, the caller's rate and the body's limits before the body is read.
+caller, the caller's rate and the body's limits before the body is read, and `cors` lets browsers call
+`/codec` and nothing else.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from starter.api.auth import TokenRules
+from starter.api.cors import CodecCors
 from starter.api.errors import documented, install
 from starter.api.gate import Gate, route_policies
 from starter.api.ratelimit import RateLimiter
@@ -62,6 +63,7 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
         summary="A shop's return policy run as Temporal workflows: orders, complaints, refunds.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        redirect_slashes=False,  # its redirect's Location echoes the request's Host header
     )
     app.state.tokens = tokens
     app.state.currency = settings.currency
@@ -77,10 +79,5 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
         limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
         body_timeout=settings.body_timeout.total_seconds(),
     )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.codec_origins(),
-        allow_methods=["POST"],
-        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
-    )
+    app.add_middleware(CodecCors, origins=settings.codec_origins())
     return app
