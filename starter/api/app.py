@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
+from starter.api import idempotency
 from starter.api.auth import TokenRules
 from starter.api.cors import CodecCors
 from starter.api.errors import documented, install
@@ -72,6 +73,7 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
     for module in ROUTERS:
         app.include_router(module.router, responses=OPEN_GATE_ERRORS if module is health else GATE_ERRORS)
     app.state.route_policies = route_policies(routes)  # what the gate checks, route by route
+    idempotency.install(app, tokens)  # added before the gate, so it runs after it: on admitted callers
     app.add_middleware(
         Gate,
         policies=app.state.route_policies,
