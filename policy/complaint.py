@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from policy import refusals
 from policy.models import (
@@ -369,3 +369,14 @@ class ServerCredentials(Frozen):
     username: str = Field(min_length=1, max_length=255)
     secret: SecretStr = Field(min_length=1, max_length=4_096)
     notes: str | None = Field(default=None, max_length=2_000)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_is_text(cls, value: SecretStr) -> SecretStr:
+        """A secret that is not Unicode text (a lone surrogate from JSON's `\\ud800`) could be sealed but
+        never opened again: the vault's activity would retry it for ever."""
+        try:
+            value.get_secret_value().encode()
+        except UnicodeEncodeError:
+            raise ValueError("the secret is not text (it contains a lone surrogate)") from None
+        return value

@@ -167,16 +167,10 @@ async def test_a_lone_surrogate_in_any_text_the_api_takes_is_422_and_changes_not
     assert (state["status"], len(state["events"])) == ("under_review", len(complaint["events"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ServerCredentials.secret (policy/complaint.py) is a SecretStr that takes a lone surrogate: it is "
-    "sealed escaped, the store_credentials activity cannot open the seal and retries, and the grant answers "
-    "503 complaint_unresponsive after 30 s with the complaint's workflow stuck on that activity",
-)
 def test_r9_a_secret_that_is_no_text_is_refused_as_the_body_is_read() -> None:
     """The access body as the API reads it (JSON text, as it came over HTTP): a lone surrogate in the secret
-    must be invalid there, like in every other field. Over HTTP today the grant hangs for the desk's
-    patience, hence a test of the body's model rather than of the route."""
+    must be invalid there, like in every other field: sealed, such a secret could never be opened again,
+    and the vault's activity would retry it for ever."""
     grant = {"grant": True, "credentials": {"host": "web1.example.com", "username": "u", "secret": "a @@"}}
     with pytest.raises(ValidationError):
         AccessIn.model_validate(json.loads(with_lone_surrogate(grant)))
