@@ -246,12 +246,12 @@ async def test_another_customers_complaint_is_404_without_temporal_like_one_that
                     assert error_of(response, 404)["code"] == "complaint_not_found", path
             assert rpcs == [], "the ledger alone answers a customer about another's complaint"
 
-            for method, action in (("GET", ""), ("POST", "/cancel")):
-                response = await stranger.request(
-                    method, f"/v1/activations/{activation.activation_id}{action}"
-                )
-                assert error_of(response, 404)["code"] == "activation_not_found"
-            assert rpcs == [], "and about another's activation"
+            unknown = f"act_ord-{uuid.uuid4().hex[:10]}"
+            for activation_id in (activation.activation_id, unknown):
+                for method, action in (("GET", ""), ("POST", "/cancel")):
+                    response = await stranger.request(method, f"/v1/activations/{activation_id}{action}")
+                    assert error_of(response, 404)["code"] == "activation_not_found"
+            assert rpcs == [], "and about another's activation, or one that does not exist"
         finally:
             await api.close()
     record = await ledger.get_complaint(theirs.complaint_id)

@@ -20,7 +20,7 @@ from policy.activation import (
     check_sms,
 )
 from policy.ids import activation_id_of, activation_workflow_id, order_id_of_activation
-from policy.models import Actor, Order, ProductKind
+from policy.models import Actor, Order, ProductKind, Role
 from policy.refusals import PolicyRefusal
 from starter.desk.errors import ActivationNotFound, ActivationUnresponsive
 from starter.desk.orders import Orders
@@ -112,6 +112,12 @@ class Activations(Orders):
         order_id = order_id_of_activation(activation_id)
         if order_id is None:
             raise ActivationNotFound(activation_id)
+        if seen_by.role is Role.CUSTOMER:
+            # Another customer's order and no order at all are the same one ledger read, and neither asks
+            # Temporal anything: neither the time taken nor a stopped worker tells which ids exist.
+            order = await self.ledger.get_order(order_id)
+            if order is None or not may_see(seen_by, order.customer_id):
+                raise ActivationNotFound(activation_id)
         record = await self.ledger.activation_of_order(order_id) or await self.unprojected_activation(
             order_id
         )
