@@ -4,6 +4,7 @@ Exactly-once is enforced here, by unique keys, not by the callers' good behaviou
 row is unique per complaint (or activation), so any retried or duplicated request gets the existing row.
 """
 
+from ledger import idempotency  # its table joins the schema's metadata wherever the ledger is imported
 from ledger.repository import Ledger, OrderConflict
 
-__all__ = ["Ledger", "OrderConflict"]
+__all__ = ["Ledger", "OrderConflict", "idempotency"]

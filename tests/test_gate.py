@@ -119,7 +119,7 @@ async def test_an_anonymous_request_is_401_before_its_body_is_read(
         ("/v1/orders", Role.CUSTOMER),
         ("/v1/orders", Role.SUPPORT),
         ("/v1/complaints", Role.SUPPORT),
-        ("/codec/encode", Role.BACKEND),
+        ("/codec/decode", Role.BACKEND),
         ("/v1/complaints/ord-1.major_defect.0badc0de/access", Role.BACKEND),
     ],
 )
@@ -202,8 +202,8 @@ async def test_filing_a_complaint_still_takes_megabytes_and_the_codec_what_a_his
 
     support = api.support()
     payload = {"metadata": {"encoding": "YmluYXJ5L3BsYWlu"}, "data": "A" * 2_000_000}
-    encoded = await support.post("/codec/encode", json={"payloads": [payload]})
-    assert encoded.status_code == 200, encoded.text[:300]
+    decoded = await support.post("/codec/decode", json={"payloads": [payload]})
+    assert decoded.status_code == 200, decoded.text[:300]
     status, _, refused = await answer_without_the_body(
         api, "POST", "/codec/decode", bearer(api, Role.SUPPORT, "alice"), CODEC_BODY_BYTES + 1
     )

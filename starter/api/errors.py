@@ -115,7 +115,14 @@ API_CODES: dict[int, list[str]] = {
     405: ["method_not_allowed"],
     408: ["request_timeout"],
     413: ["payload_too_large"],
-    422: ["invalid_cursor", "payload_undecodable", "validation_error"],
+    409: ["idempotency_key_in_use"],
+    422: [
+        "idempotency_key_invalid",
+        "idempotency_key_reused",
+        "invalid_cursor",
+        "payload_undecodable",
+        "validation_error",
+    ],
     429: ["rate_limited"],
     503: ["codec_unavailable"],
 }

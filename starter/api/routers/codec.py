@@ -1,4 +1,7 @@
-"""The codec server (Temporal's remote codec protocol): `POST /codec/decode` and `/codec/encode`.
+"""The codec server (Temporal's remote codec protocol): `POST /codec/decode`.
+
+There is no `/codec/encode`: the worker accepts a workflow's inputs only when sealed with the payload keys
+(`starter.desk.sealed`), and an endpoint that sealed whatever a support token sent would let it forge one.
 
 The Temporal CLI (`--codec-endpoint http://API/codec --codec-auth "Bearer $SUPPORT_TOKEN"`) and the web UI
 send a history's encrypted payloads here and show what comes back. Only support may ask: a decoded history
@@ -37,9 +40,3 @@ async def decode(body: Payloads, codec: Codec, _: Support) -> Payloads:
     except PayloadUndecodable as exc:
         raise ApiError(422, "payload_undecodable", f"a payload does not decrypt: {exc}") from None
     return Payloads(payloads=[PayloadJson.of(payload) for payload in decoded])
-
-
-@router.post("/encode", summary="Encrypt payloads, as the worker would (support)")
-async def encode(body: Payloads, codec: Codec, _: Support) -> Payloads:
-    encoded = await codec.encode([item.to_payload() for item in body.payloads])
-    return Payloads(payloads=[PayloadJson.of(payload) for payload in encoded])
