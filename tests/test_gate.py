@@ -286,7 +286,8 @@ def test_a_route_that_declares_no_roles_and_is_not_public_stops_the_app_from_sta
 async def test_a_caller_over_its_rate_is_429_with_retry_after_and_others_are_not(desk: ComplaintDesk) -> None:
     """A token bucket per role and sub: `rate_burst` at once, then `rate_limit` a second. The refused
     request is answered before its body is read and writes nothing; another caller is not slowed."""
-    async with serving(desk, rate_limit=0.5, rate_burst=2) as api:
+    # 5 s to refill one request: a busy machine does not refill the bucket between the test's requests.
+    async with serving(desk, rate_limit=0.2, rate_burst=2) as api:
         backend = api.backend()
         customer_id = new_customer()
         assert (await backend.post("/v1/orders", json=order_body(customer_id))).status_code == 201
@@ -298,7 +299,7 @@ async def test_a_caller_over_its_rate_is_429_with_retry_after_and_others_are_not
         error = error_of(refused, 429)
         assert error["code"] == "rate_limited"
         retry_after = int(refused.headers["Retry-After"])
-        assert 1 <= retry_after <= 2, "one request refills in 2 s, less what refilled meanwhile"
+        assert 1 <= retry_after <= 5, "one request refills in 5 s, less what refilled meanwhile"
         assert await snapshot(api.desk.ledger) == before
         assert (await api.backend("another-shop").get("/v1/complaints")).status_code == 200
         assert (await api.customer(customer_id).get("/v1/complaints")).status_code == 200

@@ -159,7 +159,7 @@ class Gate:
             message = f"the request is not valid (body: {refusal})"
             fields = [{"field": "body", "message": refusal}]
             raise ApiError(422, "validation_error", message, fields=fields)
-        return _replay(body, receive)
+        return replay_body(body, receive)
 
 
 async def _whole_body(receive: Receive, limit: int) -> bytes:
@@ -178,7 +178,7 @@ async def _whole_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """The body as one message, then whatever the connection says next (a disconnect)."""
     pending = [body]
 

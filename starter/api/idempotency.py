@@ -54,6 +54,7 @@ from ledger.idempotency import (
 from policy.settings import Duration
 from starter.api.auth import TokenRules, read_token
 from starter.api.errors import ApiError, error_response
+from starter.api.gate import replay_body
 from starter.api.schemas.common import MAX_BODY_BYTES
 from starter.desk.failures import failure_of
 
@@ -113,7 +114,7 @@ class IdempotencyKeys:
         if isinstance(body, ApiError):
             await error_response(body)(scope, receive, send)
             return
-        await self._keyed(scope, _replay_body(body, receive), send, caller, keys[0], body)
+        await self._keyed(scope, replay_body(body, receive), send, caller, keys[0], body)
 
     async def _keyed(
         self, scope: Scope, receive: Receive, send: Send, caller: str, key: str, body: bytes
@@ -258,18 +259,6 @@ async def _whole_body(receive: Receive) -> bytes | ApiError | None:
             return ApiError(413, "payload_too_large", f"a request body is {MAX_BODY_BYTES} bytes at most")
         if not message.get("more_body", False):
             return bytes(chunks)
-
-
-def _replay_body(body: bytes, receive: Receive) -> Receive:
-    """The body as one message, then whatever the connection says next (a disconnect)."""
-    pending = [body]
-
-    async def replayed() -> Message:
-        if pending:
-            return {"type": "http.request", "body": pending.pop(), "more_body": False}
-        return await receive()
-
-    return replayed
 
 
 def _answer(claim: Claim) -> Response:
