@@ -69,10 +69,11 @@ class OrderRemedy(Frozen):
 
 
 class ComplaintRecord(Frozen):
-    """The projection of one complaint plus where its workflow run is."""
+    """The projection of one complaint plus where its workflow runs."""
 
     workflow_id: str
     run_id: str
+    """The complaint's first run, which filed it: the runs it continues as follow from it."""
     state: ComplaintState
 
 

@@ -98,6 +98,9 @@ def _engine(url: str) -> AsyncEngine:
     return engine
 
 
+FIXED_AT_FILING = frozenset({"complaint_id", "workflow_id", "run_id"})
+"""A complaint projection's columns its later events never change: its id, and where its first run is."""
+
 SQLITE_FILE_MODE = 0o600
 """The ledger holds orders, balances, evidence and sealed credentials: its file is its owner's alone, as the
 key files are."""
@@ -197,7 +200,8 @@ class Ledger:
         """Append the event and bring the projection up to it, in one transaction.
 
         Returns False when the event was already recorded (a retried activity). The projection only moves
-        forward: a late write of an older state never overwrites a newer one.
+        forward: a late write of an older state never overwrites a newer one. It keeps the run that filed
+        the complaint, from which the runs it continues as follow.
         """
         state, event = transition.state, transition.event
         projection = {
@@ -220,7 +224,7 @@ class Ledger:
         upsert = self._insert(ComplaintRow).values(projection)
         upsert = upsert.on_conflict_do_update(
             index_elements=["complaint_id"],
-            set_={k: upsert.excluded[k] for k in projection if k != "complaint_id"},
+            set_={k: upsert.excluded[k] for k in projection if k not in FIXED_AT_FILING},
             where=ComplaintRow.last_seq < upsert.excluded.last_seq,
         )
         append = (

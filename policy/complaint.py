@@ -53,6 +53,10 @@ class Filing(Frozen):
 class FileDefectComplaint(Filing):
     """Starts a `DefectComplaintWorkflow` (R7..R13)."""
 
+    continued: ComplaintState | None = None
+    """The complaint as the previous run left it, when a run whose history reached its bound continued as
+    new; the workflow honours it only in a run Temporal started as a continuation, never from a filing."""
+
 
 class FileClaim(Filing):
     """Starts a `RefundClaimWorkflow`: SMS not received (R5) or invalid number (R6)."""
@@ -249,6 +253,9 @@ class ComplaintState(BaseModel):
     @property
     def customer_id(self) -> str:
         return self.order.customer_id
+
+
+FileDefectComplaint.model_rebuild()  # its `continued` names ComplaintState, defined just above
 
 
 # ---------------------------------------------------------------------------------------------- guards

@@ -36,6 +36,7 @@ KIND_NOT_FOR_PRODUCT = "kind_not_for_product"
 ALREADY_REFUNDED = "already_refunded"
 ALREADY_REMEDIED = "already_remedied"
 WRONG_WORKFLOW_ID = "wrong_workflow_id"
+NOT_A_CONTINUATION = "not_a_continuation"
 
 # Activations (R1, R2).
 ACTIVATION_CONFLICT = "activation_conflict"

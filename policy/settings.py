@@ -45,6 +45,10 @@ class PolicySnapshot(BaseModel):
     max_remedy_changes: int = Field(default=5, ge=0)
     """How often a customer may change their remedy choice once made (R12): each change is an event in
     the complaint's history, which must stay bounded."""
+    history_events_per_run: int = Field(default=1_000, ge=100)
+    """Not a rule of the shop but a bound on the machinery: how many events one run of a complaint's
+    workflow may hold before it continues as new with its state carried over. Taken at filing like the
+    rest, so every replay of a complaint makes the same choice whatever the worker's environment says."""
 
 
 class PolicySettings(BaseSettings, PolicySnapshot):

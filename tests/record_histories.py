@@ -34,6 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
+from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -59,6 +60,7 @@ from policy.models import (
     Role,
 )
 from policy.refusals import PolicyRefusal
+from policy.settings import PolicySnapshot
 from starter.binaries import tool_path
 from starter.desk import ComplaintDesk, Unresponsive, register_search_attributes
 from starter.desk.codec import encrypting_converter
@@ -117,6 +119,28 @@ async def replacement_chosen_twice(
     await replaced_with_offer(desk, env, cid, cust)
     again = await desk.choose_remedy(cid, customer_actor(cust), RemedyChoice.REPLACEMENT)
     expect([e.type for e in again.events].count("remedy_chosen") == 1, again.events)
+
+
+BOUNDED = POLICY.model_copy(update={"history_events_per_run": 100})
+"""The policy of the scenario that reaches its history's bound: the least the setting allows."""
+
+
+async def continued_as_new(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
+    """Support offers one replacement after another until the run's history reaches its bound and it
+    continues as new; the customer then takes the last offer, which only the new run can know of."""
+    await desk.review(cid, APPROVE)
+    handle = desk.client.get_workflow_handle(workflow_id_of(cid))
+    first_run = (await handle.describe()).run_id
+    for n in range(1, 40):
+        offer = ReplacementOffer(
+            sku=f"plugin-{n}", name=f"Plugin {n}", value=Money(amount=Decimal("50.00"), currency="EUR")
+        )
+        await desk.offer_replacement(cid, SUPPORT, offer)
+        if (await handle.describe()).run_id != first_run:
+            break
+    expect((await handle.describe()).run_id != first_run, "the run never continued as new")
+    chosen = await desk.choose_remedy(cid, customer_actor(cust), RemedyChoice.REPLACEMENT)
+    expect(chosen.replacement_offer == offer, chosen)
 
 
 async def rectified(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
@@ -278,10 +302,10 @@ class Recipe:
     """The status the scenario must end in, or nothing is written."""
 
 
-def defect(scenario: Scenario, expected: ComplaintStatus) -> Recipe:
+def defect(scenario: Scenario, expected: ComplaintStatus, policy: PolicySnapshot = POLICY) -> Recipe:
     async def record(stage: Stage) -> Final:
         order = await stage.order(software_order())
-        state = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+        state = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), policy)
         await scenario(stage.desk, stage.env, state.complaint_id, order.customer_id)
         return await stage.complaint_outcome(state.complaint_id)
 
@@ -339,6 +363,7 @@ SCENARIOS: dict[str, Recipe] = {
     "defect_withdrawn_while_choosing": defect(withdrawn_while_choosing, S.WITHDRAWN),
     "defect_intake_checked_rectified": defect(rectified, S.RECTIFIED),
     "defect_replacement_chosen_twice": defect(replacement_chosen_twice, S.REPLACED),
+    "defect_continued_as_new": defect(continued_as_new, S.REPLACED, BOUNDED),
     "claim_sms_refunded_on_approval": claim(ComplaintKind.SMS_NOT_RECEIVED, approved, S.REFUNDED),
     "claim_invalid_number_rejected": claim(
         ComplaintKind.INVALID_NUMBER, number_found_valid, S.REJECTED, evidence=[SCREENSHOT]
@@ -442,12 +467,31 @@ async def record(stems: Sequence[str]) -> None:
                         recipe = SCENARIOS[stem]
                         final = await recipe.record(stage)
                         expect(final.status == recipe.expected, (stem, final))
-                        history = await env.client.get_workflow_handle(final.workflow_id).fetch_history()
-                        path = path_of(stem)
-                        path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-                        print(f"{path.name}: {final.status}, {len(history.events)} events")
+                        runs = await runs_of(env.client, final.workflow_id)
+                        for n, history in enumerate(runs):
+                            path = path_of(stem + CONTINUED * n)
+                            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+                            print(f"{path.name}: {final.status}, {len(history.events)} events")
             finally:
                 await ledger.close()
+
+
+CONTINUED = ".continued"
+"""What a history's file name gains for each run its workflow continued as: `<stem>.json` is the first run,
+`<stem>.continued.json` the run it continued as."""
+
+
+async def runs_of(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """The history of each run of the workflow's latest chain, first run first."""
+    runs = [await client.get_workflow_handle(workflow_id).fetch_history()]
+    while previous := continued_from(runs[0]):
+        runs.insert(0, await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history())
+    return runs
+
+
+def continued_from(history: WorkflowHistory) -> str:
+    """The run this one continued as new from; empty for a workflow's first run."""
+    return history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -34,7 +34,7 @@ class Patch:
     def histories(self, branch: str) -> list[str]:
         """The history files the docstring names after `Patched:` or `Unpatched:`."""
         section = re.search(rf"^{branch}:(.*?)(?=^\w+:|\Z)", self.doc, re.DOTALL | re.MULTILINE)
-        return re.findall(r"\b[a-z0-9_]+\.json\b", section.group(1)) if section else []
+        return re.findall(r"\b[a-z0-9_]+(?:\.[a-z0-9_]+)*\.json\b", section.group(1)) if section else []
 
 
 def declared() -> list[Patch]:

@@ -722,6 +722,9 @@ DURATION_FIELDS = [
     name for name, field in PolicySnapshot.model_fields.items() if field.annotation is timedelta
 ]
 TIMEDELTA = TypeAdapter(timedelta)
+COUNTS = ["min_description_chars", "max_remedy_changes", "history_events_per_run"]
+"""The settings that are whole numbers, each with its least value below."""
+LEAST_COUNT = {"min_description_chars": 0, "max_remedy_changes": 0, "history_events_per_run": 100}
 
 
 @settings(max_examples=100, deadline=None)
@@ -778,9 +781,10 @@ def test_an_iso8601_duration_from_the_environment_is_read_as_written(
     tolerance=st.decimals(min_value=0, max_value=1, places=6),
     minimum=st.integers(min_value=0, max_value=10_000),
     changes=st.integers(min_value=0, max_value=10_000),
+    bound=st.integers(min_value=100, max_value=1_000_000),
 )
 def test_a_policy_snapshot_round_trips_through_the_environment_and_the_workflow_input_unchanged(
-    durations: dict[str, timedelta], tolerance: Decimal, minimum: int, changes: int
+    durations: dict[str, timedelta], tolerance: Decimal, minimum: int, changes: int, bound: int
 ) -> None:
     """Each complaint keeps the policy in force when it was filed: the snapshot travels in the workflow
     input (the pydantic data converter) and comes back identical, and the text pydantic writes for a
@@ -790,6 +794,7 @@ def test_a_policy_snapshot_round_trips_through_the_environment_and_the_workflow_
         replacement_value_tolerance=tolerance,
         min_description_chars=minimum,
         max_remedy_changes=changes,
+        history_events_per_run=bound,
     )
     [carried] = CONVERTER.from_payloads(CONVERTER.to_payloads([snapshot]), [PolicySnapshot])
     assert carried == snapshot
@@ -799,20 +804,14 @@ def test_a_policy_snapshot_round_trips_through_the_environment_and_the_workflow_
     }
     with environment(written):
         assert (
-            PolicySettings()
-            .snapshot()
-            .model_dump(
-                exclude={"replacement_value_tolerance", "min_description_chars", "max_remedy_changes"}
-            )
+            PolicySettings().snapshot().model_dump(exclude={*COUNTS, "replacement_value_tolerance"})
             == durations
         )
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    field=st.sampled_from(
-        [*DURATION_FIELDS, "replacement_value_tolerance", "min_description_chars", "max_remedy_changes"]
-    ),
+    field=st.sampled_from([*DURATION_FIELDS, *COUNTS, "replacement_value_tolerance"]),
     text=st.one_of(
         st.text(max_size=20),
         st.from_regex(r"-?[0-9_]{0,14}(\.[0-9]{0,9})?([eE]-?[0-9]{1,3})?", fullmatch=True),
@@ -827,7 +826,7 @@ def test_a_setting_of_any_text_is_either_a_validation_error_or_a_value_within_it
 ) -> None:
     """Whatever an operator types into an environment variable, reading it either fails as a
     ValidationError naming the setting (never an OverflowError or a crash of the worker) or gives a
-    value the policy can use: a positive duration, a tolerance in [0, 1], a non-negative minimum."""
+    value the policy can use: a positive duration, a tolerance in [0, 1], a count no less than its least."""
     try:
         snapshot = PolicySnapshot.model_validate({field: text})
     except ValidationError as error:
@@ -839,7 +838,7 @@ def test_a_setting_of_any_text_is_either_a_validation_error_or_a_value_within_it
     elif field == "replacement_value_tolerance":
         assert isinstance(value, Decimal) and 0 <= value <= 1
     else:
-        assert isinstance(value, int) and value >= 0
+        assert isinstance(value, int) and value >= LEAST_COUNT[field]
 
 
 # ------------------------------------------------------------------------------- R1, R2: activations

@@ -30,7 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from policy.models import SYSTEM, ActivationStatus
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
-    from workflows.common import check_runs_as, jsonable, refund_full_price, refused
+    from workflows.common import check_runs_as, jsonable, refused
+    from workflows.refunds import refund_full_price
 
 
 @workflow.defn

@@ -11,14 +11,14 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import LEDGER_CALL, LedgerActivities
-    from ledger.records import ComplaintTransition, Notification, RefundIssue, RefundSource
+    from ledger.records import ComplaintTransition, Notification
     from policy import intake, refusals, rules
     from policy.complaint import (
         Action,
@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         ComplaintEvent,
         ComplaintKind,
         ComplaintStatus,
-        Order,
         RefundRecord,
         ReplacementOffer,
         Resolution,
@@ -44,7 +43,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
-    from workflows.patches import ESCALATION_BEFORE_LATE_REVIEW, ONE_ACTIVITY_PER_TRANSITION
+    from workflows.patches import (
+        CONTINUE_AS_NEW_PAST_BOUND,
+        ESCALATION_BEFORE_LATE_REVIEW,
+        ONE_ACTIVITY_PER_TRANSITION,
+    )
+    from workflows.refunds import refund_or_refusal
 
 SUPPORT = "support"
 
@@ -72,6 +76,13 @@ class ComplaintWorkflow:
     _complaint_changed: bool = False
     """Whether an event was recorded since the review period last began to wait: `_record` sets it with
     every event, `_review_period` clears it as the wait starts and wakes when it is set."""
+
+    continues_as_new: ClassVar[bool] = False
+    """Whether the kind's history can grow with what people do, so that a run continues as new past
+    `history_events_per_run`. A claim's cannot: a review or a withdrawal ends it, in a handful of events."""
+
+    _continue_requested: bool = False
+    """Set once this run's history reached its bound: the run continues as new at its next wait."""
 
     @workflow.query
     def state(self) -> ComplaintState:
@@ -132,6 +143,9 @@ class ComplaintWorkflow:
         access grant moves the deadline (R10), and a status change (a review, a fix, an access request, a
         withdrawal) can end the review period."""
         while still_open():
+            if self._continue_requested:
+                await self._continue_as_new()
+                continue
             due = deadline()
             now = workflow.now()
             if now >= due:
@@ -168,7 +182,18 @@ class ComplaintWorkflow:
             deadline=self.complaint.deadline,
             notice=notice(SUPPORT, "complaint_escalated"),
         )
-        await workflow.wait_condition(lambda: self.complaint.status is not ComplaintStatus.ESCALATED)
+        await self._await_escalation_decided()
+
+    async def _await_escalation_decided(self) -> None:
+        """Wait for support's decision on an escalated complaint, for as long as it takes."""
+
+        def escalated() -> bool:
+            return self.complaint.status is ComplaintStatus.ESCALATED
+
+        while escalated():
+            await workflow.wait_condition(lambda: not escalated() or self._continue_requested)
+            if escalated():
+                await self._continue_as_new()
 
     # -------------------------------------------------------------------------------------------- money
 
@@ -214,15 +239,45 @@ class ComplaintWorkflow:
             raise refused(refusal)
 
     def _complaint_has_changed(self) -> bool:
-        """The review period's wake-up: an event was recorded since its wait began."""
-        return self._complaint_changed
+        """The review period's wake-up: an event was recorded since its wait began, or the history reached
+        its bound after one was."""
+        return self._complaint_changed or self._continue_requested
 
-    async def _wait_until(self, when: datetime, condition: Callable[[], bool]) -> bool:
-        """A durable timer that a condition can cut short; returns whether the condition holds."""
+    # ------------------------------------------------------------------------------ bounded histories
+
+    def _note_history_length(self) -> None:
+        """After each event: once this run's history has reached `history_events_per_run` (or Temporal
+        suggests it), ask the run to continue as new at its next wait. The marker goes into the history
+        only here, so complaints that never reach the bound replay with or without this code."""
+        if self._continue_requested or not self.continues_as_new:
+            return
+        info = workflow.info()
+        full = info.get_current_history_length() >= self.complaint.policy.history_events_per_run
+        if (full or info.is_continue_as_new_suggested()) and workflow.patched(CONTINUE_AS_NEW_PAST_BOUND):
+            self._continue_requested = True
+
+    async def _continue_as_new(self) -> None:
+        """Continue as new with the complaint as it stands, once no handler runs (one mid-activity would be
+        cut off). Returns, without continuing, only if a handler ended the complaint meanwhile."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self.complaint.is_final:
+            return
+        workflow.continue_as_new(self._continued_input())
+
+    def _continued_input(self) -> Filing:
+        """The input of the run this one continues as: its own, carrying the complaint as it stands."""
+        raise NotImplementedError(f"{type(self).__name__} does not continue as new")
+
+    async def _wait_until(
+        self, when: datetime, condition: Callable[[], bool], *, or_continue: bool = False
+    ) -> bool:
+        """A durable timer that a condition can cut short; returns whether the condition holds. With
+        `or_continue`, a request to continue as new cuts it short too (the caller then continues)."""
         remaining = when - workflow.now()
         if remaining > timedelta(0):
+            wake = (lambda: condition() or self._continue_requested) if or_continue else condition
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(condition, timeout=remaining)
+                await workflow.wait_condition(wake, timeout=remaining)
         return condition()
 
     async def _close(
@@ -278,6 +333,7 @@ class ComplaintWorkflow:
         )
         if notice is not None and not together:
             await self._notify(notice.recipient, notice.template, **notice.payload)
+        self._note_history_length()
 
     async def _notify(self, recipient: str, template: str, **payload: Any) -> None:
         await workflow.execute_activity_method(
@@ -309,56 +365,6 @@ def opened(filing: Filing, kind: ComplaintKind, filed_at: datetime, deadline: da
         created_at=filed_at,
         deadline=deadline,
     )
-
-
-REMEDY_REFUSALS = frozenset({refusals.ALREADY_REFUNDED, refusals.ALREADY_REMEDIED})
-"""The ledger's refusals to make an order good a second time (R16): its price went back, or it was
-replaced, through another source."""
-
-
-def remedy_refusal(err: ActivityError) -> str | None:
-    """The code of a refund or replacement the ledger refused because the order was made good already;
-    None for any other failure, which the caller raises."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type in REMEDY_REFUSALS:
-        return cause.type
-    return None
-
-
-async def refund_full_price(
-    source_kind: RefundSource, source_id: str, order: Order, actor: Actor
-) -> RefundRecord | None:
-    """Return the price paid to the customer's balance, once per source and once per order (R16); None
-    when the order was made good another way already."""
-    record = await refund_or_refusal(source_kind, source_id, order, actor)
-    return None if isinstance(record, str) else record
-
-
-async def refund_or_refusal(
-    source_kind: RefundSource, source_id: str, order: Order, actor: Actor
-) -> RefundRecord | str:
-    """`refund_full_price`, with the refusal's code (`already_refunded`, `already_remedied`) in place of
-    None, for a complaint to end with it."""
-    try:
-        refund = await workflow.execute_activity_method(
-            LedgerActivities.issue_refund,
-            RefundIssue(
-                source_kind=source_kind,
-                source_id=source_id,
-                customer_id=order.customer_id,
-                order_id=order.order_id,
-                amount=rules.full_refund(order),
-                actor=str(actor),
-                at=workflow.now(),
-            ),
-            **LEDGER_CALL,
-        )
-    except ActivityError as err:
-        code = remedy_refusal(err)
-        if code is None:
-            raise
-        return code
-    return RefundRecord(amount=refund.amount, issued_at=refund.issued_at)
 
 
 def check_runs_as(expected: str, what: str, one_per: str) -> None:

@@ -4,6 +4,10 @@ The run method reads as the policy: the company may rectify until the deadline (
 request pauses (R10); support is reminded before it (R13); at the deadline an unreviewed complaint is
 escalated (R13) and an approved, unfixed deficiency earns the customer's remedy (R12). People act through
 updates whose validators refuse what the policy does not allow, so a refused action changes nothing.
+
+Support can grow a complaint's history for as long as it stays open (offers, access requests), so a run
+whose history reaches `history_events_per_run` continues as new at its next wait, carrying the complaint
+over; the new run picks up from its status, each phase reading its deadlines from the state.
 """
 
 from __future__ import annotations
@@ -39,20 +43,46 @@ with workflow.unsafe.imports_passed_through():
         ReplacementOffer,
     )
     from policy.refusals import PolicyRefusal
-    from workflows.common import SUPPORT, ComplaintWorkflow, notice, opened, refused, remedy_refusal
+    from workflows.common import SUPPORT, ComplaintWorkflow, notice, opened, refused
     from workflows.patches import INTAKE_IN_WORKFLOW, REPEATED_CHOICE_UNRECORDED
+    from workflows.refunds import remedy_refusal
 
 
 @workflow.defn
 class DefectComplaintWorkflow(ComplaintWorkflow):
+    continues_as_new = True
+
     @workflow.init
     def __init__(self, filing: FileDefectComplaint) -> None:
+        self._filing = filing
+        if filing.continued is not None and workflow.info().continued_run_id is not None:
+            self.complaint = filing.continued.model_copy(deep=True)
+            return
         filed_at = workflow.now()
         deadline = rules.rectification_deadline(filed_at, filing.policy, timedelta(0))
         self.complaint = opened(filing, ComplaintKind.MAJOR_DEFECT, filed_at, deadline)
 
     @workflow.run
     async def run(self, filing: FileDefectComplaint) -> ComplaintState:
+        if filing.continued is None:
+            await self._file(filing)
+        elif workflow.info().continued_run_id is None:
+            raise refused(
+                PolicyRefusal(
+                    refusals.NOT_A_CONTINUATION,
+                    "only a run that continued as new carries a complaint's state; file a complaint instead",
+                )
+            )
+        await self._rectification_period()
+        if not self.complaint.is_final:
+            await self._after_deadline()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.complaint
+
+    # ------------------------------------------------------------------------------------ the policy
+
+    async def _file(self, filing: FileDefectComplaint) -> None:
+        """R3, R4 and R15 at the instant of filing, then the first event of the trail."""
         if workflow.patched(INTAKE_IN_WORKFLOW):
             self._check_intake(filing, ComplaintKind.MAJOR_DEFECT)
         await self._record(
@@ -61,13 +91,6 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             deadline=self.complaint.deadline,
             notice=notice(SUPPORT, "complaint_filed"),
         )
-        await self._rectification_period()
-        if not self.complaint.is_final:
-            await self._after_deadline()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.complaint
-
-    # ------------------------------------------------------------------------------------ the policy
 
     async def _rectification_period(self) -> None:
         """R7: the company may rectify until the deadline; R10 pauses it; R13 reminds support before it."""
@@ -88,12 +111,17 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
     async def _await_access_answer(self) -> None:
         """R9/R10: the customer answers within `access_response_window`, or silence counts as refusal."""
         access = self._access
-        answered = await self._wait_until(
-            access.answer_due, lambda: access.answered_at is not None or self.complaint.is_final
-        )
+
+        def answered() -> bool:
+            return access.answered_at is not None or self.complaint.is_final
+
+        while not await self._wait_until(access.answer_due, answered, or_continue=True):
+            if not self._continue_requested:
+                break
+            await self._continue_as_new()
         if self.complaint.is_final:
             return
-        if not answered:
+        if not answered():
             await self._close(ComplaintStatus.ACCESS_REFUSED, SYSTEM, reason_code="access_not_answered")
             return
         # The answer is in; its handler is still filing the credentials in the vault.
@@ -105,25 +133,18 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         """R13: unreviewed at the deadline means escalation; R12: approved and unfixed means a remedy."""
         if self.complaint.status is ComplaintStatus.UNDER_REVIEW:
             await self._escalate()
-            if self.complaint.is_final:
-                return
+        elif self.complaint.status is ComplaintStatus.ESCALATED:  # escalated by the run this one continues
+            await self._await_escalation_decided()
+        if self.complaint.is_final:
+            return
         await self._remedy()
 
     async def _remedy(self) -> None:
         """R12: the customer's choice of a full refund or a replacement; a refund if they do not choose."""
         if self.complaint.remedy_choice is None:
-            self.complaint.status = ComplaintStatus.AWAITING_REMEDY_CHOICE
-            self.complaint.remedy_choice_due = rules.remedy_choice_due(workflow.now(), self.complaint.policy)
-            await self._record(
-                "remedy_choice_requested",
-                SYSTEM,
-                due=self.complaint.remedy_choice_due,
-                notice=notice(self._customer, "choose_remedy", due=self.complaint.remedy_choice_due),
-            )
-            chosen = await self._wait_until(
-                self.complaint.remedy_choice_due,
-                lambda: self.complaint.remedy_choice is not None or self.complaint.is_final,
-            )
+            if self.complaint.remedy_choice_due is None:  # else the run this one continues asked already
+                await self._ask_for_remedy_choice()
+            chosen = await self._await_remedy_choice()
             if self.complaint.is_final:
                 return
             if not chosen:
@@ -139,6 +160,30 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
             )
         else:
             await self._issue_refund()
+
+    async def _ask_for_remedy_choice(self) -> None:
+        self.complaint.status = ComplaintStatus.AWAITING_REMEDY_CHOICE
+        self.complaint.remedy_choice_due = rules.remedy_choice_due(workflow.now(), self.complaint.policy)
+        await self._record(
+            "remedy_choice_requested",
+            SYSTEM,
+            due=self.complaint.remedy_choice_due,
+            notice=notice(self._customer, "choose_remedy", due=self.complaint.remedy_choice_due),
+        )
+
+    async def _await_remedy_choice(self) -> bool:
+        """Whether the customer chose by `remedy_choice_due` (or the complaint ended meanwhile)."""
+        due = self.complaint.remedy_choice_due
+        assert due is not None
+
+        def decided() -> bool:
+            return self.complaint.remedy_choice is not None or self.complaint.is_final
+
+        while not await self._wait_until(due, decided, or_continue=True):
+            if not self._continue_requested:
+                return False
+            await self._continue_as_new()
+        return True
 
     async def _issue_replacement(self, offer: ReplacementOffer) -> None:
         """R12's replacement, once (R16); an order made good another way already (refunded, or replaced
@@ -170,6 +215,9 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         )
 
     # ------------------------------------------------------------------------------- support's actions
+
+    def _continued_input(self) -> FileDefectComplaint:
+        return self._filing.model_copy(update={"continued": self.complaint.model_copy(deep=True)})
 
     @workflow.update
     async def review(self, review: Review) -> ComplaintState:

@@ -60,3 +60,15 @@ event (R12, R16). Complaints from before replay with the repeat recorded.
 Patched: defect_replacement_chosen_twice.json.
 Unpatched: none recorded (the workflow asks only when a choice repeats; no older history repeats one).
 """
+
+CONTINUE_AS_NEW_PAST_BOUND: Final = "continue-as-new-past-history-bound"
+"""A defect complaint whose run has reached `history_events_per_run` events (or that Temporal suggests
+continue) continues as new at its next wait, once no handler runs, with its state carried over; the new
+run resumes from the status it was in. The marker is recorded only where the bound is reached, so every
+complaint that never reached it replays either way.
+
+Patched: defect_continued_as_new.json (the first run, which ends by continuing; the run it continued as,
+in the replay suite too, never reached the bound and carries no marker).
+Unpatched: defect_continued_as_new.continued.json, defect_replacement_chosen_twice.json (and every other
+defect_ history: none reached the bound).
+"""

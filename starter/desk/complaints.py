@@ -150,10 +150,14 @@ class Complaints(Activations):
             return await self._with_trail(record)
         handle = await self.complaint_handle(complaint_id, record)
         try:
-            return await self.query_complaint(complaint_id, handle)
+            state = await self.query_complaint(complaint_id, handle)
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND or record is None:
                 raise
+        else:
+            if state.complaint_id == complaint_id or record is None:
+                return state
+            # The workflow id's latest run is a later complaint on the same order: this one's ended.
         return await self._with_trail(record)
 
     async def get_for(self, complaint_id: str, seen_by: Actor) -> ComplaintState:
@@ -217,7 +221,8 @@ class Complaints(Activations):
         """Wait for the complaint to end and return its final state."""
         record = await self.ledger.get_complaint(complaint_id, events=False)
         handle = await self.complaint_handle(complaint_id, record)
-        typed = self.client.get_workflow_handle(handle.id, run_id=handle.run_id, result_type=ComplaintState)
+        first_run = handle.first_execution_run_id or handle.run_id
+        typed = self.client.get_workflow_handle(handle.id, run_id=first_run, result_type=ComplaintState)
         result: ComplaintState = await typed.result()
         return result
 
@@ -237,13 +242,15 @@ class Complaints(Activations):
     async def complaint_handle(
         self, complaint_id: str, record: ComplaintRecord | None
     ) -> WorkflowHandle[Any, Any]:
-        """The complaint's own run: from its ledger record, or (just filed, not projected yet) the latest."""
+        """The complaint's own chain of runs, from its first (a run continues as new when its history
+        reaches its bound): updates reach its latest run and no other workflow's. From its ledger record,
+        or (just filed, not projected yet) from the workflow id's latest run."""
         try:
             workflow_id = workflow_id_of(complaint_id)
         except ValueError:
             raise ComplaintNotFound(complaint_id) from None
         if record is not None:
-            return self.client.get_workflow_handle(record.workflow_id, run_id=record.run_id)
+            return self.client.get_workflow_handle(record.workflow_id, first_execution_run_id=record.run_id)
         handle = self.client.get_workflow_handle(workflow_id)
         try:
             state = await self.query_complaint(complaint_id, handle)
@@ -254,7 +261,7 @@ class Complaints(Activations):
         if state.complaint_id != complaint_id:
             raise ComplaintNotFound(complaint_id)
         description = await handle.describe()
-        return self.client.get_workflow_handle(workflow_id, run_id=description.run_id)
+        return self.client.get_workflow_handle(workflow_id, first_execution_run_id=description.run_id)
 
     async def query_complaint(self, complaint_id: str, handle: WorkflowHandle[Any, Any]) -> ComplaintState:
         return await self.ask_state(ComplaintUnresponsive(complaint_id), handle, ComplaintWorkflow.state)
