@@ -37,7 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.checks import LedgerFigures, ledger_violations, temporal_violations
+from bench.checks import LedgerFigures, ledger_violations, runs_continued, temporal_violations
 from bench.driver import PATIENCE, Driver, Scenario, StepFailed
 from bench.processes import DevServer, Supervisor, WorkerProcess, free_port
 from bench.scenarios import PATH_BY_NAME, PATHS, Windows, check_activation, check_complaint
@@ -118,6 +118,8 @@ class Summary:
     timed_out: bool
     violations: list[str]
     workdir: str
+    runs_continued_as_new: int = 0
+    """Runs whose history reached its bound and continued as new (the `defect_continued_as_new` path)."""
 
 
 class Log:
@@ -241,7 +243,11 @@ async def chaos(options: Options) -> Summary:
         violations += found
         started_workflows = sum(1 for s in scenarios if s.workflow_id is not None)
         violations += await temporal_violations(client, started_workflows, workdir / "histories")
+        continuing = sum(s.finished for s in scenarios if s.kind == "defect_continued_as_new")
+        continued, found = await runs_continued(client, continuing)
+        violations += found
         summary = _summary(options, scenarios, figures, driver, supervisor, elapsed, timed_out, violations)
+        summary.runs_continued_as_new = continued
     finally:
         await worker.stop()
         await server.stop()
@@ -407,6 +413,7 @@ def render(summary: Summary) -> str:
         f"at most {summary.max_replacements_per_complaint} per complaint",
         f"balances         {summary.customers_checked} customers, each equal to the sum of their refunds",
         f"audit events     {summary.audit_events}",
+        f"continued runs   {summary.runs_continued_as_new} (histories past their bound, continued as new)",
         f"duplicates sent  {summary.duplicate_requests}",
         f"worker kills     {summary.worker_kills} (SIGKILL; {summary.worker_starts} worker starts, "
         f"{len(summary.worker_exits_by_itself)} exits by itself)",

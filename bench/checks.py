@@ -233,10 +233,22 @@ async def temporal_violations(
             why = f"its last task failed: {failures[-1]}" if failures else "no task failure in its history"
             found.append(f"{listed.id} still running at the end (lost); {why}")
         found.insert(0, f"{running} workflows still running at the end; histories in {histories}")
-    total = (await client.count_workflows()).count
+    total = (await client.count_workflows(f"ExecutionStatus != {CONTINUED_AS_NEW}")).count
     if total != expected_workflows:
         found.append(f"Temporal holds {total} workflows, the scenarios started {expected_workflows}")
     return found
+
+
+CONTINUED_AS_NEW = '"ContinuedAsNew"'
+"""The status of a run that continued as new: one more run of a workflow, not another workflow."""
+
+
+async def runs_continued(client: Client, expected_at_least: int) -> tuple[int, list[str]]:
+    """How many runs continued as new, and a violation if fewer than the scenarios that must have."""
+    continued = (await client.count_workflows(f"ExecutionStatus = {CONTINUED_AS_NEW}")).count
+    if continued < expected_at_least:
+        return continued, [f"{continued} runs continued as new; the scenarios needed {expected_at_least}"]
+    return continued, []
 
 
 def _save(path: Path, text: str) -> None:

@@ -293,23 +293,43 @@ def _defect_remedy(choice: RemedyChoice | None, offered: bool = False) -> Drive:
         policy = w.policy(rectify_window=True, remedy_choice_window=choice is None)
         cid = await _file_defect(d, s, policy)
         if offered:
-            value = s.order.price.amount * Decimal("1.05")
-            offer = await d.retry(
-                s, lambda: d.desk.replacement_offer(cid, "plugin-seo-max", "SEO Max plugin", value)
-            )
-            await d.act(
-                s,
-                "offer replacement",
-                lambda: d.desk.offer_replacement(cid, SUPPORT, offer),
-                _complaint_reader(d, cid),
-                lambda c: c.replacement_offer == offer,
-            )
+            await _offer(d, s, cid, "plugin-seo-max")
         if choice is not None:
             await _choose(d, s, cid, choice)
         await _review(d, s, cid, ReviewDecision.APPROVE, None)
         await _finish_complaint(d, s)
 
     return drive
+
+
+CONTINUING_OFFERS = 10
+"""Offers in the scenario whose run continues as new: past the bound below, at about a dozen events each."""
+HISTORY_BOUND = 100
+"""The least `history_events_per_run` the policy allows, so that the run continues a few offers in."""
+
+
+async def defect_continued_as_new(d: Driver, s: Scenario, w: Windows) -> None:
+    """Support offers one replacement after another, so that the run's history reaches its bound and the
+    run continues as new amid the chaos; the customer takes the last offer, approved, at the deadline."""
+    policy = w.policy(rectify_window=True).model_copy(update={"history_events_per_run": HISTORY_BOUND})
+    cid = await _file_defect(d, s, policy)
+    for n in range(1, CONTINUING_OFFERS + 1):
+        await _offer(d, s, cid, f"plugin-seo-max-{n}")
+    await _choose(d, s, cid, RemedyChoice.REPLACEMENT)
+    await _review(d, s, cid, ReviewDecision.APPROVE, None)
+    await _finish_complaint(d, s)
+
+
+async def _offer(d: Driver, s: Scenario, cid: str, sku: str) -> None:
+    value = s.order.price.amount * Decimal("1.05")
+    offer = await d.retry(s, lambda: d.desk.replacement_offer(cid, sku, "SEO Max plugin", value))
+    await d.act(
+        s,
+        "offer replacement",
+        lambda: d.desk.offer_replacement(cid, SUPPORT, offer),
+        _complaint_reader(d, cid),
+        lambda c: c.replacement_offer == offer,
+    )
 
 
 async def defect_access_refused(d: Driver, s: Scenario, w: Windows) -> None:
@@ -517,6 +537,13 @@ PATHS: tuple[Path, ...] = (
         _defect_remedy(RemedyChoice.REPLACEMENT, offered=True),
     ),
     Path("defect_no_choice_refund", "R12", SOFT, _c(SK.REFUNDED, refund=True), _defect_remedy(None)),
+    Path(
+        "defect_continued_as_new",
+        "R12",
+        SOFT,
+        _c(SK.REPLACED, replacement_sku=f"plugin-seo-max-{CONTINUING_OFFERS}"),
+        defect_continued_as_new,
+    ),
     Path(
         "defect_access_refused",
         "R9",

