@@ -216,9 +216,6 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
 
     # ------------------------------------------------------------------------------- support's actions
 
-    def _continued_input(self) -> FileDefectComplaint:
-        return self._filing.model_copy(update={"continued": self.complaint.model_copy(deep=True)})
-
     @workflow.update
     async def review(self, review: Review) -> ComplaintState:
         """R8: approve the deficiency, or reject it with a reason (which ends the complaint)."""
@@ -398,6 +395,9 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
         self._check("withdraw", withdrawal.actor)
 
     # ---------------------------------------------------------------------------------------- plumbing
+
+    def _continued_input(self) -> FileDefectComplaint:
+        return self._filing.model_copy(update={"continued": self.complaint.model_copy(deep=True)})
 
     @property
     def _access(self) -> AccessState:
