@@ -5,7 +5,8 @@ Unique keys carry the exactly-once guarantees (R16): `refunds(source_kind, sourc
 `replacements(complaint_id)`, `remedies(order_id)` (an order is made good once, by a refund or a
 replacement), `activations(order_id)`, `evidence(complaint_id, position)`, `balance_entries(refund_id)`,
 `complaint_events(complaint_id, seq)`, `notifications(dedupe_key)`, `vault_secrets(complaint_id,
-request_no)`.
+request_no)`. Delivery is at least once and each message once per destination: `webhook_events(event_id)`
+and `deliveries(delivery_key)`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ledger.types import ExactDecimal, UtcDateTime
@@ -209,3 +210,96 @@ class EvidenceRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (UniqueConstraint("complaint_id", "position", name="uq_evidence_position"),)
+
+
+class CustomerContactRow(Base):
+    """Where a customer's notices go: the email address the shop's backend gave with an order, sealed
+    (AES-GCM, bound to the customer id) so that it is never in the ledger in clear."""
+
+    __tablename__ = "customer_contacts"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebhookEndpointRow(Base):
+    """A receiver of the shop's backend: its URL, the event types it wants, and its signing secret, sealed;
+    after a rotation the previous secret still signs until `previous_expires_at`."""
+
+    __tablename__ = "webhook_endpoints"
+
+    endpoint_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    event_types_json: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    secret_json: Mapped[str] = mapped_column(Text)
+    previous_secret_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebhookEventRow(Base):
+    """What happened, as the shop's backend hears of it: one row per state change of a complaint or an
+    activation, written in the transaction that records the change. `event_id` is what receivers
+    deduplicate on (the `webhook-id` header)."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sequence_key: Mapped[str] = mapped_column(String(200), index=True)
+    data_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DeliveryRow(Base):
+    """One message to one destination (an email to a recipient, an event to a webhook endpoint), created
+    with the message in the same transaction, and its delivery state: pending until sent, retried with
+    backoff until `expires_at`, then failed. A dispatcher holds a row while it sends it (`lease_until`);
+    rows with the same `destination` and `sequence_key` go out in `id` order."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_key: Mapped[str] = mapped_column(String(400), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    destination: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[int] = mapped_column(Integer)
+    sequence_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_sequence", "destination", "sequence_key", "id"),
+    )
+
+
+class DeliveryAttemptRow(Base):
+    """Each attempt at a delivery, for the delivery log: when, the receiver's answer and how long it took."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
