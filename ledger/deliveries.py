@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import aliased
 
 from dispatch.events import WebhookEvent
-from ledger.schema import DeliveryAttemptRow, DeliveryRow, WebhookEventRow
+from ledger.schema import DeliveryAttemptRow, DeliveryRow, NotificationRow, WebhookEventRow
+from policy.ids import ACTIVATION_PREFIX
 
 PENDING: Final = "pending"
 SENT: Final = "sent"
@@ -60,6 +61,17 @@ class Delivery:
     attempts: int
     expires_at: datetime
     lease_owner: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An outbox notice, as its email is made from it."""
+
+    recipient: str
+    template: str
+    payload: dict[str, Any]
+    complaint_id: str | None
+    activation_id: str | None
 
 
 @dataclass(frozen=True)
@@ -251,6 +263,36 @@ class Deliveries:
         return True
 
     # ------------------------------------------------------------------------------------ reading
+
+    async def notice(self, notification_id: int) -> Notice:
+        """The outbox notice an email delivery tells of."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(NotificationRow).where(NotificationRow.id == notification_id))
+            ).one()
+        prefix = row.dedupe_key.split(":", 1)[0]
+        of_activation = row.complaint_id is None and prefix.startswith(ACTIVATION_PREFIX)
+        return Notice(
+            recipient=row.recipient,
+            template=row.template,
+            payload=json.loads(row.payload_json),
+            complaint_id=row.complaint_id,
+            activation_id=prefix if of_activation else None,
+        )
+
+    async def webhook_event(self, event_row_id: int) -> WebhookEvent:
+        """The event a webhook delivery carries."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(WebhookEventRow).where(WebhookEventRow.id == event_row_id))
+            ).one()
+        return WebhookEvent(
+            id=row.event_id,
+            type=row.type,
+            occurred_at=row.occurred_at,
+            data=json.loads(row.data_json),
+            sequence_key=row.sequence_key,
+        )
 
     async def counts(self) -> dict[str, int]:
         """Deliveries by status."""
