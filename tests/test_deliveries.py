@@ -94,7 +94,7 @@ async def test_a_lease_holds_a_row_until_it_runs_out(any_ledger: Ledger) -> None
 async def test_retries_back_off_and_end_failed_at_the_expiry(any_ledger: Ledger) -> None:
     await add(any_ledger, event(1))
     deliveries = Deliveries(any_ledger.engine)
-    now, waits = NOW, []
+    now, waits = NOW, list[timedelta]()
     while (claimed := await deliveries.claim("d", now=now, lease=LEASE, limit=1)) and len(waits) < 200:
         await deliveries.record_retry(claimed[0], Attempt(3, error="ConnectError"), now)
         waits.append(backoff(claimed[0].attempts + 1))
