@@ -70,3 +70,8 @@ def evidence_ref() -> str:
 
 def vault_ref() -> str:
     return f"vault_{uuid.uuid4().hex}"
+
+
+def webhook_endpoint_id() -> str:
+    """`we_<32 hex digits>`: also the context a webhook endpoint's secret is sealed to."""
+    return f"we_{uuid.uuid4().hex}"
