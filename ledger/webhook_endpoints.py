@@ -16,6 +16,7 @@ import base64
 import binascii
 import builtins
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,10 @@ from policy.models import Frozen
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 """Standard Webhooks asks for 24 to 64 random bytes."""
+
+ENDPOINT_ID = re.compile(r"we_[0-9a-f]{32}")
+"""An endpoint id as `policy.ids.webhook_endpoint_id` makes them. Any other text is no endpoint, found
+without a query: a NUL or a lone surrogate in a path would otherwise reach the database driver."""
 
 ROTATION_ATTEMPTS = 5
 """How often a rotation that met a concurrent one is tried again before it gives up."""
@@ -150,6 +155,8 @@ class WebhookEndpoints:
     async def delete(self, endpoint_id: str) -> None:
         """The endpoint and its secrets. Its deliveries stay in the ledger; a pending one is recorded
         undeliverable when the dispatcher next finds the endpoint gone."""
+        if not ENDPOINT_ID.fullmatch(endpoint_id):
+            raise WebhookEndpointNotFound(endpoint_id)
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 delete(WebhookEndpointRow).where(WebhookEndpointRow.endpoint_id == endpoint_id)
@@ -158,6 +165,8 @@ class WebhookEndpoints:
             raise WebhookEndpointNotFound(endpoint_id)
 
     async def _update(self, endpoint_id: str, values: dict[str, Any]) -> WebhookEndpoint:
+        if not ENDPOINT_ID.fullmatch(endpoint_id):
+            raise WebhookEndpointNotFound(endpoint_id)
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(WebhookEndpointRow)
@@ -254,6 +263,8 @@ class WebhookEndpoints:
 
 
 async def _row(conn: AsyncConnection, endpoint_id: str) -> Any:
+    if not ENDPOINT_ID.fullmatch(endpoint_id):
+        return None
     query = select(WebhookEndpointRow).where(WebhookEndpointRow.endpoint_id == endpoint_id)
     return (await conn.execute(query)).one_or_none()
 

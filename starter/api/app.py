@@ -23,11 +23,21 @@ from starter.api.cors import CodecCors
 from starter.api.errors import documented, install
 from starter.api.gate import Gate, route_policies
 from starter.api.ratelimit import RateLimiter
-from starter.api.routers import activations, codec, complaints, customer, customers, health, orders, support
+from starter.api.routers import (
+    activations,
+    codec,
+    complaints,
+    customer,
+    customers,
+    health,
+    orders,
+    support,
+    webhooks,
+)
 from starter.api.settings import ApiSettings
 from starter.desk import ComplaintDesk, open_desk
 
-ROUTERS = (orders, activations, complaints, support, customer, customers, health, codec)
+ROUTERS = (orders, activations, complaints, support, customer, customers, health, codec, webhooks)
 
 GATE_ERRORS = documented(408, 413, 429)
 """What `Gate` may answer on a route that takes a token, beside the 401 and 403 each route documents."""

@@ -10,6 +10,13 @@ Who may call what is declared per route with `allow(...)`; `starter.api.gate` re
 answers 401 and 403 before a body is read, and `allow` checks again as the route runs. Whether a customer
 owns what they ask for is `dependencies.OwnComplaintId`'s and the desk's business (another customer's order
 or complaint is simply not found).
+
+A link token (docs/api.md "Links in customers' emails", minted by `dispatch.links`) is a customer's token
+with one more claim, `cid`: the one complaint it opens. It may live up to `REFUND_DESK_LINK_LIFETIME`
+rather than `token_max_lifetime`, since an email is read days after it is sent; in exchange it reads that
+complaint and takes the customer's actions on it, and is 403 `token_scope` anywhere else. It is the only
+token taken from the query string (`?token=`), and only by `GET /v1/complaints/{complaint_id}`, the page a
+link opens: a browser cannot send a header from a link.
 """
 
 from __future__ import annotations
@@ -17,16 +24,21 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from jwt.utils import base64url_decode
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import Headers, QueryParams
+from starlette.types import Scope
 
+from dispatch.settings import DispatchSettings
 from policy.models import Actor, Identifier, Role
 from starter.api.errors import ApiError
 from starter.api.settings import TOKEN_AUDIENCE, TOKEN_ISSUER, ApiSettings
@@ -37,6 +49,12 @@ CALLER_ROLES = (Role.BACKEND, Role.SUPPORT, Role.CUSTOMER)
 REQUIRED_CLAIMS = ("sub", "role", "iat", "exp", "iss", "aud")
 CLOCK_SKEW = timedelta(seconds=60)
 """How far in the future an `iat` may lie: the minting machine's clock may run a little ahead of ours."""
+LINK_CLAIM = "cid"
+"""The claim that makes a customer's token a link's: the id of the one complaint it opens."""
+LINK_QUERY = "token"
+"""The query parameter a link carries its token in."""
+LINK_PATH = "/v1/complaints/{complaint_id}"
+"""What a link token opens: this route, and the routes below it that admit customers, for its `cid`."""
 
 
 class Principal(BaseModel):
@@ -46,6 +64,8 @@ class Principal(BaseModel):
 
     sub: Identifier
     role: Role
+    cid: str | None = Field(default=None, min_length=1, max_length=200)
+    """Set on a link token only: the complaint it is restricted to."""
 
     @property
     def actor(self) -> Actor:
@@ -61,15 +81,19 @@ class TokenRules:
     audience: str = TOKEN_AUDIENCE
     max_lifetime: timedelta = timedelta(hours=24)
     not_before: datetime | None = None
+    link_lifetime: timedelta = timedelta(days=7)
+    """The longest a link token (one with `cid`) may live, instead of `max_lifetime`."""
 
     @classmethod
-    def of(cls, settings: ApiSettings) -> TokenRules:
+    def of(cls, settings: ApiSettings, dispatch: DispatchSettings | None = None) -> TokenRules:
+        """The rules of `settings`; links live as long as `dispatch` (else the environment) says."""
         return cls(
             secret=settings.secret(),
             issuer=settings.token_issuer,
             audience=settings.token_audience,
             max_lifetime=settings.token_max_lifetime,
             not_before=settings.tokens_not_before,
+            link_lifetime=(dispatch or DispatchSettings()).link_lifetime,
         )
 
 
@@ -100,9 +124,11 @@ def read_token(rules: TokenRules, token: str) -> Principal:
     try:
         principal = Principal.model_validate(claims)
     except ValidationError:
-        raise unauthorized("the token's sub or role is not valid") from None
+        raise unauthorized("the token's sub, role or cid is not valid") from None
     if principal.role not in CALLER_ROLES:
         raise unauthorized("the token's role is not valid")
+    if principal.cid is not None and principal.role is not Role.CUSTOMER:
+        raise unauthorized("a link token (one with cid) is a customer's")
     return principal
 
 
@@ -137,8 +163,9 @@ def _check_lifetime(rules: TokenRules, claims: dict[str, Any]) -> None:
         raise unauthorized("the token's iat and exp must be numbers of seconds")
     if issued > time.time() + CLOCK_SKEW.total_seconds():
         raise unauthorized("the token is issued in the future")
-    if expires - issued > rules.max_lifetime.total_seconds():
-        raise unauthorized(f"the token lives longer than the {rules.max_lifetime} this API allows")
+    longest = rules.link_lifetime if LINK_CLAIM in claims else rules.max_lifetime
+    if expires - issued > longest.total_seconds():
+        raise unauthorized(f"the token lives longer than the {longest} this API allows")
     if rules.not_before is not None and issued < rules.not_before.timestamp():
         raise unauthorized("the token was issued before the tokens this API accepts (revoked)")
 
@@ -171,15 +198,81 @@ def unauthorized(message: str) -> ApiError:
 bearer = HTTPBearer(
     auto_error=False, description="A JWT (HS256) with `sub`, `role`, `iat`, `exp`, `iss` and `aud`."
 )
+link_query = APIKeyQuery(
+    name=LINK_QUERY,
+    scheme_name="LinkToken",
+    auto_error=False,
+    description="A customer's link token (with `cid`), as the link in an email carries it: "
+    "`GET /v1/complaints/{complaint_id}` only.",
+)
+
+
+def presented_token(scope: Scope, *, by_link: bool) -> tuple[str, bool]:
+    """The token a request carries, and whether it came from the query string. `Authorization`, when
+    sent, is the one that counts; the query's `token` only where the route takes a link (`by_link`)."""
+    header = Headers(scope=scope).get("authorization")
+    if header is not None:
+        scheme, token = get_authorization_scheme_param(header)
+        if scheme.lower() != "bearer" or not token:
+            raise unauthorized("send Authorization: Bearer <token>")
+        return token, False
+    queried = QueryParams(scope.get("query_string", b"")).getlist(LINK_QUERY)
+    if not queried:
+        raise unauthorized("send Authorization: Bearer <token>")
+    if not by_link:
+        raise unauthorized(
+            f"a token in the query string opens GET {LINK_PATH} only: send Authorization: Bearer <token>"
+        )
+    if len(queried) > 1:
+        raise unauthorized("the query string carries two tokens")
+    return queried[0], True
+
+
+def authenticate(rules: TokenRules, scope: Scope, *, by_link: bool) -> Principal:
+    """The caller behind the request's token (`ApiError` 401 otherwise). The query string takes a link's
+    token only: an ordinary token, which opens everything its customer has, never travels in a URL."""
+    token, queried = presented_token(scope, by_link=by_link)
+    principal = read_token(rules, token)
+    if queried and principal.cid is None:
+        raise unauthorized(f"the query string takes a link's token (with {LINK_CLAIM}) only")
+    return principal
+
+
+def admit(principal: Principal, roles: frozenset[Role], route_path: str, params: Mapping[str, Any]) -> None:
+    """403 unless `principal` may call the route of `route_path`, with `params` for its path: a link's
+    token its own complaint only (`token_scope`), then any token its role (`forbidden`)."""
+    if principal.cid is not None and not _opens(principal.cid, roles, route_path, params):
+        raise ApiError(
+            403,
+            "token_scope",
+            f"this link's token opens complaint {principal.cid} only (reading it, and the customer's "
+            "actions on it): use a customer token for anything else",
+        )
+    if principal.role not in roles:
+        raise forbidden(roles)
+
+
+def _opens(complaint_id: str, roles: frozenset[Role], route_path: str, params: Mapping[str, Any]) -> bool:
+    under = route_path == LINK_PATH or route_path.startswith(LINK_PATH + "/")
+    return under and Role.CUSTOMER in roles and params.get("complaint_id") == complaint_id
 
 
 async def caller(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request, _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthorized("send Authorization: Bearer <token>")
+    """The caller, from `Authorization: Bearer`. (`_bearer` declares the scheme in the OpenAPI document.)"""
     rules: TokenRules = request.app.state.tokens
-    return read_token(rules, credentials.credentials)
+    return authenticate(rules, request.scope, by_link=False)
+
+
+async def link_caller(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    _link: Annotated[str | None, Depends(link_query)],
+) -> Principal:
+    """The caller, from `Authorization: Bearer` or else a link's `?token=`."""
+    rules: TokenRules = request.app.state.tokens
+    return authenticate(rules, request.scope, by_link=True)
 
 
 @dataclass(frozen=True)
@@ -189,14 +282,24 @@ class Allow:
 
     roles: frozenset[Role]
 
-    async def __call__(self, principal: Annotated[Principal, Depends(caller)]) -> Principal:
-        if principal.role not in self.roles:
-            raise forbidden(self.roles)
+    async def __call__(self, request: Request, principal: Annotated[Principal, Depends(caller)]) -> Principal:
+        admit(principal, self.roles, request.scope["route"].path, request.path_params)
         return principal
 
 
-def allow(*roles: Role) -> Allow:
-    return Allow(frozenset(roles))
+@dataclass(frozen=True)
+class AllowByLink(Allow):
+    """`Allow`, taking a link's token from the query string as well: the gate reads the class to know."""
+
+    async def __call__(
+        self, request: Request, principal: Annotated[Principal, Depends(link_caller)]
+    ) -> Principal:
+        admit(principal, self.roles, request.scope["route"].path, request.path_params)
+        return principal
+
+
+def allow(*roles: Role, by_link: bool = False) -> Allow:
+    return AllowByLink(frozenset(roles)) if by_link else Allow(frozenset(roles))
 
 
 def forbidden(roles: frozenset[Role]) -> ApiError:

@@ -4,7 +4,9 @@ A pure ASGI middleware. It finds the route a request is for by its path and meth
 would, and then, in this order:
 
 1. the bearer token (401) and the route's roles (403), read from the `allow(...)` dependencies the route
-   itself declares, so the routes stay the one place that says who may call them;
+   itself declares, so the routes stay the one place that says who may call them; a link's token (with
+   `cid`) only on its own complaint (403 `token_scope`), and from the query string only on a route that
+   declares `allow(..., by_link=True)` (`starter.api.auth`);
 2. the caller's request rate (429, `starter.api.ratelimit`);
 3. the route's body limit (413, `starter.api.limits`), from Content-Length at once, else as the bytes come;
 4. the body's arrival within `body_timeout` (408, and the connection is closed);
@@ -22,16 +24,16 @@ import asyncio
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from policy.models import Role
-from starter.api.auth import Allow, Principal, TokenRules, forbidden, read_token, unauthorized
+from starter.api.auth import Allow, AllowByLink, Principal, TokenRules, admit, authenticate
 from starter.api.errors import ApiError, error_response
 from starter.api.limits import body_limit, json_shape_refusal
 from starter.api.ratelimit import RateLimiter
@@ -42,11 +44,13 @@ PUBLIC_ROUTES = frozenset({"healthz"})
 
 @dataclass(frozen=True)
 class RoutePolicy:
-    """What the gate checks for one route: who may call it (None: anyone) and how much body it takes."""
+    """What the gate checks for one route: who may call it (None: anyone), whether a link's token may come
+    in its query string, and how much body it takes."""
 
     route: APIRoute
     roles: frozenset[Role] | None
     max_body: int
+    by_link: bool = False
 
 
 def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
@@ -68,7 +72,10 @@ def route_policies(routes: Iterable[APIRoute]) -> list[RoutePolicy]:
         roles = admitted_roles(route)
         if (roles is None) != (route.name in PUBLIC_ROUTES):
             raise RuntimeError(f"route {route.name} must either declare allow(...) or be in PUBLIC_ROUTES")
-        policies.append(RoutePolicy(route=route, roles=roles, max_body=body_limit(route.name)))
+        by_link = any(isinstance(dep.call, AllowByLink) for dep in _dependencies(route.dependant))
+        policies.append(
+            RoutePolicy(route=route, roles=roles, max_body=body_limit(route.name), by_link=by_link)
+        )
     return policies
 
 
@@ -95,13 +102,14 @@ class Gate:
         self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy = self._route(scope) if scope["type"] == "http" else None
-        if policy is None:
+        found = self._route(scope) if scope["type"] == "http" else None
+        if found is None:
             await self.app(scope, receive, send)
             return
+        policy, params = found
         try:
             if policy.roles is not None:
-                self._admit(scope, policy.roles)
+                self._admit(scope, policy, policy.roles, params)
             receive = await self._read_body(scope, receive, policy.max_body)
         except ApiError as refusal:
             await error_response(refusal)(scope, receive, send)
@@ -110,20 +118,19 @@ class Gate:
             return
         await self.app(scope, receive, send)
 
-    def _route(self, scope: Scope) -> RoutePolicy | None:
+    def _route(self, scope: Scope) -> tuple[RoutePolicy, dict[str, Any]] | None:
+        """The route's policy and the parameters of its path."""
         for policy in self.policies:
-            match, _ = policy.route.matches(scope)
+            match, child = policy.route.matches(scope)
             if match is Match.FULL:
-                return policy
+                return policy, child.get("path_params", {})
         return None
 
-    def _admit(self, scope: Scope, roles: frozenset[Role]) -> Principal:
-        scheme, token = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
-        if scheme.lower() != "bearer" or not token:
-            raise unauthorized("send Authorization: Bearer <token>")
-        principal = read_token(self.tokens, token)
-        if principal.role not in roles:
-            raise forbidden(roles)
+    def _admit(
+        self, scope: Scope, policy: RoutePolicy, roles: frozenset[Role], params: dict[str, Any]
+    ) -> Principal:
+        principal = authenticate(self.tokens, scope, by_link=policy.by_link)
+        admit(principal, roles, policy.route.path, params)
         wait = self.limiter.wait((principal.role.value, principal.sub))
         if wait > 0:
             seconds = math.ceil(wait)

@@ -5,12 +5,18 @@ slowly: a client that sends a header line every few seconds holds its connection
 as it likes. `HeaderDeadline` starts a timer when a connection opens and when a new request's first bytes
 arrive on it, stops it once the headers are complete, and answers 408 and closes the connection when it
 fires. The body's deadline is the gate's (`starter.api.gate`): it reads the body before the app runs.
+
+uvicorn's access log writes each request's path with its query string, where the link in a customer's
+email carries its token (`?token=`, docs/api.md "Links in customers' emails"). `RedactTokens` rewrites a
+record on uvicorn's loggers before any handler sees it, so a token never reaches a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 from typing import Any, ClassVar
 
 import uvicorn
@@ -82,7 +88,43 @@ def with_header_timeout(seconds: float) -> type[HeaderDeadline]:
     return Timed
 
 
+TOKEN_IN_QUERY = re.compile(r"\b((?:access_)?token=)[A-Za-z0-9._~+/=%-]+", re.IGNORECASE)
+"""A token's value in a query string (`?token=...`, `&access_token=...`): the characters a URL carries."""
+UVICORN_LOGGERS = ("uvicorn.access", "uvicorn.error", "uvicorn.asgi")
+
+
+def redacted(text: str) -> str:
+    return TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
+
+
+class RedactTokens(logging.Filter):
+    """Replaces the value of every `token=` in a record with `[redacted]`, and keeps the record. Text
+    arguments are redacted in place, since uvicorn's access formatter reads the arguments one by one; a
+    token left in another argument (the ASGI trace's scope) turns the record into its redacted text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redacted(arg) if isinstance(arg, str) else arg for arg in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redacted(record.msg)
+        message = record.getMessage()
+        if TOKEN_IN_QUERY.search(message.replace("[redacted]", "")):
+            record.msg, record.args = redacted(message), None
+        return True
+
+
+def redact_tokens_in_logs() -> None:
+    """Put `RedactTokens` on uvicorn's loggers, once each: filters on a logger apply to what it logs itself
+    (the access log, the errors, the ASGI trace), whatever handlers a log configuration gives it."""
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactTokens) for existing in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
 def server_config(app: Any, settings: ApiSettings, **options: Any) -> uvicorn.Config:
     """uvicorn's configuration for `app`: `options` as `uvicorn.Config` takes them (host, port, log level),
-    the protocol with the header deadline of `settings`."""
-    return uvicorn.Config(app, http=with_header_timeout(settings.header_timeout.total_seconds()), **options)
+    the protocol with the header deadline of `settings`, and tokens kept out of its logs."""
+    config = uvicorn.Config(app, http=with_header_timeout(settings.header_timeout.total_seconds()), **options)
+    redact_tokens_in_logs()  # after Config, whose log configuration (re)creates the loggers' handlers
+    return config

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from policy.models import ComplaintKind, ComplaintStatus, Identifier, Role
-from starter.api.dependencies import Anyone, BackendOrCustomer, Desk
+from starter.api.dependencies import Anyone, AnyoneOrLink, BackendOrCustomer, Desk
 from starter.api.errors import AUTH_ERRORS, ApiError, documented
 from starter.api.schemas.complaints import (
     ComplaintId,
@@ -69,6 +69,7 @@ async def list_complaints(
 
 
 @router.get("/{complaint_id}", response_model=ComplaintOut, responses=documented(*AUTH_ERRORS, 404, 503))
-async def get_complaint(complaint_id: ComplaintId, desk: Desk, principal: Anyone) -> ComplaintOut:
-    """The complaint as it stands, with its events; a customer sees only their own."""
+async def get_complaint(complaint_id: ComplaintId, desk: Desk, principal: AnyoneOrLink) -> ComplaintOut:
+    """The complaint as it stands, with its events; a customer sees only their own. The link in a
+    customer's email opens it with its token in the query string (`?token=`)."""
     return ComplaintOut.of(await desk.get_for(complaint_id, principal.actor))

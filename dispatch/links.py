@@ -1,0 +1,76 @@
+"""The link in a customer's email: `{public_url}/v1/complaints/{complaint_id}?token=<jwt>`.
+
+Opening it shows the complaint; the same token, sent as `Authorization: Bearer`, takes the customer's
+actions on it (`.../access`, `.../remedy`, `.../withdraw`). The token is an ordinary customer token of the
+API (`starter.api.auth`: HS256, `sub`, `role`, `iat`, `exp`, `iss`, `aud`) with one more claim, `cid`, the
+complaint, which restricts it to that complaint: the API answers 403 `token_scope` anywhere else. So an email
+forwarded by mistake, or a link read over a shoulder, opens one complaint and nothing else of the
+customer's. It lives `link_lifetime` (`REFUND_DESK_LINK_LIFETIME`, 7 days), since emails are read late, and
+the API refuses a link token living longer (docs/api.md "Links in customers' emails").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+import jwt
+
+from policy.models import Role
+from starter.api.auth import ALGORITHM, LINK_CLAIM, LINK_QUERY, Principal
+
+
+def link_token(
+    *,
+    secret: str,
+    complaint_id: str,
+    customer_id: str,
+    lifetime: timedelta,
+    now: datetime,
+    issuer: str,
+    audience: str,
+) -> str:
+    """The signed token of a link: customer `customer_id`, restricted to `complaint_id`, issued at `now`
+    (whole seconds, as JWTs count) and living `lifetime`."""
+    if now.tzinfo is None:
+        raise ValueError("now must carry a zone")
+    if lifetime <= timedelta(0):
+        raise ValueError("a link's lifetime must be longer than zero")
+    Principal(sub=customer_id, role=Role.CUSTOMER, cid=complaint_id)  # refuse what the API would refuse
+    issued = now.replace(microsecond=0)
+    claims = {
+        "sub": customer_id,
+        "role": Role.CUSTOMER.value,
+        "iat": issued,
+        "exp": issued + lifetime,
+        "iss": issuer,
+        "aud": audience,
+        LINK_CLAIM: complaint_id,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def customer_link(
+    *,
+    public_url: str,
+    secret: str,
+    complaint_id: str,
+    customer_id: str,
+    lifetime: timedelta,
+    now: datetime,
+    issuer: str,
+    audience: str,
+) -> str:
+    """`{public_url}/v1/complaints/{complaint_id}?token=<jwt>`: the complaint, for its customer, from the
+    email. `secret`, `issuer` and `audience` are the API's (`ApiSettings`), or the API refuses the token."""
+    token = link_token(
+        secret=secret,
+        complaint_id=complaint_id,
+        customer_id=customer_id,
+        lifetime=lifetime,
+        now=now,
+        issuer=issuer,
+        audience=audience,
+    )
+    base = public_url.rstrip("/")
+    return f"{base}/v1/complaints/{quote(complaint_id, safe='')}?{LINK_QUERY}={token}"
