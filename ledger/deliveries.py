@@ -27,8 +27,15 @@ from sqlalchemy import insert as plain_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import aliased
 
-from dispatch.events import WebhookEvent
-from ledger.schema import DeliveryAttemptRow, DeliveryRow, NotificationRow, WebhookEventRow
+from dispatch.events import WebhookEvent, wanted
+from ledger.records import Notification
+from ledger.schema import (
+    DeliveryAttemptRow,
+    DeliveryRow,
+    NotificationRow,
+    WebhookEndpointRow,
+    WebhookEventRow,
+)
 from policy.ids import ACTIVATION_PREFIX
 
 PENDING: Final = "pending"
@@ -95,6 +102,59 @@ def message_id_of(dedupe_key: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ creating
+
+
+async def add_notice(
+    conn: AsyncConnection, insert: Insert, message: Notification, *, now: datetime, retry_for: timedelta
+) -> None:
+    """An outbox notice, once, with the delivery of its email."""
+    await conn.execute(
+        insert(NotificationRow)
+        .values(
+            dedupe_key=message.dedupe_key,
+            recipient=message.recipient,
+            template=message.template,
+            complaint_id=message.complaint_id,
+            payload_json=json.dumps(message.payload, sort_keys=True, default=str),
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+    notification_id = (
+        await conn.execute(select(NotificationRow.id).where(NotificationRow.dedupe_key == message.dedupe_key))
+    ).scalar_one()
+    await add_email(
+        conn,
+        insert,
+        notification_id=notification_id,
+        dedupe_key=message.dedupe_key,
+        recipient=message.recipient,
+        sequence_key=message.complaint_id or message.recipient,
+        now=now,
+        retry_for=retry_for,
+    )
+
+
+async def announce(
+    conn: AsyncConnection,
+    insert: Insert,
+    events: Sequence[WebhookEvent],
+    *,
+    now: datetime,
+    retry_for: timedelta,
+) -> None:
+    """Each event, with a delivery to every enabled endpoint subscribed to its type at this instant."""
+    if not events:
+        return
+    rows = await conn.execute(
+        select(WebhookEndpointRow.endpoint_id, WebhookEndpointRow.event_types_json).where(
+            WebhookEndpointRow.enabled.is_(True)
+        )
+    )
+    subscriptions = [(endpoint, json.loads(types)) for endpoint, types in rows.all()]
+    for event in events:
+        endpoints = [endpoint for endpoint, types in subscriptions if wanted(types, event.type)]
+        await add_webhook_event(conn, insert, event, endpoints, now=now, retry_for=retry_for)
 
 
 async def add_email(

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from dispatch.events import activation_events, complaint_events
+from ledger.deliveries import add_notice, announce
 from ledger.records import (
     ActivationRecord,
     Balance,
@@ -55,7 +57,17 @@ from policy import ids
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState, SealedSecret
 from policy.evidence import EvidenceFile
-from policy.models import ComplaintEvent, EvidenceRef, Money, Order, Product, ProductKind, ReplacementOffer
+from policy.models import (
+    ActivationStatus,
+    ComplaintEvent,
+    ComplaintStatus,
+    EvidenceRef,
+    Money,
+    Order,
+    Product,
+    ProductKind,
+    ReplacementOffer,
+)
 
 
 class OrderConflict(Exception):
@@ -101,6 +113,9 @@ def _engine(url: str) -> AsyncEngine:
 FIXED_AT_FILING = frozenset({"complaint_id", "workflow_id", "run_id"})
 """A complaint projection's columns its later events never change: its id, and where its first run is."""
 
+DELIVERY_RETRY_FOR = timedelta(days=3)
+"""How long a notice is retried by default (`REFUND_DESK_DELIVERY_RETRY_FOR` in the worker)."""
+
 SQLITE_FILE_MODE = 0o600
 """The ledger holds orders, balances, evidence and sealed credentials: its file is its owner's alone, as the
 key files are."""
@@ -143,13 +158,15 @@ def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Ledger:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, delivery_retry_for: timedelta = DELIVERY_RETRY_FOR) -> None:
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self.delivery_retry_for = delivery_retry_for
+        """How long the notices this ledger writes are retried before they are marked failed."""
 
     @classmethod
-    def connect(cls, url: str) -> Ledger:
-        return cls(_engine(url))
+    def connect(cls, url: str, *, delivery_retry_for: timedelta = DELIVERY_RETRY_FOR) -> Ledger:
+        return cls(_engine(url), delivery_retry_for=delivery_retry_for)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -240,11 +257,32 @@ class Ledger:
             .on_conflict_do_nothing(index_elements=["complaint_id", "seq"])
         )
         async with self._tx() as conn:
+            previous = await self._complaint_status(conn, state.complaint_id)
             await conn.execute(upsert)
             result = await conn.execute(append)
+            if result.rowcount != 1:
+                return False  # a retried activity: the event, its notices and webhooks are there already
+            now = _now()
             for message in transition.notifications:
-                await conn.execute(self._outbox_insert(message))
-        return result.rowcount == 1
+                await self._add_notice(conn, message, now)
+            await announce(
+                conn,
+                self._insert,
+                complaint_events(state, event, previous),
+                now=now,
+                retry_for=self.delivery_retry_for,
+            )
+            if state.is_final:
+                await conn.execute(
+                    delete(VaultSecretRow).where(VaultSecretRow.complaint_id == state.complaint_id)
+                )
+        return True
+
+    async def _complaint_status(self, conn: AsyncConnection, complaint_id: str) -> ComplaintStatus | None:
+        status = (
+            await conn.execute(select(ComplaintRow.status).where(ComplaintRow.complaint_id == complaint_id))
+        ).scalar_one_or_none()
+        return None if status is None else ComplaintStatus(status)
 
     async def get_complaint(self, complaint_id: str, *, events: bool = True) -> ComplaintRecord | None:
         """The projection, with its audit trail unless `events` is False (where the caller needs only the
@@ -508,8 +546,16 @@ class Ledger:
             where=ActivationRow.version < upsert.excluded.version,
         )
         async with self._tx() as conn:
+            before = await conn.execute(
+                select(ActivationRow.status).where(ActivationRow.activation_id == state.activation_id)
+            )
+            previous = before.scalar_one_or_none()
             result = await conn.execute(upsert)
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            made = activation_events(state, None if previous is None else ActivationStatus(previous))
+            await announce(conn, self._insert, made, now=_now(), retry_for=self.delivery_retry_for)
+        return True
 
     async def get_activation(self, activation_id: str) -> ActivationRecord | None:
         return await self._activation(ActivationRow.activation_id == activation_id)
@@ -586,23 +632,18 @@ class Ledger:
     async def enqueue_notification(self, message: Notification) -> bool:
         """Put a message in the outbox once; returns False when its dedupe key was already there."""
         async with self._tx() as conn:
-            result = await conn.execute(self._outbox_insert(message))
-        return result.rowcount == 1
-
-    def _outbox_insert(self, message: Notification) -> Any:
-        """The outbox row for `message`, or nothing if its dedupe key is there already."""
-        return (
-            self._insert(NotificationRow)
-            .values(
-                dedupe_key=message.dedupe_key,
-                recipient=message.recipient,
-                template=message.template,
-                complaint_id=message.complaint_id,
-                payload_json=json.dumps(message.payload, sort_keys=True, default=str),
-                created_at=_now(),
+            known = await conn.execute(
+                select(NotificationRow.id).where(NotificationRow.dedupe_key == message.dedupe_key)
             )
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        )
+            if known.first() is not None:
+                return False
+            await self._add_notice(conn, message, _now())
+        return True
+
+    async def _add_notice(self, conn: AsyncConnection, message: Notification, now: datetime) -> None:
+        """The outbox row for `message` and the delivery of its email, or nothing if its dedupe key is
+        there already."""
+        await add_notice(conn, self._insert, message, now=now, retry_for=self.delivery_retry_for)
 
     async def outbox(self, *, complaint_id: str | None = None) -> list[OutboxMessage]:
         query = select(NotificationRow).order_by(NotificationRow.id)
