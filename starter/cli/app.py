@@ -30,6 +30,7 @@ import typer
 from starter.cli import service
 from starter.cli.activations import activations
 from starter.cli.complaints import complaints
+from starter.cli.mail import mail
 
 app = typer.Typer(
     name="refund-desk",
@@ -42,6 +43,7 @@ for command in (service.serve, service.worker, service.migrate, service.token):
     app.command()(command)
 app.add_typer(complaints, name="complaints")
 app.add_typer(activations, name="activations")
+app.add_typer(mail, name="mail")
 
 
 def main() -> None:

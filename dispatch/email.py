@@ -1,0 +1,452 @@
+"""Emails: a notice rendered for the person who reads it, made a MIME message, and sent through SMTP.
+
+A notice is what a workflow records for someone (`workflows.common.notice`): a template name, a recipient
+and a small payload. `render` turns it into a subject, a plain-text body and an HTML body from the Jinja2
+templates in `dispatch/templates/` (`<notice>.txt.j2` and `<notice>.html.j2`, the HTML autoescaped, every
+variable required). Each email says what happened, what the reader can do (a customer: through the link to
+the complaint, `dispatch.links`) and by when, the time in UTC and from now ("in 4 days, by Friday 4
+December 2026 at 18:30 UTC"). `NOTICES` lists every notice, whom it is for and what its payload holds.
+
+`build_message` makes the message (text and HTML as alternatives, a `Message-ID` built from the delivery's
+id, so that a receiver can drop a message sent twice), and `send` hands it to the SMTP server of
+`REFUND_DESK_SMTP_URL`. Nothing here logs, and no error it raises names an address or holds a body.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from email.message import EmailMessage
+from email.utils import format_datetime
+from functools import cache
+from typing import Any, Final, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+import jinja2
+
+from dispatch.settings import DispatchSettings
+from policy.activation import ActivationState
+from policy.complaint import ComplaintState
+from policy.models import canonical_amount
+
+Recipient = Literal["customer", "support"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One kind of notice: who reads it, what it is about, and the payload keys its templates need."""
+
+    recipient: Recipient
+    about: Literal["complaint", "activation"]
+    payload: tuple[str, ...] = ()
+
+
+NOTICES: Final[Mapping[str, Notice]] = {
+    "complaint_filed": Notice("support", "complaint"),
+    "deadline_approaching": Notice("support", "complaint", ("pending", "deadline")),
+    "complaint_escalated": Notice("support", "complaint"),
+    "choose_remedy": Notice("customer", "complaint", ("due",)),
+    "refund_issued": Notice("customer", "complaint", ("amount",)),
+    "replacement_issued": Notice("customer", "complaint", ("sku",)),
+    "access_requested": Notice("customer", "complaint", ("scope", "due")),
+    "replacement_offered": Notice("customer", "complaint", ("sku",)),
+    "defect_rectified": Notice("customer", "complaint"),
+    "claim_rejected": Notice("customer", "complaint", ("reason_code",)),
+    "activation_canceled": Notice("customer", "activation", ("reason", "refund")),
+    "sms_received": Notice("customer", "activation"),
+}
+"""Every notice the workflows send (`tests/test_email.py` holds them to it), by template name."""
+
+
+class TemplateError(ValueError):
+    """A notice that cannot be rendered as asked: sending it again will not help."""
+
+
+class UnknownTemplate(TemplateError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no email template {name!r}: the notices are {', '.join(sorted(NOTICES))}")
+
+
+@dataclass(frozen=True)
+class EmailContext:
+    """What one email is made of. `complaint` is the ledger's projection (its events may be empty)."""
+
+    template: str
+    payload: dict[str, Any]
+    recipient_role: Recipient
+    complaint: ComplaintState | None
+    activation: ActivationState | None
+    link: str | None
+    """The customer's signed link to the complaint; required on a customer's email about a complaint."""
+    now: datetime
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+# ------------------------------------------------------------------------------------------- words
+
+
+def plural(count: int, unit: str) -> str:
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def span(length: timedelta) -> str:
+    """A length of time as people say it: "4 days", "1 day and 5 hours", "3 hours", "25 minutes"."""
+    seconds = int(abs(length).total_seconds())
+    days, seconds = divmod(seconds, 86_400)
+    hours, seconds = divmod(seconds, 3_600)
+    minutes, seconds = divmod(seconds, 60)
+    if days >= 2:
+        return plural(days, "day")
+    if days == 1:
+        return "1 day" + (f" and {plural(hours, 'hour')}" if hours else "")
+    if hours >= 2:
+        return plural(hours, "hour")
+    if hours == 1:
+        return "1 hour" + (f" and {plural(minutes, 'minute')}" if minutes else "")
+    if minutes:
+        return plural(minutes, "minute")
+    return plural(seconds, "second")
+
+
+@dataclass(frozen=True)
+class Moment:
+    """An instant as the reader needs it: in UTC, and how far from the email's `now`."""
+
+    at: datetime
+    now: datetime
+
+    @property
+    def utc(self) -> str:
+        """`Friday 4 December 2026 at 18:30 UTC` (seconds too when there are some: short test windows)."""
+        at = self.at.astimezone(UTC)
+        clock = f"{at:%H:%M:%S}" if at.second else f"{at:%H:%M}"
+        return f"{at:%A} {at.day} {at:%B %Y} at {clock} UTC"
+
+    @property
+    def relative(self) -> str:
+        """`in 4 days`, `2 hours ago`, `now`."""
+        left = self.at - self.now
+        if abs(left) < timedelta(seconds=1):
+            return "now"
+        return f"in {span(left)}" if left > timedelta(0) else f"{span(left)} ago"
+
+    @property
+    def passed(self) -> bool:
+        return self.at <= self.now
+
+    def __str__(self) -> str:
+        """A deadline in the reader's terms: `in 4 days, by Friday ... UTC`, or `Friday ... UTC, 2 hours
+        ago` once it has passed."""
+        if self.passed:
+            return f"{self.utc}, {self.relative}"
+        return f"{self.relative}, by {self.utc}"
+
+
+def moment(value: datetime | str | None, now: datetime) -> Moment:
+    """`value` (ISO-8601 text, as payloads carry times, or a datetime) as a `Moment`; naive means UTC."""
+    if value is None:
+        raise TemplateError("a time the email needs is missing")
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return Moment(at if at.tzinfo is not None else at.replace(tzinfo=UTC), now)
+
+
+WORDS: Final[Mapping[str, str]] = {
+    "sms_not_received": "SMS not received",
+    "invalid_number": "invalid number",
+    "major_defect": "major defect",
+    "user_api_misuse": "the problem comes from using the API functions incorrectly",
+    "third_party_incompatibility": "the problem comes from an incompatibility with third-party software",
+    "not_a_defect": "what was described is not a defect of the product",
+    "contradicts_terms": "the request contradicts the terms of sale",
+    "sms_delivered": "the provider's records show the SMS reached the number",
+    "number_valid": "the number works: the evidence does not show it refused the code",
+    "insufficient_evidence": "the evidence sent does not show the problem",
+    "no_sms_in_time": "no SMS arrived in the time the number waits for it",
+    "canceled_by_customer": "you canceled it",
+    "canceled_by_backend": "the shop canceled it",
+    "already_refunded": "the order's price was already returned another way",
+    "already_remedied": "the order was already made good another way",
+}
+"""Codes as sentences a reader understands; an unknown code is shown as it is."""
+
+
+def words(code: object) -> str:
+    text = str(getattr(code, "value", code))
+    return WORDS.get(text, text.replace("_", " "))
+
+
+# ----------------------------------------------------------------------------------------- render
+
+
+def notice_of(template: str) -> Notice:
+    """The notice named `template`; `UnknownTemplate` for a name no template has."""
+    try:
+        return NOTICES[template]
+    except KeyError:
+        raise UnknownTemplate(template) from None
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The templates of `dispatch/templates/`, as package data; HTML autoescaped, every variable required."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("dispatch", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(ctx: EmailContext) -> RenderedEmail:
+    """The email of `ctx.template` for its reader. `TemplateError` (`UnknownTemplate` among them) when the
+    notice is unknown, meant for another reader, or lacks what its templates need."""
+    _check(ctx, notice_of(ctx.template))
+    variables = _variables(ctx)
+    templates = environment()
+    try:
+        text = templates.get_template(f"{ctx.template}.txt.j2").make_module(variables)
+        subject = " ".join(str(getattr(text, "subject", "")).split())
+        html = templates.get_template(f"{ctx.template}.html.j2").render(variables, subject=subject)
+    except jinja2.TemplateNotFound as missing:
+        raise TemplateError(f"the notice {ctx.template} has no template {missing.name}") from None
+    except (jinja2.UndefinedError, ValueError, InvalidOperation) as error:
+        raise TemplateError(f"the notice {ctx.template} cannot be rendered: {error}") from None
+    if not subject:
+        raise TemplateError(f"{ctx.template}.txt.j2 sets no subject")
+    return RenderedEmail(subject=subject, text=tidy(str(text)), html=html)
+
+
+def _check(ctx: EmailContext, notice: Notice) -> None:
+    if ctx.recipient_role != notice.recipient:
+        raise TemplateError(f"the notice {ctx.template} is for {notice.recipient}, not {ctx.recipient_role}")
+    if ctx.now.tzinfo is None:
+        raise TemplateError("now must carry a zone")
+    if notice.about == "complaint" and ctx.complaint is None:
+        raise TemplateError(f"the notice {ctx.template} needs its complaint")
+    if notice.about == "activation" and ctx.activation is None:
+        raise TemplateError(f"the notice {ctx.template} needs its activation")
+    if notice.about == "complaint" and notice.recipient == "customer" and not ctx.link:
+        raise TemplateError(f"the notice {ctx.template} needs the customer's link to the complaint")
+    missing = [key for key in notice.payload if key not in ctx.payload]
+    if missing:
+        raise TemplateError(f"the notice {ctx.template} needs {', '.join(missing)} in its payload")
+
+
+def _variables(ctx: EmailContext) -> dict[str, Any]:
+    """What the templates see: the notice's payload and subject, its order and product, the link, and the
+    helpers that word times (`at(...)`), money (`money(...)`) and codes (`words(...)`)."""
+    if ctx.complaint is not None:
+        order = ctx.complaint.order
+    elif ctx.activation is not None:
+        order = ctx.activation.order
+    else:
+        raise TemplateError(f"the notice {ctx.template} needs a complaint or an activation")
+    currency = order.price.currency
+
+    def money(amount: object) -> str:
+        return f"{canonical_amount(Decimal(str(amount))):f} {currency}"
+
+    def at(value: datetime | str | None) -> Moment:
+        return moment(value, ctx.now)
+
+    return {
+        "notice": ctx.template,
+        "reader": ctx.recipient_role,
+        "payload": ctx.payload,
+        "complaint": ctx.complaint,
+        "activation": ctx.activation,
+        "order": order,
+        "product": order.product,
+        "price": money(order.price.amount),
+        "link": ctx.link,
+        "at": at,
+        "money": money,
+        "words": words,
+        "span": span,
+    }
+
+
+def tidy(text: str) -> str:
+    """Plain text as mail readers show it best: lines wrapped at 76 columns (a link is never broken), at
+    most one blank line in a row, no trailing spaces, one final newline."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.rstrip()
+        if not stripped:
+            if lines and lines[-1]:
+                lines.append("")
+            continue
+        indent = stripped[: len(stripped) - len(stripped.lstrip())]
+        hang = indent + ("  " if stripped.lstrip().startswith("- ") else "")
+        lines.extend(
+            textwrap.wrap(
+                stripped,
+                76,
+                subsequent_indent=hang,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------------------- message
+
+MESSAGE_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MESSAGE_DOMAIN: Final = "refund-desk"
+MESSAGE_HEADER: Final = "X-Refund-Desk-Message"
+
+
+def build_message(rendered: RenderedEmail, *, to: str, sender: str, message_id: str) -> EmailMessage:
+    """The email as sent: text and HTML as alternatives, `Message-ID: <{message_id}@refund-desk>` and
+    `X-Refund-Desk-Message: {message_id}`, the same for every attempt at one delivery, so that a receiver
+    (or a person) can tell a message sent twice. `Auto-Submitted` keeps auto-replies from answering it."""
+    if not MESSAGE_ID.fullmatch(message_id):
+        raise ValueError("a message id is 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = f"<{message_id}@{MESSAGE_DOMAIN}>"
+    message[MESSAGE_HEADER] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+# ------------------------------------------------------------------------------------------- SMTP
+
+
+class MailNotConfigured(RuntimeError):
+    """`REFUND_DESK_SMTP_URL` is unset or unusable: emails wait in the outbox until it is set."""
+
+
+class MailNotSent(RuntimeError):
+    """The SMTP server could not be reached or refused the message. `code` is its reply code, if it
+    answered one; `permanent` says whether it was a 5xx, which sending again will not change."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.permanent = code is not None and 500 <= code < 600
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where `smtp_url` sends: `smtp://[user[:password]@]host[:port][?starttls=true]`, or `smtps://` for
+    TLS from the first byte. `starttls` is None to use STARTTLS when the server offers it, True to require
+    it, False never to."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    starttls: bool | None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpServer:
+        """Said without the URL itself in any error, since it may hold a password."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise MailNotConfigured("REFUND_DESK_SMTP_URL must start with smtp:// or smtps://")
+        try:
+            port = parts.port
+        except ValueError:
+            raise MailNotConfigured("REFUND_DESK_SMTP_URL has a port that is not a number") from None
+        if not parts.hostname or parts.path not in ("", "/") or parts.fragment:
+            raise MailNotConfigured("REFUND_DESK_SMTP_URL must be smtp://[user[:password]@]host[:port]")
+        return cls(
+            host=parts.hostname,
+            port=port or (465 if parts.scheme == "smtps" else 25),
+            implicit_tls=parts.scheme == "smtps",
+            starttls=_starttls(parts.query, parts.scheme),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+        )
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _starttls(query: str, scheme: str) -> bool | None:
+    try:
+        options = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise MailNotConfigured("REFUND_DESK_SMTP_URL's query is not name=value") from None
+    if set(options) - {"starttls"} or len(options.get("starttls", [])) > 1:
+        raise MailNotConfigured("REFUND_DESK_SMTP_URL takes one option, starttls=true or starttls=false")
+    if "starttls" not in options:
+        return None
+    value = options["starttls"][0].lower()
+    if value not in ("true", "false"):
+        raise MailNotConfigured("REFUND_DESK_SMTP_URL's starttls is true or false")
+    if value == "true" and scheme == "smtps":
+        raise MailNotConfigured("smtps:// is TLS from the first byte: it takes no starttls=true")
+    return value == "true"
+
+
+SMTP_TIMEOUT: Final = 30.0
+"""Seconds for each step of a conversation with the SMTP server."""
+
+
+async def send(message: EmailMessage, settings: DispatchSettings) -> None:
+    """Hand `message` to the SMTP server of `settings.smtp_url`, to its `To` from its `From`.
+
+    `MailNotConfigured` when there is none or it is unusable; `MailNotSent` when the server cannot be
+    reached, lacks the STARTTLS the URL requires, or refuses; the dispatcher retries either. The error's
+    sentence names the server (host and port), never an address, a password or the message."""
+    if settings.smtp_url is None:
+        raise MailNotConfigured("REFUND_DESK_SMTP_URL is not set: emails wait in the outbox")
+    server = SmtpServer.parse(settings.smtp_url.get_secret_value())
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=server.host,
+            port=server.port,
+            username=server.username,
+            password=server.password,
+            use_tls=server.implicit_tls,
+            start_tls=server.starttls,
+            timeout=SMTP_TIMEOUT,
+        )
+    except aiosmtplib.SMTPException as error:
+        raise _not_sent(error, server) from None
+    except OSError as error:  # ssl.SSLError among them
+        raise MailNotSent(f"the SMTP server {server} failed: {type(error).__name__}") from None
+
+
+def _not_sent(error: aiosmtplib.SMTPException, server: SmtpServer) -> MailNotSent:
+    """The failure in words that hold no address: servers echo addresses in their replies, and aiosmtplib
+    puts recipients in its exceptions, so neither's text is kept."""
+    if isinstance(error, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
+        return MailNotSent(f"cannot reach the SMTP server {server} ({type(error).__name__})")
+    if isinstance(error, aiosmtplib.SMTPTimeoutError):
+        return MailNotSent(f"the SMTP server {server} did not answer in time")
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        codes = sorted({refused.code for refused in error.recipients})
+        return MailNotSent(f"the SMTP server {server} refused the recipient ({codes[0]})", codes[0])
+    if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+        return MailNotSent(f"the SMTP server {server} refused the login ({error.code})", error.code)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return MailNotSent(f"the SMTP server {server} refused the message ({error.code})", error.code)
+    if "STARTTLS" in str(error):
+        return MailNotSent(
+            f"the SMTP server {server} does not offer STARTTLS, which REFUND_DESK_SMTP_URL requires "
+            "(starttls=true)"
+        )
+    return MailNotSent(f"the SMTP server {server} failed ({type(error).__name__})")
