@@ -153,7 +153,8 @@ def _run(call: Callable[[AnyCase], None], cases: Any, examples: int, seed: int) 
 
 
 async def _seed(api: Api) -> dict[str, str]:
-    """A customer with a complaint about a software order and an activation of a rented number."""
+    """A customer with a complaint about a software order and an activation of a rented number, and a
+webhook endpoint of the backend's."""
     customer_id = new_customer()
     backend = api.backend()
     software = order_body(customer_id)
@@ -177,11 +178,17 @@ async def _seed(api: Api) -> dict[str, str]:
     )
     assert complaint.status_code == 201, complaint.text
     await filing_settled(api, complaint.json()["complaint_id"])
+    endpoint = await backend.post(
+        "/v1/webhook-endpoints", json={"url": "https://shop.example.com/hook", "event_types": ["*"]}
+    )
+    assert endpoint.status_code == 201, endpoint.text
     return {
         "customer_id": customer_id,
         "order_id": software["order_id"],
         "complaint_id": complaint.json()["complaint_id"],
         "activation_id": activation.json()["activation_id"],
+        "endpoint_id": endpoint.json()["endpoint_id"],
+        "delivery_id": "1",
     }
 
 
