@@ -7,20 +7,24 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import LedgerActivities
+from dispatch.dispatcher import Dispatcher, LinkFor
+from dispatch.links import customer_link
+from dispatch.settings import DispatchSettings
 from ledger.repository import Ledger
 from ledger.settings import LedgerSettings
 from ledger.vault import VaultKeyring
+from starter.api.settings import ApiSettings
 from starter.desk import connect
 from starter.desk.codec import PayloadKeySettings
 from starter.desk.sealed import worker_client
-from starter.desk.settings import TemporalSettings
+from starter.desk.settings import SettingsError, TemporalSettings
 from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
 from workflows.refund_claim import RefundClaimWorkflow
@@ -61,21 +65,25 @@ def build_worker(
 
 
 async def run(stop: asyncio.Event | None = None) -> None:
-    """Poll until `stop` is set (SIGINT/SIGTERM when run as a program), then finish in-flight tasks."""
+    """Poll until `stop` is set (SIGINT/SIGTERM when run as a program), then finish in-flight tasks. The
+    outbox's dispatcher runs beside the Temporal worker, on the same ledger."""
     temporal = TemporalSettings()
     ledger_settings = LedgerSettings()
+    dispatch = DispatchSettings()
     client = await connect(temporal)
-    ledger = Ledger.connect(ledger_settings.database_url)
+    ledger = Ledger.connect(ledger_settings.database_url, delivery_retry_for=dispatch.delivery_retry_for)
+    keyring = ledger_settings.keyring()
     stop = stop or asyncio.Event()
     try:
         worker = build_worker(
             client,
             ledger,
-            ledger_settings.keyring(),
+            keyring,
             temporal.task_queue,
             accept_unsealed_until=PayloadKeySettings().accept_unsealed_until,
             **temporal.worker_options(),
         )
+        dispatcher = Dispatcher.over(ledger, keyring, dispatch, customer_links(dispatch))
         async with worker:
             log.info(
                 "worker polling %s on %s (%s) with %s",
@@ -84,10 +92,37 @@ async def run(stop: asyncio.Event | None = None) -> None:
                 temporal.namespace,
                 temporal.worker_options(),
             )
+            dispatching = asyncio.create_task(dispatcher.run(stop))
             await stop.wait()
             log.info("stopping: finishing in-flight tasks")
+            await dispatching
     finally:
         await ledger.close()
+
+
+def customer_links(dispatch: DispatchSettings) -> LinkFor | None:
+    """Signed links to their complaints for customers' emails, with the API's token secret and rules;
+    None (emails without a link) where this process has no token secret."""
+    api = ApiSettings()
+    try:
+        secret = api.secret()
+    except SettingsError:
+        log.warning("no token secret: customers' emails go out without a link to their complaint")
+        return None
+
+    def link_for(complaint_id: str, customer_id: str) -> str:
+        return customer_link(
+            public_url=dispatch.public_url,
+            secret=secret,
+            complaint_id=complaint_id,
+            customer_id=customer_id,
+            lifetime=dispatch.link_lifetime,
+            now=datetime.now(UTC),
+            issuer=api.token_issuer,
+            audience=api.token_audience,
+        )
+
+    return link_for
 
 
 def main(argv: Sequence[str] | None = None) -> None:

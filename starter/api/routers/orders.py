@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 )
 async def record_order(body: OrderIn, response: Response, desk: Desk, _: Backend) -> OrderOut:
     """Record an order. Idempotent: the same body again is a 200; a different body for the id, 409."""
-    order, created = await desk.record_order(body.to_order())
+    order, created = await desk.record_order(body.to_order(), email=body.customer_email)
     if not created:
         response.status_code = 200
     return OrderOut.of(order)

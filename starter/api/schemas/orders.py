@@ -34,6 +34,12 @@ from starter.api.schemas.common import (
 )
 from starter.api.schemas.complaints import ComplaintSummary
 
+EmailAddress = Annotated[
+    str,
+    Field(min_length=3, max_length=254, pattern=r"^[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\.[^@\s<>\"(),;:]+$"),
+]
+"""An address to send to: one @, a dot in the domain, nothing that would break a mail header."""
+
 
 def _iso_text(value: Any) -> Any:
     """Times come as ISO-8601 text: pydantic would also read `12345` or "12345" as seconds since 1970."""
@@ -57,6 +63,7 @@ class OrderIn(Body):
                     "currency": "EUR",
                     "product": {"sku": "plugin-seo-pro", "kind": "software", "name": "SEO Pro plugin"},
                     "placed_at": "2026-11-30T12:00:00Z",
+                    "customer_email": "ada@example.com",
                 }
             ]
         },
@@ -68,6 +75,13 @@ class OrderIn(Body):
     amount: Amount = Field(gt=0, description="More than zero: a free order has nothing to refund.")
     currency: CurrencyCode
     placed_at: Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+    customer_email: EmailAddress | None = Field(
+        default=None,
+        description=(
+            "Where the customer's notices go (R9's access request, R12's choice, refunds). Kept sealed, "
+            "never shown back; without one, a notice to the customer is recorded as undeliverable."
+        ),
+    )
 
     @field_validator("product")
     @classmethod
