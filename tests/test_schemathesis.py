@@ -154,7 +154,7 @@ def _run(call: Callable[[AnyCase], None], cases: Any, examples: int, seed: int) 
 
 async def _seed(api: Api) -> dict[str, str]:
     """A customer with a complaint about a software order and an activation of a rented number, and a
-webhook endpoint of the backend's."""
+    webhook endpoint of the backend's."""
     customer_id = new_customer()
     backend = api.backend()
     software = order_body(customer_id)

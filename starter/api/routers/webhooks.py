@@ -39,9 +39,7 @@ from starter.desk.webhooks import (
 
 router = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
 
-EndpointId = Annotated[
-    str, Path(max_length=100, description="As the API gave it: `we_...`.", examples=["we_" + "0" * 32])
-]
+EndpointId = Annotated[str, Path(description="As the API gave it: `we_...`.", examples=["we_" + "0" * 32])]
 DeliveryId = Annotated[int, Path(ge=1, le=MAX_DELIVERY_ID, description="From the endpoint's delivery log.")]
 
 NO_STORE = {"Cache-Control": "no-store"}
