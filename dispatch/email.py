@@ -14,6 +14,7 @@ id, so that a receiver can drop a message sent twice), and `send` hands it to th
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import cache
+from importlib import resources
 from typing import Any, Final, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -38,7 +40,7 @@ Recipient = Literal["customer", "support"]
 
 
 @dataclass(frozen=True)
-class Notice:
+class NoticeKind:
     """One kind of notice: who reads it, what it is about, and the payload keys its templates need."""
 
     recipient: Recipient
@@ -46,19 +48,19 @@ class Notice:
     payload: tuple[str, ...] = ()
 
 
-NOTICES: Final[Mapping[str, Notice]] = {
-    "complaint_filed": Notice("support", "complaint"),
-    "deadline_approaching": Notice("support", "complaint", ("pending", "deadline")),
-    "complaint_escalated": Notice("support", "complaint"),
-    "choose_remedy": Notice("customer", "complaint", ("due",)),
-    "refund_issued": Notice("customer", "complaint", ("amount",)),
-    "replacement_issued": Notice("customer", "complaint", ("sku",)),
-    "access_requested": Notice("customer", "complaint", ("scope", "due")),
-    "replacement_offered": Notice("customer", "complaint", ("sku",)),
-    "defect_rectified": Notice("customer", "complaint"),
-    "claim_rejected": Notice("customer", "complaint", ("reason_code",)),
-    "activation_canceled": Notice("customer", "activation", ("reason", "refund")),
-    "sms_received": Notice("customer", "activation"),
+NOTICES: Final[Mapping[str, NoticeKind]] = {
+    "complaint_filed": NoticeKind("support", "complaint"),
+    "deadline_approaching": NoticeKind("support", "complaint", ("pending", "deadline")),
+    "complaint_escalated": NoticeKind("support", "complaint"),
+    "choose_remedy": NoticeKind("customer", "complaint", ("due",)),
+    "refund_issued": NoticeKind("customer", "complaint", ("amount",)),
+    "replacement_issued": NoticeKind("customer", "complaint", ("sku",)),
+    "access_requested": NoticeKind("customer", "complaint", ("scope", "due")),
+    "replacement_offered": NoticeKind("customer", "complaint", ("sku",)),
+    "defect_rectified": NoticeKind("customer", "complaint"),
+    "claim_rejected": NoticeKind("customer", "complaint", ("reason_code",)),
+    "activation_canceled": NoticeKind("customer", "activation", ("reason", "refund")),
+    "sms_received": NoticeKind("customer", "activation"),
 }
 """Every notice the workflows send (`tests/test_email.py` holds them to it), by template name."""
 
@@ -161,35 +163,25 @@ def moment(value: datetime | str | None, now: datetime) -> Moment:
     return Moment(at if at.tzinfo is not None else at.replace(tzinfo=UTC), now)
 
 
-WORDS: Final[Mapping[str, str]] = {
-    "sms_not_received": "SMS not received",
-    "invalid_number": "invalid number",
-    "major_defect": "major defect",
-    "user_api_misuse": "the problem comes from using the API functions incorrectly",
-    "third_party_incompatibility": "the problem comes from an incompatibility with third-party software",
-    "not_a_defect": "what was described is not a defect of the product",
-    "contradicts_terms": "the request contradicts the terms of sale",
-    "sms_delivered": "the provider's records show the SMS reached the number",
-    "number_valid": "the number works: the evidence does not show it refused the code",
-    "insufficient_evidence": "the evidence sent does not show the problem",
-    "no_sms_in_time": "no SMS arrived in the time the number waits for it",
-    "canceled_by_customer": "you canceled it",
-    "canceled_by_backend": "the shop canceled it",
-    "already_refunded": "the order's price was already returned another way",
-    "already_remedied": "the order was already made good another way",
-}
-"""Codes as sentences a reader understands; an unknown code is shown as it is."""
+@cache
+def _words() -> dict[str, str]:
+    """`templates/words.json`: the codes a reader meets (kinds, reasons), as words."""
+    loaded: dict[str, str] = json.loads(
+        resources.files("dispatch").joinpath("templates/words.json").read_text()
+    )
+    return loaded
 
 
 def words(code: object) -> str:
+    """A code (a kind, a reason) as a reader understands it; one without words is shown as it is."""
     text = str(getattr(code, "value", code))
-    return WORDS.get(text, text.replace("_", " "))
+    return _words().get(text, text.replace("_", " "))
 
 
 # ----------------------------------------------------------------------------------------- render
 
 
-def notice_of(template: str) -> Notice:
+def notice_of(template: str) -> NoticeKind:
     """The notice named `template`; `UnknownTemplate` for a name no template has."""
     try:
         return NOTICES[template]
@@ -228,7 +220,7 @@ def render(ctx: EmailContext) -> RenderedEmail:
     return RenderedEmail(subject=subject, text=tidy(str(text)), html=html)
 
 
-def _check(ctx: EmailContext, notice: Notice) -> None:
+def _check(ctx: EmailContext, notice: NoticeKind) -> None:
     if ctx.recipient_role != notice.recipient:
         raise TemplateError(f"the notice {ctx.template} is for {notice.recipient}, not {ctx.recipient_role}")
     if ctx.now.tzinfo is None:
@@ -283,22 +275,10 @@ def tidy(text: str) -> str:
     most one blank line in a row, no trailing spaces, one final newline."""
     lines: list[str] = []
     for line in text.splitlines():
-        stripped = line.rstrip()
-        if not stripped:
-            if lines and lines[-1]:
-                lines.append("")
-            continue
-        indent = stripped[: len(stripped) - len(stripped.lstrip())]
-        hang = indent + ("  " if stripped.lstrip().startswith("- ") else "")
-        lines.extend(
-            textwrap.wrap(
-                stripped,
-                76,
-                subsequent_indent=hang,
-                break_long_words=False,
-                break_on_hyphens=False,
-            )
-        )
+        if line.strip():
+            lines.extend(textwrap.wrap(line.rstrip(), 76, break_long_words=False, break_on_hyphens=False))
+        elif lines and lines[-1]:
+            lines.append("")
     return "\n".join(lines).strip("\n") + "\n"
 
 

@@ -1,7 +1,8 @@
 """`make run` (`python -m starter.local`) as a newcomer meets it: it refuses, in one line and before it
 writes or starts anything, a port already taken or a setting it cannot use; once running it tells a second
-shell what to export and which policy windows are in force. Real processes and sockets, in a temporary
-folder, on ephemeral ports (never the defaults: a developer's own `make run` may hold them)."""
+shell what to export and which policy windows are in force, and its local SMTP sink saves the mail the
+worker sends, which `refund-desk mail list` reads. Real processes and sockets, in a temporary folder, on
+ephemeral ports (never the defaults: a developer's own `make run` may hold them)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,22 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from typer.testing import CliRunner
 
+from dispatch.mail_sink import Mail, list_mail
 from ledger.paths import DATA_DIR_ENV
 from ledger.vault import VaultKeyring
+from policy.models import Role
+from starter.api.auth import mint_token
+from starter.cli.app import app
 from starter.desk.settings import policy_in_force
-from starter.local.banner import in_words
-from starter.local.preflight import bind_error
+from starter.local.banner import in_words, mail_line
+from starter.local.preflight import Plan, bind_error, listeners, port_problems, read_plan
+from starter.local.run import dispatch_environment, start_mail_sink
+from tests.factories import DESCRIPTION
+from tests.test_api import order_body
 
 STARTED_WITHIN = 180
 """Seconds for the dev server, the worker and the API to answer on a busy two-core machine."""
@@ -50,7 +60,7 @@ def listening() -> Iterator[int]:
 
 def environment(folder: Path, ports: dict[str, int], **extra: str) -> dict[str, str]:
     """This interpreter's environment without the project's settings, then a data folder under `folder`,
-    the three ports, a marker naming this run and `extra`."""
+    the ports (the mail sink's a free one unless `ports` names it), a marker naming this run and `extra`."""
     inherited = {
         key: value
         for key, value in os.environ.items()
@@ -62,6 +72,7 @@ def environment(folder: Path, ports: dict[str, int], **extra: str) -> dict[str, 
         "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['frontend']}",
         "TEMPORAL_UI_PORT": str(ports["ui"]),
         "REFUND_DESK_API_PORT": str(ports["api"]),
+        "REFUND_DESK_MAIL_SINK_PORT": str(ports.get("mail") or free_port()),
         MARKER: uuid.uuid4().hex,
         **extra,
     }
@@ -110,13 +121,20 @@ def refused(folder: Path, env: dict[str, str]) -> str:
         ("frontend", "port {port} is taken (Temporal's frontend): set TEMPORAL_ADDRESS to another host:port"),
         ("ui", "port {port} is taken (the web UI's): set TEMPORAL_UI_PORT to another port"),
         ("api", "port {port} is taken (the API's): set REFUND_DESK_API_PORT to another port"),
+        ("mail", "port {port} is taken (the mail sink's): set REFUND_DESK_MAIL_SINK_PORT to another port"),
     ],
 )
 def test_a_port_already_taken_stops_it_before_it_starts_anything(
     tmp_path: Path, held: str, message: str
 ) -> None:
     with listening() as port:
-        ports = {"frontend": free_port(), "ui": free_port(), "api": free_port(), held: port}
+        ports = {
+            "frontend": free_port(),
+            "ui": free_port(),
+            "api": free_port(),
+            "mail": free_port(),
+            held: port,
+        }
         assert refused(tmp_path, environment(tmp_path, ports)) == message.format(port=port)
 
 
@@ -132,6 +150,13 @@ def test_a_port_already_taken_stops_it_before_it_starts_anything(
             "REFUND_DESK_API_PORT: Input should be less than or equal to 65535",
         ),
         ("REFUND_DESK_RECTIFY_WINDOW", "-5", "REFUND_DESK_RECTIFY_WINDOW: Input should be greater than"),
+        (
+            "REFUND_DESK_MAIL_SINK_PORT",
+            "-1",
+            "REFUND_DESK_MAIL_SINK_PORT: Input should be greater than or equal to 0",
+        ),
+        ("REFUND_DESK_SMTP_URL", "http://user:hunter2@mail", "REFUND_DESK_SMTP_URL must start with smtp://"),
+        ("REFUND_DESK_SMTP_URL", "smtp://mail?tls=yes", "REFUND_DESK_SMTP_URL takes one option"),
     ],
 )
 def test_a_setting_it_cannot_use_is_one_line_and_nothing_starts(
@@ -141,6 +166,7 @@ def test_a_setting_it_cannot_use_is_one_line_and_nothing_starts(
     message = refused(tmp_path, environment(tmp_path, ports, **{setting: value}))
     assert message.startswith(starts), message
     assert "Traceback" not in message
+    assert "hunter2" not in message
 
 
 def time_wait_port() -> int:
@@ -203,10 +229,49 @@ def stop(process: subprocess.Popen[str], env: dict[str, str]) -> list[int]:
     return left
 
 
+def environ_of(pid: int) -> dict[str, str]:
+    entries = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+    return dict(entry.decode().partition("=")[::2] for entry in entries if b"=" in entry)
+
+
+def worker_environment(env: dict[str, str]) -> dict[str, str]:
+    """The environment `make run` gave its worker (`refund-desk worker`), read from /proc."""
+    for pid in processes_of(env):
+        arguments = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+        if b"starter.cli" in arguments and b"worker" in arguments:
+            return environ_of(pid)
+    raise AssertionError("no worker runs")
+
+
+def file_a_complaint(folder: Path, api_port: int) -> str:
+    """An order and a defect complaint on it, through the running API as the shop's backend."""
+    secret = (folder / ".data" / "jwt.secret").read_text().strip()
+    headers = {"Authorization": f"Bearer {mint_token(secret, Role.BACKEND, 'shop')}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=30) as api:
+        order = api.post("/v1/orders", json=order_body("cust-mail"))
+        assert order.status_code == 201, order.text
+        body = {"order_id": order.json()["order_id"], "kind": "major_defect", "description": DESCRIPTION}
+        complaint = api.post("/v1/complaints", json=body)
+        assert complaint.status_code == 201, complaint.text
+        complaint_id: str = complaint.json()["complaint_id"]
+        return complaint_id
+
+
+def mail_arrives(folder: Path, containing: str, seconds: float = 60) -> Mail:
+    """The first message in the sink's folder whose subject holds `containing`, once it is there."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for mail in list_mail(folder):
+            if containing in mail.subject:
+                return mail
+        time.sleep(0.2)
+    raise AssertionError(f"no email about {containing} within {seconds:.0f} s")
+
+
 def test_running_it_tells_a_second_shell_what_to_export_and_a_second_run_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ports = {"frontend": free_port(), "ui": free_port(), "api": free_port()}
+    ports = {"frontend": free_port(), "ui": free_port(), "api": free_port(), "mail": free_port()}
     keys = VaultKeyring.generate().spec()
     ledger_url = f"sqlite+aiosqlite:///{tmp_path / 'elsewhere' / 'ledger.db'}"
     env = environment(
@@ -234,12 +299,26 @@ def test_running_it_tells_a_second_shell_what_to_export_and_a_second_run_is_refu
             f"error: port {ports['frontend']} is taken (Temporal's frontend): set TEMPORAL_ADDRESS to "
             f"another host:port; port {ports['ui']} is taken (the web UI's): set TEMPORAL_UI_PORT to "
             f"another port; port {ports['api']} is taken (the API's): set REFUND_DESK_API_PORT to another "
-            "port; is `make run` running already?\n"
+            f"port; port {ports['mail']} is taken (the mail sink's): set REFUND_DESK_MAIL_SINK_PORT to "
+            "another port; is `make run` running already?\n"
         )
+        worker = worker_environment(env)
+        complaint_id = file_a_complaint(tmp_path, ports["api"])
+        filed = mail_arrives(tmp_path / ".data" / "mail", complaint_id)
     finally:
         left = stop(first, env)
     assert first.returncode == 0, out.read_text()
     assert left == [], "every child stopped with it"
+    assert bind_error("127.0.0.1", ports["mail"]) is None, "the sink stopped with it"
+
+    assert worker["REFUND_DESK_SMTP_URL"] == f"smtp://127.0.0.1:{ports['mail']}"
+    assert worker["REFUND_DESK_PUBLIC_URL"] == f"http://127.0.0.1:{ports['api']}"
+    assert worker["REFUND_DESK_JWT_SECRET"] == (tmp_path / ".data" / "jwt.secret").read_text().strip()
+    sink_line = f"saved in .data/mail/ (SMTP sink on 127.0.0.1:{ports['mail']})"
+    assert f"  Mail       {sink_line}; read: .venv/bin/refund-desk mail list\n" in banner
+    assert filed.recipient == "support@localhost" and complaint_id in filed.text
+    listed = CliRunner().invoke(app, ["mail", "list"], env={DATA_DIR_ENV: str(tmp_path / ".data")})
+    assert listed.exit_code == 0 and complaint_id in listed.stdout, listed.output
 
     assert f"  export TEMPORAL_ADDRESS=127.0.0.1:{ports['frontend']}\n" in banner
     assert f"  export {DATA_DIR_ENV}={tmp_path / '.data'}\n" in banner
@@ -266,3 +345,49 @@ def test_a_ledger_that_does_not_answer_stops_it_in_one_line_before_any_server(tm
     assert done.stderr.startswith("error: ledger_unavailable: the ledger is unavailable"), done.stderr
     assert "hunter2" not in done.stderr + done.stdout
     assert processes_of(env) == []
+
+
+def plan_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: str) -> Plan:
+    """`make run`'s plan as `read_plan` reads it from an environment of `environment`'s and `settings`."""
+    ports = {"frontend": free_port(), "ui": free_port(), "api": free_port()}
+    for name in [*os.environ]:
+        if name.startswith(("REFUND_DESK_", "TEMPORAL_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    for name, value in {**environment(tmp_path, ports), **settings}.items():
+        monkeypatch.setenv(name, value)
+    return read_plan()
+
+
+def test_with_an_smtp_server_configured_no_sink_starts_and_its_port_is_not_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with listening() as held:
+        url = "smtp://relay:secret@mail.example:2525?starttls=true"
+        plan = plan_for(tmp_path, monkeypatch, REFUND_DESK_SMTP_URL=url, REFUND_DESK_MAIL_SINK_PORT=str(held))
+        assert port_problems(plan) == []
+        assert start_mail_sink(plan) is None
+        assert dispatch_environment(plan, None) == {
+            "REFUND_DESK_PUBLIC_URL": f"http://127.0.0.1:{plan.ports.api_port}"
+        }
+        assert "secret" not in mail_line(plan, None)
+
+
+def test_sink_port_0_takes_a_free_port_and_the_worker_is_told_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = plan_for(
+        tmp_path, monkeypatch, REFUND_DESK_MAIL_SINK_PORT="0", REFUND_DESK_PUBLIC_URL="https://desk.example"
+    )
+    assert all(listener.setting != "REFUND_DESK_MAIL_SINK_PORT" for listener in listeners(plan))
+    sink = start_mail_sink(plan)
+    assert sink is not None
+    try:
+        assert sink.port != 0 and bind_error("127.0.0.1", sink.port) is not None
+        assert sink.folder == tmp_path / ".data" / "mail"
+        assert dispatch_environment(plan, sink) == {
+            "REFUND_DESK_SMTP_URL": f"smtp://127.0.0.1:{sink.port}",
+            "REFUND_DESK_PUBLIC_URL": "https://desk.example",
+        }
+    finally:
+        sink.stop()
+    assert bind_error("127.0.0.1", sink.port) is None

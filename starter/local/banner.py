@@ -1,5 +1,5 @@
-"""What `make run` prints once the API answers: where each part listens, the policy windows in force, the
-exports a second shell needs, and a development token per role."""
+"""What `make run` prints once the API answers: where each part listens and where mail lands, the policy
+windows in force, the exports a second shell needs, and a development token per role."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from dispatch.mail_sink import MAIL_FOLDER, SINK_HOST
 from ledger.paths import DATA_DIR_ENV
 from policy.models import Role
 from policy.settings import PolicySnapshot
@@ -96,8 +97,18 @@ def second_shell(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def banner(plan: Plan, jwt_secret: str) -> str:
-    """What a person needs next: where each part listens, the policy, a second shell's exports, tokens."""
+def mail_line(plan: Plan, sink_port: int | None) -> str:
+    """Where the emails go: the local sink's folder and the command that lists it, else the SMTP server
+    REFUND_DESK_SMTP_URL names (not printed: it may hold a password)."""
+    if sink_port is None:
+        return "sent through REFUND_DESK_SMTP_URL"
+    folder = shown(plan.data / MAIL_FOLDER)
+    return f"saved in {folder}/ (SMTP sink on {SINK_HOST}:{sink_port}); read: .venv/bin/refund-desk mail list"
+
+
+def banner(plan: Plan, jwt_secret: str, sink_port: int | None = None) -> str:
+    """What a person needs next: where each part listens and mail lands, the policy, a second shell's
+    exports, tokens. `sink_port` is the local mail sink's, None when mail goes to REFUND_DESK_SMTP_URL."""
     api = f"http://{API_HOST}:{plan.ports.api_port}"
     ui_host = API_HOST if plan.ip in ("0.0.0.0", "::") else plan.ip
     ttl = min(DEV_TOKEN_TTL, plan.api.token_max_lifetime)  # the API refuses a token living longer
@@ -112,6 +123,7 @@ def banner(plan: Plan, jwt_secret: str) -> str:
         f"  Web UI     http://{ui_host}:{plan.ports.ui_port}\n"
         f"  Temporal   {plan.temporal.address} (namespace {plan.temporal.namespace})\n"
         f"  Worker     task queue {plan.temporal.task_queue}\n"
+        f"  Mail       {mail_line(plan, sink_port)}\n"
         f"  Data       {shown(plan.data)}/\n"
         f"\nPolicy in force, saved to {shown(policy_file())} for the CLI (a REFUND_DESK_* window set in"
         f" its shell wins):\n{policy_lines(plan.policy)}\n"

@@ -1,5 +1,6 @@
 """What `make run` checks before it writes a file or starts a process: every setting it reads, and that
-the three ports it listens on are free. A problem is one `error: ...` line and exit status 1."""
+the ports it listens on are free (Temporal's frontend, the web UI, the API, and the local mail sink unless
+REFUND_DESK_SMTP_URL sends mail elsewhere). A problem is one `error: ...` line and exit status 1."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.exc import ArgumentError
 
+from dispatch.email import MailNotConfigured, SmtpServer
+from dispatch.mail_sink import SINK_HOST
+from dispatch.settings import DispatchSettings
 from ledger.database_url import parsed_url
 from ledger.paths import data_dir
 from ledger.settings import LedgerSettings
@@ -37,6 +41,13 @@ class LocalPorts(BaseSettings):
     )
     ui_port: int = Field(
         default=8233, ge=1, le=65535, validation_alias=AliasChoices("TEMPORAL_UI_PORT", "ui_port")
+    )
+    mail_sink_port: int = Field(
+        default=8025,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("REFUND_DESK_MAIL_SINK_PORT", "mail_sink_port"),
+        description="Where the local SMTP sink listens when REFUND_DESK_SMTP_URL is unset; 0: a free port.",
     )
 
 
@@ -67,6 +78,12 @@ class Plan:
     ip: str
     port: int
     data: Path
+    dispatch: DispatchSettings
+
+    @property
+    def mail_sink(self) -> bool:
+        """Whether `make run` starts its SMTP sink: only when no SMTP server is configured."""
+        return self.dispatch.smtp_url is None
 
 
 def _read(kind: type[Settings]) -> Settings:
@@ -91,9 +108,15 @@ def read_plan() -> Plan:
     if api.jwt_secret is not None or api.jwt_secret_file.is_file():
         api.secret()  # refuses a short one now; a missing one is made after the checks
     policy = _read(PolicySettings).snapshot()
-    return Plan(
-        ledger, temporal, _read(LocalPorts), api, _read(PayloadKeySettings), policy, ip, port, data_dir()
-    )
+    dispatch = _read(DispatchSettings)
+    if dispatch.smtp_url is not None:
+        try:
+            SmtpServer.parse(dispatch.smtp_url.get_secret_value())
+        except MailNotConfigured as error:  # said without the URL, which may hold a password
+            raise SettingsError(str(error)) from None
+    ports = _read(LocalPorts)
+    payload = _read(PayloadKeySettings)
+    return Plan(ledger, temporal, ports, api, payload, policy, ip, port, data_dir(), dispatch=dispatch)
 
 
 @dataclass(frozen=True)
@@ -108,12 +131,17 @@ class Listener:
 
 
 def listeners(plan: Plan) -> list[Listener]:
-    """The dev server binds its web UI on the frontend's address (`--ui-ip` defaults to `--ip`)."""
-    return [
+    """The dev server binds its web UI on the frontend's address (`--ui-ip` defaults to `--ip`). The mail
+    sink is checked when it starts on a port of its setting's; port 0 takes whichever is free."""
+    found = [
         Listener("Temporal's frontend", "TEMPORAL_ADDRESS", plan.ip, plan.port, "another host:port"),
         Listener("the web UI's", "TEMPORAL_UI_PORT", plan.ip, plan.ports.ui_port),
         Listener("the API's", "REFUND_DESK_API_PORT", API_HOST, plan.ports.api_port),
     ]
+    if plan.mail_sink and plan.ports.mail_sink_port != 0:
+        sink = Listener("the mail sink's", "REFUND_DESK_MAIL_SINK_PORT", SINK_HOST, plan.ports.mail_sink_port)
+        found.append(sink)
+    return found
 
 
 def bind_error(host: str, port: int) -> OSError | None:

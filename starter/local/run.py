@@ -1,14 +1,16 @@
 """`make run`: the whole system on one machine, on the embedded defaults.
 
-First it checks, before it writes or starts anything: every setting it reads, and that the three ports it
-listens on (Temporal's frontend, the web UI, the API) are free; a problem is one `error: ...` line and exit
-status 1. Then it applies the ledger migrations, writes the policy in force to `<data dir>/policy.json` (for
-the CLI in other shells), starts the Temporal dev server (persistent in `<data dir>/temporal.db`, web UI on
-:8233, the complaints' search attributes registered), the worker and the API (:8000), waits until `/healthz`
-answers, then prints the URLs, the exports a second shell needs, the policy windows and a development token
-per role. Ctrl-C or SIGTERM stops the API first, then the worker (it finishes in-flight tasks), then the
-server. Restarting keeps every complaint: all state lives in the data folder, `.data/` in the checkout
-(`ledger.paths.data_dir`).
+First it checks, before it writes or starts anything: every setting it reads, and that the ports it
+listens on (Temporal's frontend, the web UI, the API, the mail sink) are free; a problem is one `error: ...`
+line and exit status 1. Then it applies the ledger migrations, writes the policy in force to
+`<data dir>/policy.json` (for the CLI in other shells), starts the Temporal dev server (persistent in
+`<data dir>/temporal.db`, web UI on :8233, the complaints' search attributes registered), the local SMTP
+sink (:8025, saving every email in `<data dir>/mail/`) unless REFUND_DESK_SMTP_URL names a real server, the
+worker (whose dispatcher sends the emails, with links to the API) and the API (:8000), waits until
+`/healthz` answers, then prints the URLs, where mail lands, the exports a second shell needs, the policy
+windows and a development token per role. Ctrl-C or SIGTERM stops the API first, then the worker (it
+finishes in-flight tasks), then the server, then the sink. Restarting keeps every complaint: all state lives
+in the data folder, `.data/` in the checkout (`ledger.paths.data_dir`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import IO
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from dispatch.mail_sink import MAIL_FOLDER, MailSink
 from ledger.database_url import checked_database_url, upgrade_schema
 from ledger.paths import DATA_DIR_ENV, data_dir
 from starter.api.settings import ApiSettings
@@ -130,12 +133,31 @@ def prepare(plan: Plan) -> str:
 
 
 CODEC_ORIGINS_ENV = "REFUND_DESK_CODEC_CORS_ORIGINS"
+SMTP_URL_ENV = "REFUND_DESK_SMTP_URL"
+PUBLIC_URL_ENV = "REFUND_DESK_PUBLIC_URL"
 
 
 def web_ui_origins(ui_port: int) -> str:
     """The web UI's origins on the port this run gives it, so its calls to `/codec` pass CORS wherever
     TEMPORAL_UI_PORT moved it."""
     return f"http://localhost:{ui_port},http://127.0.0.1:{ui_port}"
+
+
+def start_mail_sink(plan: Plan) -> MailSink | None:
+    """The local SMTP sink, saving into `<data dir>/mail`, started; None when REFUND_DESK_SMTP_URL sends
+    mail to a real server. `OSError` when its port cannot be had."""
+    if not plan.mail_sink:
+        return None
+    return MailSink(plan.ports.mail_sink_port, plan.data / MAIL_FOLDER).start()
+
+
+def dispatch_environment(plan: Plan, sink: MailSink | None) -> dict[str, str]:
+    """What the worker's dispatcher needs beside the JWT secret (which signs the links in customers'
+    emails): the sink's URL, when there is one, and the API's URL for those links, unless set already."""
+    env = {PUBLIC_URL_ENV: os.environ.get(PUBLIC_URL_ENV) or f"http://{API_HOST}:{plan.ports.api_port}"}
+    if sink is not None:
+        env[SMTP_URL_ENV] = sink.url
+    return env
 
 
 def run() -> int:
@@ -163,17 +185,30 @@ def run() -> int:
 
 
 def serve(plan: Plan, jwt_secret: str) -> int:
-    """The server, the worker and the API until Ctrl-C, SIGTERM or one of them exits; stops them in order."""
+    """The sink, the server, the worker and the API until Ctrl-C, SIGTERM or one of them exits; stops them
+    in order, the sink last."""
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
+    try:
+        sink = start_mail_sink(plan)
+    except OSError as error:  # its port, taken since the checks
+        return refuse(f"the mail sink cannot listen on port {plan.ports.mail_sink_port}: {error.strerror}")
+    try:
+        return _serve(plan, jwt_secret, sink, stopping)
+    finally:
+        if sink is not None:
+            sink.stop()  # after the worker, which may be sending to it
 
+
+def _serve(plan: Plan, jwt_secret: str, sink: MailSink | None, stopping: threading.Event) -> int:
     cli = [sys.executable, "-m", "starter.cli"]
     env = {
         **os.environ,
         "REFUND_DESK_JWT_SECRET": jwt_secret,
         DATA_DIR_ENV: str(plan.data),
         CODEC_ORIGINS_ENV: os.environ.get(CODEC_ORIGINS_ENV) or web_ui_origins(plan.ports.ui_port),
+        **dispatch_environment(plan, sink),
     }
     processes: list[subprocess.Popen[bytes]] = []
     with (plan.data / "temporal.log").open("ab") as server_log:
@@ -185,7 +220,7 @@ def serve(plan: Plan, jwt_secret: str) -> int:
             api_command = [*cli, "serve", "--host", API_HOST, "--port", str(plan.ports.api_port)]
             api = _start([*api_command, "--log-level", "warning"], processes, env=env)
             wait_for_health(f"http://{API_HOST}:{plan.ports.api_port}/healthz", api)
-            print(banner(plan, jwt_secret), flush=True)
+            print(banner(plan, jwt_secret, sink.port if sink is not None else None), flush=True)
             watched = {"temporal server": server, "worker": worker, "API": api}
             while not stopping.wait(timeout=1):
                 for name, process in watched.items():
