@@ -48,6 +48,8 @@ class Dispatcher:
     settings: DispatchSettings
     link_for: LinkFor | None = None
     owner: str = field(default_factory=lambda: f"dispatcher-{uuid.uuid4().hex[:12]}")
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """What time it is: claims, backoff and expiry read it (a test moves it past a backoff)."""
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(follow_redirects=False))
 
     @classmethod
@@ -86,7 +88,7 @@ class Dispatcher:
         """Claim one batch of due deliveries and send them; returns how many were claimed."""
         claimed = await self.deliveries.claim(
             self.owner,
-            now=_now(),
+            now=self.clock(),
             lease=self.settings.delivery_lease,
             limit=self.settings.dispatch_batch,
         )
@@ -99,7 +101,9 @@ class Dispatcher:
         elif delivery.channel == WEBHOOK:
             await self._webhook(delivery)
         else:
-            await self.deliveries.record_undeliverable(delivery, f"no channel {delivery.channel}", _now())
+            await self.deliveries.record_undeliverable(
+                delivery, f"no channel {delivery.channel}", self.clock()
+            )
 
     # ---------------------------------------------------------------------------------------- email
 
@@ -107,7 +111,9 @@ class Dispatcher:
         notice = await self.deliveries.notice(delivery.source_id)
         address = await self._address(notice.recipient)
         if address is None:
-            await self.deliveries.record_undeliverable(delivery, "the customer gave no email address", _now())
+            await self.deliveries.record_undeliverable(
+                delivery, "the customer gave no email address", self.clock()
+            )
             return
         message = mail.build_message(
             mail.render(await self._context(notice)),
@@ -119,9 +125,11 @@ class Dispatcher:
         try:
             await mail.send(message, self.settings)
         except Exception as err:  # any failure to hand it over is retried; the reason, without addresses
-            await self.deliveries.record_retry(delivery, Attempt(_ms(started), error=_reason(err)), _now())
+            await self.deliveries.record_retry(
+                delivery, Attempt(_ms(started), error=_reason(err)), self.clock()
+            )
             return
-        await self.deliveries.record_sent(delivery, Attempt(_ms(started)), _now())
+        await self.deliveries.record_sent(delivery, Attempt(_ms(started)), self.clock())
 
     async def _address(self, recipient: str) -> str | None:
         if recipient == SUPPORT:
@@ -151,13 +159,13 @@ class Dispatcher:
             complaint=complaint,
             activation=activation,
             link=link,
-            now=_now(),
+            now=self.clock(),
         )
 
     # -------------------------------------------------------------------------------------- webhook
 
     async def _webhook(self, delivery: Delivery) -> None:
-        now = _now()
+        now = self.clock()
         endpoint = await self.endpoints.get(delivery.destination)
         if endpoint is None or not endpoint.enabled:
             why = "the endpoint was deleted" if endpoint is None else "the endpoint is disabled"
@@ -172,13 +180,9 @@ class Dispatcher:
         )
         attempt = Attempt(result.latency_ms, status_code=result.status_code, error=result.error)
         if result.delivered:
-            await self.deliveries.record_sent(delivery, attempt, _now())
+            await self.deliveries.record_sent(delivery, attempt, self.clock())
         else:
-            await self.deliveries.record_retry(delivery, attempt, _now())
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+            await self.deliveries.record_retry(delivery, attempt, self.clock())
 
 
 def _ms(started: float) -> int:
