@@ -154,6 +154,16 @@ async def test_a_url_must_be_http_with_a_host_and_not_the_api_itself(
         "validation_error",
     )
     refused(await sent("x" * 3000), 422, "validation_error")
+    lone = "\\ud800"  # JSON's spelling of a lone surrogate, which is no Unicode text
+    for raw in (
+        f'{{"url": "{HOOK}/{lone}", "event_types": ["*"]}}',
+        f'{{"url": "{HOOK}", "event_types": ["*"], "description": "{lone}"}}',
+        f'{{"url": "{HOOK}", "event_types": ["{lone}"]}}',
+    ):
+        as_json = {"content-type": "application/json"}
+        refused(
+            await backend.post("/v1/webhook-endpoints", content=raw, headers=as_json), 422, "validation_error"
+        )
     assert (await backend.get("/v1/webhook-endpoints")).json()["items"] == [], "nothing was stored"
     # another port of this host, or another host, is somebody else
     assert (await sent(f"http://127.0.0.1:{port + 1}/hook")).status_code == 201
