@@ -39,6 +39,7 @@ from typing import Any
 
 from bench.checks import LedgerFigures, ledger_violations, runs_continued, temporal_violations
 from bench.driver import PATIENCE, Driver, Scenario, StepFailed
+from bench.notices import People, people
 from bench.processes import DevServer, Supervisor, WorkerProcess, free_port
 from bench.scenarios import PATH_BY_NAME, PATHS, Windows, check_activation, check_complaint
 from ledger.migrate import upgrade_url
@@ -119,6 +120,8 @@ class Summary:
     violations: list[str]
     workdir: str
     runs_continued_as_new: int = 0
+    notices: dict[str, int] = field(default_factory=dict)
+    """Emails and webhooks delivered, notices with no address, webhooks a receiver got more than once."""
     """Runs whose history reached its bound and continued as new (the `defect_continued_as_new` path)."""
 
 
@@ -184,6 +187,11 @@ async def chaos(options: Options) -> Summary:
     workdir.mkdir(parents=True, exist_ok=True)
     if any(workdir.iterdir()):
         raise SystemExit(f"{workdir} is not empty: a chaos run checks every row, so it needs a fresh one")
+    async with people(workdir) as folks:
+        return await _run(options, workdir, folks)
+
+
+async def _run(options: Options, workdir: Path, folks: People) -> Summary:
     say = Log(workdir / "chaos.log")
     rng = random.Random(options.seed)
     say(f"chaos run: {options.complaints} scenarios, seed {options.seed}, work dir {workdir}")
@@ -207,6 +215,7 @@ async def chaos(options: Options) -> Summary:
             "DATABASE_URL": database_url,
             "REFUND_DESK_VAULT_KEYS": vault_keys,
             "REFUND_DESK_PAYLOAD_KEYS": payload_keys,
+            **folks.environment(),
         },
         log=workdir / "worker.log",
     )
@@ -233,6 +242,7 @@ async def chaos(options: Options) -> Summary:
             task_queue=queue,
             patience=timedelta(seconds=options.patience),
         )
+        await folks.subscribe(ledger, desk.keyring)
         driver = Driver(desk, duplicate_rate=options.duplicates)
         scenarios = plan(options, rng)
         timed_out = await _drive(options, driver, scenarios, supervisor, say)
@@ -246,8 +256,11 @@ async def chaos(options: Options) -> Summary:
         continuing = sum(s.finished for s in scenarios if s.kind == "defect_continued_as_new")
         continued, found = await runs_continued(client, continuing)
         violations += found
+        say("waiting for the outbox to empty")
+        violations += await folks.settle(ledger, within=120)
         summary = _summary(options, scenarios, figures, driver, supervisor, elapsed, timed_out, violations)
         summary.runs_continued_as_new = continued
+        summary.notices = folks.figures
     finally:
         await worker.stop()
         await server.stop()
@@ -414,6 +427,7 @@ def render(summary: Summary) -> str:
         f"balances         {summary.customers_checked} customers, each equal to the sum of their refunds",
         f"audit events     {summary.audit_events}",
         f"continued runs   {summary.runs_continued_as_new} (histories past their bound, continued as new)",
+        f"notices          {_notices(summary.notices)}",
         f"duplicates sent  {summary.duplicate_requests}",
         f"worker kills     {summary.worker_kills} (SIGKILL; {summary.worker_starts} worker starts, "
         f"{len(summary.worker_exits_by_itself)} exits by itself)",
@@ -427,6 +441,16 @@ def render(summary: Summary) -> str:
     if len(summary.violations) > 50:
         lines.append(f"  ... and {len(summary.violations) - 50} more in the JSON summary")
     return "\n".join(lines)
+
+
+def _notices(figures: dict[str, int]) -> str:
+    if not figures:
+        return "-"
+    return (
+        f"{figures['emails_sent']} emails and {figures['webhooks_sent']} webhooks delivered, "
+        f"{figures['undeliverable']} with no address, {figures['webhooks_received_twice']} webhooks "
+        "received twice (at least once: a kill between sending and recording)"
+    )
 
 
 def _range(text: str) -> tuple[float, float]:

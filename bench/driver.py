@@ -24,6 +24,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from bench.notices import chaos_email
 from ledger.repository import Ledger
 from policy import refusals
 from policy.activation import ActivationState
@@ -242,8 +243,9 @@ class Driver:
     async def place(self, scenario: Scenario) -> None:
         """The backend records the order (twice, sometimes: the same order again is not a conflict)."""
         sends = 2 if self._twice(scenario) else 1
+        email = chaos_email(scenario.order.customer_id)
         for _ in range(sends):
-            await self.retry(scenario, lambda: self.desk.record_order(scenario.order))
+            await self.retry(scenario, lambda: self.desk.record_order(scenario.order, email=email))
 
     async def start_activation(self, scenario: Scenario, desk: ComplaintDesk, actor: Actor) -> str:
         """Idempotent by design: the same number again answers with the activation."""
