@@ -62,11 +62,18 @@ def free_port() -> int:
 
 @contextmanager
 def worker_process(
-    env: WorkflowEnvironment, database_url: str, keyring: VaultKeyring, queue: str, log: Path
+    env: WorkflowEnvironment,
+    database_url: str,
+    keyring: VaultKeyring,
+    queue: str,
+    log: Path,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`python worker.py` as an operator would run it, configured through the environment only."""
+    """`python worker.py` as an operator would run it, configured through the environment only (`extra`
+    adds to it)."""
     environment = {
         **os.environ,
+        **(extra or {}),
         "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
         "TEMPORAL_NAMESPACE": env.client.namespace,
         "REFUND_DESK_TASK_QUEUE": queue,
