@@ -621,6 +621,20 @@ class Ledger:
             return None
         return row.complaint_id, EvidenceFile(name=row.name, content_type=row.content_type, data=row.data)
 
+    async def stored_evidence(self, complaint_id: str, ref: str) -> tuple[EvidenceRef, bytes] | None:
+        """One attachment of one complaint as the row holds it: what intake recorded of the file (name, type,
+        size, SHA-256) and the bytes, for whoever opens it to check the one against the other. Read as
+        stored, unvalidated: a damaged row is the caller's to refuse. None for a ref not of this complaint."""
+        query = select(EvidenceRow).where(EvidenceRow.ref == ref, EvidenceRow.complaint_id == complaint_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            return None
+        kept = EvidenceRef.model_construct(
+            ref=row.ref, name=row.name, content_type=row.content_type, size=row.size, sha256=row.sha256
+        )
+        return kept, bytes(row.data)
+
     async def discard_evidence(self, complaint_id: str) -> int:
         """Undo `store_evidence` for a complaint that was never started (a lost race for R15)."""
         async with self._tx() as conn:

@@ -25,6 +25,10 @@ REMEDY_BEING_ISSUED = "remedy_being_issued"
 INVALID_CREDENTIALS = "invalid_credentials"
 REMEDY_CHANGES_EXHAUSTED = "remedy_changes_exhausted"
 
+# Support's doors (R6, R9): what the ledger keeps is served only as it was kept, and only while it is kept.
+CREDENTIALS_DESTROYED = "credentials_destroyed"
+EVIDENCE_DAMAGED = "evidence_damaged"
+
 # Intake (R3-R6, R15): a claim refused before anything is written.
 CLAIM_WINDOW_EXPIRED = "claim_window_expired"
 INSUFFICIENT_REASONS = "insufficient_reasons"

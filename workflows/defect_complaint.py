@@ -27,13 +27,16 @@ with workflow.unsafe.imports_passed_through():
         AccessState,
         ChooseRemedy,
         ComplaintState,
+        CredentialsRevealed,
         FileDefectComplaint,
         MarkFixed,
         OfferReplacement,
+        RevealCredentials,
         Review,
         Withdraw,
         already_final,
         check_remedy_change,
+        check_reveal,
     )
     from policy.models import (
         SYSTEM,
@@ -302,6 +305,28 @@ class DefectComplaintWorkflow(ComplaintWorkflow):
                     f"{self.complaint.order.price.currency}) within {tolerance:.0%}",
                 )
             )
+
+    @workflow.update
+    async def reveal_credentials(self, reveal: RevealCredentials) -> CredentialsRevealed:
+        """R9: support is to see the credentials the customer granted. Recorded here, with who and when,
+        before the desk opens the vault; the workflow holds only the vault reference, and nobody is sent a
+        notice."""
+        ref = self._revealable(reveal)  # again: see ComplaintWorkflow
+        seq = len(self.complaint.events) + 1
+        await self._record(
+            "credentials_revealed", reveal.actor, access_request=self._access.number, credentials_ref=ref
+        )
+        return CredentialsRevealed(credentials_ref=ref, event=self.complaint.events[seq - 1])
+
+    @reveal_credentials.validator
+    def _validate_reveal_credentials(self, reveal: RevealCredentials) -> None:
+        self._revealable(reveal)
+
+    def _revealable(self, reveal: RevealCredentials) -> str:
+        try:
+            return check_reveal(self.complaint, reveal.actor)
+        except PolicyRefusal as refusal:
+            raise refused(refusal) from None
 
     # ------------------------------------------------------------------------------ customer's actions
 

@@ -7,7 +7,10 @@ for anything else is the policy's `invalid_state`, answered before anything reac
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import TypeVar, cast
 
 from temporalio.service import RPCError, RPCStatusCode
@@ -20,14 +23,17 @@ from policy.complaint import (
     ComplaintState,
     MarkFixed,
     OfferReplacement,
+    RevealCredentials,
     Review,
     ServerCredentials,
     Withdraw,
     already_final,
     check_action,
     check_kind_allows,
+    reveal_refusal,
 )
-from policy.models import Actor, ComplaintKind, Money, RemedyChoice, ReplacementOffer
+from policy.models import Actor, ComplaintEvent, ComplaintKind, Money, RemedyChoice, ReplacementOffer
+from policy.refusals import CREDENTIALS_DESTROYED, PolicyRefusal
 from starter.desk.complaints import Complaints
 from starter.desk.errors import ComplaintUnresponsive
 from starter.desk.plumbing import Update, may_see, update_name
@@ -35,6 +41,20 @@ from workflows.defect_complaint import DefectComplaintWorkflow
 from workflows.refund_claim import RefundClaimWorkflow
 
 Arg = TypeVar("Arg")
+Answer = TypeVar("Answer")
+
+KnownRefusal = Callable[[ComplaintState], PolicyRefusal | None]
+"""Why an action must fail, as far as a complaint's projection (or its workflow's state) already shows."""
+
+
+@dataclass(frozen=True)
+class RevealedCredentials:
+    """R9: the credentials the customer granted, as support sees them once the reveal is recorded."""
+
+    complaint_id: str
+    credentials: ServerCredentials
+    recorded: ComplaintEvent
+    """The audit trail's `credentials_revealed` event: who asked, and when."""
 
 
 class ComplaintActions(Complaints):
@@ -70,8 +90,31 @@ class ComplaintActions(Complaints):
         request = OfferReplacement(actor=actor, offer=offer)
         return await self._act(complaint_id, request, defect=DefectComplaintWorkflow.offer_replacement)
 
+    async def reveal_granted_credentials(self, complaint_id: str, revealed_by: Actor) -> RevealedCredentials:
+        """R9: the server credentials the customer granted, for support, while the complaint is open and
+        its latest access request granted. The workflow records the reveal first (who and when); the vault
+        is opened only once it has, so no reveal goes unrecorded. The projection refuses early only what it
+        shows for certain (a claim, another role, an ended complaint); whether access stands granted is the
+        workflow's to say. The vault entry goes with the complaint's final event: a reveal racing the end
+        finds it gone (`credentials_destroyed`)."""
+        revealed = await self._act(
+            complaint_id,
+            RevealCredentials(actor=revealed_by),
+            defect=DefectComplaintWorkflow.reveal_credentials,
+            known=partial(reveal_refusal, actor=revealed_by),
+        )
+        found = await self.ledger.sealed_secret(revealed.credentials_ref)
+        if found is None or found[0] != complaint_id:
+            raise PolicyRefusal(
+                CREDENTIALS_DESTROYED,
+                "the server credentials are no longer in the vault: they are destroyed as the complaint ends",
+            )
+        credentials = self.keyring.open(found[1], context=complaint_id)
+        return RevealedCredentials(complaint_id, credentials, revealed.event)
+
     async def reveal_credentials(self, credentials_ref: str) -> ServerCredentials:
-        """For the technician who needs the access: opens the vault entry behind a reference."""
+        """The vault entry behind a reference, opened without a trace in the audit trail: for tests that check
+        what the vault keeps. Support's door (the API, the CLI) is `reveal_granted_credentials`."""
         found = await self.ledger.sealed_secret(credentials_ref)
         if found is None:
             raise KeyError(credentials_ref)
@@ -120,27 +163,44 @@ class ComplaintActions(Complaints):
         complaint_id: str,
         argument: Arg,
         *,
-        defect: Update[Arg, ComplaintState],
-        claim: Update[Arg, ComplaintState] | None = None,
-    ) -> ComplaintState:
-        """Send the update of the complaint's kind, unless the ledger already shows why it must fail (a
-        final complaint, an action its kind does not have)."""
-        action = cast(Action, update_name(defect))
+        defect: Update[Arg, Answer],
+        claim: Update[Arg, Answer] | None = None,
+        known: KnownRefusal | None = None,
+    ) -> Answer:
+        """Send the update of the complaint's kind, unless what is known of the complaint already shows why
+        it must fail: `known`, by default a final complaint or an action its kind does not have, asked of
+        the ledger's projection (of the workflow for a complaint just filed, not projected yet)."""
+        name = update_name(defect)
+        known = known or partial(_refused_by_the_doors, action=cast(Action, name))
         record = await self.ledger.get_complaint(complaint_id, events=False)
-        if record is not None and record.state.is_final:
-            raise already_final(record.state)
+        if record is not None and (refusal := known(record.state)) is not None:
+            raise refusal
         handle = await self.complaint_handle(complaint_id, record)
-        if record is not None:
-            kind = record.state.kind
-        else:  # just filed, not projected yet: the workflow says
-            kind = (await self.query_complaint(complaint_id, handle)).kind
-        check_kind_allows(kind, action)
-        update = defect if kind is ComplaintKind.MAJOR_DEFECT else claim
+        # just filed, not projected yet: the workflow says
+        state = record.state if record is not None else await self.query_complaint(complaint_id, handle)
+        if record is None and (refusal := known(state)) is not None:
+            raise refusal
+        update = defect if state.kind is ComplaintKind.MAJOR_DEFECT else claim
         if update is None:
-            raise LookupError(f"the policy allows {action} on a {kind.value} complaint, but no handler does")
+            kind = state.kind.value
+            raise LookupError(f"the policy allows {name} on a {kind} complaint, but no handler does")
         try:
             return await self.update(ComplaintUnresponsive(complaint_id), handle, update, argument)
         except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:  # it ended between the ledger read and the update
-                raise already_final(await self.get(complaint_id)) from None
-            raise
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # it ended between the ledger read and the update
+            ended = await self.get(complaint_id)
+            raise known(ended) or already_final(ended) from None
+
+
+def _refused_by_the_doors(state: ComplaintState, action: Action) -> PolicyRefusal | None:
+    """What the policy's door table refuses for certain from a projection: any action once the complaint
+    has ended, and an action its kind does not have."""
+    if state.is_final:
+        return already_final(state)
+    try:
+        check_kind_allows(state.kind, action)
+    except PolicyRefusal as refusal:
+        return refusal
+    return None

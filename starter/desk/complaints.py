@@ -8,10 +8,13 @@ later complaint on the same order and kind, once the first is closed, is a new o
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -20,9 +23,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from ledger.records import ComplaintRecord
 from policy import intake, refusals
 from policy.complaint import ComplaintState, FileClaim, FileDefectComplaint
-from policy.evidence import EvidenceFile, check_evidence
+from policy.evidence import ACCEPTED_TYPES, EvidenceFile, check_evidence
 from policy.ids import complaint_workflow_id, new_complaint_id, workflow_id_of
-from policy.models import Actor, ComplaintKind, ComplaintStatus, Order, Role
+from policy.models import Actor, ComplaintKind, ComplaintStatus, EvidenceRef, Order, Role
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.desk.activations import Activations
@@ -34,6 +37,14 @@ from workflows.refund_claim import RefundClaimWorkflow
 
 PROJECTION_POLL = 0.02
 """Seconds between two looks for a just-filed complaint's projection (its first activity writes it)."""
+
+EVIDENCE_REF = re.compile(r"ev_[0-9a-f]{32}")
+"""An evidence reference as `policy.ids.evidence_ref` makes them: anything else names no attachment, and
+never reaches the ledger's query."""
+
+
+class EvidenceNotFound(Exception):
+    """No attachment of this complaint has this reference."""
 
 
 class Complaints(Activations):
@@ -231,6 +242,22 @@ class Complaints(Activations):
         )
         return [record.state for record in records]
 
+    async def open_evidence(self, complaint_id: str, ref: str, seen_by: Actor) -> EvidenceFile:
+        """R6: an attachment, for support, who reviews it, and for the customer who filed it (another
+        customer's complaint is not found, as anywhere). The backend files evidence but does not read it
+        back (`forbidden_actor`). The bytes are served only as intake kept them (`evidence_damaged`)."""
+        if seen_by.role not in (Role.SUPPORT, Role.CUSTOMER):
+            raise PolicyRefusal(
+                refusals.FORBIDDEN_ACTOR, "only support and the customer who filed it may open its evidence"
+            )
+        await self.ensure_visible(complaint_id, seen_by)
+        stored = None
+        if EVIDENCE_REF.fullmatch(ref):
+            stored = await self.ledger.stored_evidence(complaint_id, ref)
+        if stored is None:
+            raise EvidenceNotFound(f"{ref} on complaint {complaint_id}")
+        return intact(*stored)
+
     async def outcome(self, complaint_id: str) -> ComplaintState:
         """Wait for the complaint to end and return its final state."""
         record = await self.ledger.get_complaint(complaint_id, events=False)
@@ -285,3 +312,22 @@ def _already_open(order: Order, kind: ComplaintKind) -> PolicyRefusal:
     return PolicyRefusal(
         refusals.COMPLAINT_ALREADY_OPEN, f"order {order.order_id} already has an open {kind.value} complaint"
     )
+
+
+def intact(kept: EvidenceRef, data: bytes) -> EvidenceFile:
+    """The attachment, if its bytes are still those intake checked: the size and SHA-256 recorded with them
+    at filing, of a type intake accepts. A row changed since (on disk, by hand, by a bad restore) is refused
+    whole, so that support never opens a file nobody checked."""
+    damaged = PolicyRefusal(
+        refusals.EVIDENCE_DAMAGED,
+        f"evidence {kept.ref} is not the file that was filed: its bytes no longer match the SHA-256, "
+        "size or type recorded with them at filing, so it is not served",
+    )
+    if len(data) != kept.size or hashlib.sha256(data).hexdigest() != kept.sha256:
+        raise damaged
+    if kept.content_type not in ACCEPTED_TYPES:
+        raise damaged
+    try:
+        return EvidenceFile(name=kept.name, content_type=kept.content_type, data=data)
+    except ValidationError:
+        raise damaged from None

@@ -21,6 +21,7 @@ from ledger.repository import OrderConflict
 from ledger.vault import VaultError
 from policy import refusals
 from policy.refusals import PolicyRefusal
+from starter.desk.complaints import EvidenceNotFound
 from starter.desk.errors import (
     ActivationNotFound,
     ActivationUnresponsive,
@@ -59,6 +60,8 @@ CONFLICTS = frozenset(
         refusals.INVALID_STATE,
         refusals.REMEDY_BEING_ISSUED,
         refusals.ACTIVATION_CONFLICT,
+        refusals.CREDENTIALS_DESTROYED,
+        refusals.EVIDENCE_DAMAGED,
     }
 )
 """Refusals about the current state answer 409; `forbidden_actor` 403; every other refusal 422."""
@@ -96,6 +99,7 @@ TABLE: list[Entry] = [
     Entry(ComplaintNotFound, "complaint_not_found", 404, lambda e: f"no complaint {e}"),
     Entry(ActivationNotFound, "activation_not_found", 404, lambda e: f"no activation {e}"),
     Entry(OrderNotFound, "order_not_found", 404, lambda e: f"no order {e}"),
+    Entry(EvidenceNotFound, "evidence_not_found", 404, lambda e: f"no evidence {e}"),
     Entry(OrderConflict, "order_conflict", 409, str),
     Entry(ActivationUnresponsive, "activation_unresponsive", 503, lambda _: _silent("activation")),
     Entry(Unresponsive, "complaint_unresponsive", 503, lambda _: _silent("complaint")),
