@@ -15,6 +15,7 @@ import asyncio
 import email
 import email.policy
 import hashlib
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class People:
             "REFUND_DESK_SUPPORT_EMAIL": "support@chaos.test",
             "REFUND_DESK_DELIVERY_LEASE": "5",
             "REFUND_DESK_DISPATCH_INTERVAL": "0.2",
+            "REFUND_DESK_JWT_SECRET": secrets.token_urlsafe(32),
         }
 
     async def subscribe(self, ledger: Ledger, keyring: VaultKeyring) -> None:

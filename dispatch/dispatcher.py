@@ -96,6 +96,16 @@ class Dispatcher:
         return len(claimed)
 
     async def _deliver(self, delivery: Delivery) -> None:
+        """One delivery; whatever goes wrong with it (a template, the ledger) is its own failed attempt,
+        retried like any other, and never holds back the rest of the batch."""
+        try:
+            await self._send(delivery)
+        except Exception as err:
+            log.exception("delivery %s failed before it was sent", delivery.id)
+            with contextlib.suppress(Exception):
+                await self.deliveries.record_retry(delivery, Attempt(0, error=_reason(err)), self.clock())
+
+    async def _send(self, delivery: Delivery) -> None:
         if delivery.channel == EMAIL:
             await self._email(delivery)
         elif delivery.channel == WEBHOOK:
