@@ -1,13 +1,14 @@
 """Complaints: filed by the backend or the customer, listed and read by all three roles (a customer: only
-their own)."""
+their own); their evidence opened by support and by the customer who filed it (R6)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from policy.models import ComplaintKind, ComplaintStatus, Identifier, Role
+from starter.api.auth import Principal, allow
 from starter.api.dependencies import Anyone, AnyoneOrLink, BackendOrCustomer, Desk
 from starter.api.errors import AUTH_ERRORS, ApiError, documented
 from starter.api.schemas.complaints import (
@@ -19,8 +20,11 @@ from starter.api.schemas.complaints import (
     decode_cursor,
     encode_cursor,
 )
+from starter.api.schemas.support_doors import EVIDENCE_FILE, NO_STORE, EvidenceRef, attachment
 
 router = APIRouter(prefix="/v1/complaints", tags=["complaints"])
+
+SupportOrCustomer = Annotated[Principal, Depends(allow(Role.SUPPORT, Role.CUSTOMER))]
 
 
 @router.post(
@@ -73,3 +77,23 @@ async def get_complaint(complaint_id: ComplaintId, desk: Desk, principal: Anyone
     """The complaint as it stands, with its events; a customer sees only their own. The link in a
     customer's email opens it with its token in the query string (`?token=`)."""
     return ComplaintOut.of(await desk.get_for(complaint_id, principal.actor))
+
+
+@router.get(
+    "/{complaint_id}/evidence/{ref}",
+    response_class=Response,
+    responses={**EVIDENCE_FILE, **documented(*AUTH_ERRORS, 404, 409, 503)},
+)
+async def open_evidence(
+    complaint_id: ComplaintId, ref: EvidenceRef, desk: Desk, principal: SupportOrCustomer
+) -> Response:
+    """R6: an evidence file's bytes, for support and for the customer who filed the complaint (another
+    customer: 404). Served only as filed, its bytes checked against the SHA-256 recorded then (409
+    `evidence_damaged` otherwise, and nothing is served), always as a download, never sniffed or cached."""
+    found = await desk.open_evidence(complaint_id, ref, principal.actor)
+    headers = {
+        "Content-Disposition": attachment(found.name),
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": NO_STORE,
+    }
+    return Response(found.data, media_type=found.content_type, headers=headers)

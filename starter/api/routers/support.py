@@ -1,15 +1,18 @@
-"""Support's actions on a complaint: review (R5, R6, R8), request server access (R9), mark the defect fixed
-(R11), offer a replacement (R12). Each is one update on the complaint's workflow."""
+"""Support's actions on a complaint: review (R5, R6, R8), request server access (R9), reveal the credentials
+the customer granted (R9), mark the defect fixed (R11), offer a replacement (R12). Each is one update on the
+complaint's workflow."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from policy.complaint import Review, review_reason_refusal
 from starter.api.dependencies import Desk, Support
-from starter.api.errors import ON_COMPLAINT
+from starter.api.errors import ON_COMPLAINT, ApiError
+from starter.api.idempotency import HEADER
 from starter.api.schemas.actions import AccessRequestIn, FixIn, ReplacementIn, ReviewIn
 from starter.api.schemas.complaints import ComplaintId, ComplaintOut
+from starter.api.schemas.support_doors import NO_STORE, RevealedCredentialsOut
 
 router = APIRouter(prefix="/v1/complaints/{complaint_id}", tags=["support"], responses=ON_COMPLAINT)
 
@@ -34,6 +37,26 @@ async def request_access(
     """R9: ask the customer for temporary access to their server; R10 pauses the clock meanwhile."""
     state = await desk.request_access(complaint_id, principal.actor, body.scope, body.reason)
     return ComplaintOut.of(state)
+
+
+@router.post("/credentials/reveal", response_model=RevealedCredentialsOut)
+async def reveal_credentials(
+    complaint_id: ComplaintId, request: Request, response: Response, desk: Desk, principal: Support
+) -> RevealedCredentialsOut:
+    """R9: the server credentials the customer granted, while the complaint is open and access granted.
+    Each reveal is first recorded in the audit trail (`credentials_revealed`, with who and when), and the
+    vault opened only then. The secret is in this answer alone: never cached, and an `Idempotency-Key` is
+    refused (422 `idempotency_key_not_accepted`), since a kept answer would hold it in the ledger."""
+    if HEADER in request.headers:
+        raise ApiError(
+            422,
+            "idempotency_key_not_accepted",
+            f"this answer holds a secret, which is never kept: send it without an {HEADER} (a reveal "
+            "whose answer was lost can simply be asked again, and is recorded again)",
+        )
+    revealed = await desk.reveal_granted_credentials(complaint_id, principal.actor)
+    response.headers["Cache-Control"] = NO_STORE
+    return RevealedCredentialsOut.of(revealed)
 
 
 @router.post("/fix", response_model=ComplaintOut)
