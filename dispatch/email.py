@@ -34,7 +34,7 @@ import jinja2
 from dispatch.settings import DispatchSettings
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState
-from policy.models import canonical_amount
+from policy.models import Money, canonical_amount
 
 Recipient = Literal["customer", "support"]
 
@@ -213,11 +213,13 @@ def render(ctx: EmailContext) -> RenderedEmail:
         html = templates.get_template(f"{ctx.template}.html.j2").render(variables, subject=subject)
     except jinja2.TemplateNotFound as missing:
         raise TemplateError(f"the notice {ctx.template} has no template {missing.name}") from None
-    except (jinja2.UndefinedError, ValueError, InvalidOperation) as error:
+    except InvalidOperation:
+        raise TemplateError(f"the notice {ctx.template} holds an amount that is not a number") from None
+    except (jinja2.UndefinedError, ValueError) as error:
         raise TemplateError(f"the notice {ctx.template} cannot be rendered: {error}") from None
     if not subject:
         raise TemplateError(f"{ctx.template}.txt.j2 sets no subject")
-    return RenderedEmail(subject=subject, text=tidy(str(text)), html=html)
+    return RenderedEmail(subject=subject, text=tidy(str(text)), html=html.rstrip("\n") + "\n")
 
 
 def _check(ctx: EmailContext, notice: NoticeKind) -> None:
@@ -248,6 +250,9 @@ def _variables(ctx: EmailContext) -> dict[str, Any]:
     currency = order.price.currency
 
     def money(amount: object) -> str:
+        """`49.90 EUR`, of a `Money` or of an amount in the order's currency (payloads carry text)."""
+        if isinstance(amount, Money):
+            return f"{canonical_amount(amount.amount):f} {amount.currency}"
         return f"{canonical_amount(Decimal(str(amount))):f} {currency}"
 
     def at(value: datetime | str | None) -> Moment:
