@@ -149,6 +149,16 @@ async def rectified(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cus
     await desk.mark_fixed(cid, SUPPORT, note="patched")
 
 
+async def credentials_revealed(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
+    """Support reveals the credentials the customer granted (R9), recorded in the trail, then fixes it."""
+    await desk.review(cid, APPROVE)
+    await desk.request_access(cid, SUPPORT, scope="ssh", reason="reproduce")
+    await desk.grant_access(cid, customer_actor(cust), credentials())
+    revealed = await desk.reveal_granted_credentials(cid, SUPPORT)
+    expect(revealed.recorded.type == "credentials_revealed", revealed.recorded)
+    await desk.mark_fixed(cid, SUPPORT, note="patched over ssh")
+
+
 async def access_silence(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
     await desk.request_access(cid, SUPPORT, scope="ssh", reason="reproduce")
 
@@ -364,6 +374,7 @@ SCENARIOS: dict[str, Recipe] = {
     "defect_intake_checked_rectified": defect(rectified, S.RECTIFIED),
     "defect_replacement_chosen_twice": defect(replacement_chosen_twice, S.REPLACED),
     "defect_continued_as_new": defect(continued_as_new, S.REPLACED, BOUNDED),
+    "defect_credentials_revealed": defect(credentials_revealed, S.RECTIFIED),
     "claim_sms_refunded_on_approval": claim(ComplaintKind.SMS_NOT_RECEIVED, approved, S.REFUNDED),
     "claim_invalid_number_rejected": claim(
         ComplaintKind.INVALID_NUMBER, number_found_valid, S.REJECTED, evidence=[SCREENSHOT]
