@@ -8,6 +8,7 @@ and the tests already run on an event loop.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import sqlite3
 import struct
@@ -20,12 +21,14 @@ from pathlib import Path
 import jwt
 import pytest
 import typer
+from sqlalchemy import update
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from ledger.paths import DATA_DIR_ENV
 from ledger.repository import Ledger
+from ledger.schema import EvidenceRow
 from ledger.vault import VaultKeyring
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState
@@ -1235,3 +1238,78 @@ async def test_an_unreviewed_claim_is_listed_as_escalated_and_can_still_be_rejec
         await cli("complaints", "review", complaint_id, "--reject", "--reason", "insufficient_evidence")
     )
     assert f"{complaint_id}: rejected" in out
+
+
+# ------------------------------------------------------------------------------------- support's doors
+
+
+def test_help_lists_support_doors() -> None:
+    sub = succeeded(runner.invoke(app, ["complaints", "--help"], env={"COLUMNS": "200"}))
+    for command in ("evidence", "reveal-credentials"):
+        assert re.search(rf"^\W*{command} ", sub, re.M), (command, sub)
+
+
+async def test_r6_evidence_saves_the_file_as_filed_and_refuses_a_damaged_one(
+    cli: Cli, ledger: Ledger, tmp_path: Path
+) -> None:
+    order = await number(ledger)
+    screenshot = tmp_path / "2fa-screen.png"
+    screenshot.write_bytes(tiny_png())
+    complaint_id = complaint_id_in(
+        succeeded(await cli(*file_args(order, INVALID, CLAIM, "--evidence", str(screenshot))))
+    )
+    ref = (await ledger.evidence_of(complaint_id))[0].ref
+    assert f"2fa-screen.png (image/png, {len(tiny_png())} B), ref {ref}" in succeeded(
+        await cli("complaints", "show", complaint_id)
+    )
+
+    saved = tmp_path / "opened.png"
+    out = succeeded(await cli("complaints", "evidence", complaint_id, ref, "--out", str(saved)))
+    assert saved.read_bytes() == tiny_png() and saved.stat().st_mode & 0o777 == 0o600
+    assert f"saved 2fa-screen.png (image/png, {len(tiny_png())} B) to {saved}" in out
+    assert hashlib.sha256(tiny_png()).hexdigest() in out
+    failed(await cli("complaints", "evidence", complaint_id, ref, "--out", str(saved)), 2, "--out ")
+    succeeded(await cli("complaints", "evidence", complaint_id, ref, "--out", str(saved), "--force"))
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    succeeded(await cli("complaints", "evidence", complaint_id, ref, "--out", str(folder)))
+    assert (folder / "2fa-screen.png").read_bytes() == tiny_png(), "a folder: saved under the stored name"
+
+    unknown = tmp_path / "unknown.png"
+    failed(
+        await cli("complaints", "evidence", complaint_id, "ev_" + "0" * 32, "--out", str(unknown)),
+        1,
+        "evidence_not_found: ",
+    )
+    async with ledger.engine.begin() as conn:
+        await conn.execute(update(EvidenceRow).where(EvidenceRow.ref == ref).values(data=b"not the png"))
+    damaged = tmp_path / "damaged.png"
+    failed(
+        await cli("complaints", "evidence", complaint_id, ref, "--out", str(damaged)), 1, "evidence_damaged: "
+    )
+    assert not damaged.exists() and not unknown.exists(), "a refusal writes nothing"
+
+
+async def test_r9_reveal_credentials_prints_them_once_and_records_who_revealed_them(
+    cli: Cli, desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    state = await filed(desk, ledger)
+    complaint_id = state.complaint_id
+    failed(await cli("complaints", "reveal-credentials", complaint_id), 1, "invalid_state: no server access")
+    succeeded(await cli("complaints", "request-access", complaint_id, "--scope", "ssh", "--reason", "logs"))
+    failed(await cli("complaints", "reveal-credentials", complaint_id), 1, "invalid_state: access request #1")
+    await desk.grant_access(complaint_id, customer(state.order), credentials())
+
+    out = succeeded(await cli("complaints", "reveal-credentials", complaint_id, "--as", "bob"))
+    assert "shop.example.net" in out and "deploy" in out
+    assert SECRET in out.split(), "the secret whole, on its line"
+    assert "credentials_revealed by support:bob" in out
+    shown = succeeded(await cli("complaints", "show", complaint_id))
+    assert "credentials_revealed" in shown and "support:bob" in shown and SECRET not in shown
+
+    succeeded(await cli("complaints", "fix", complaint_id))
+    await in_ledger(ledger, complaint_id, S.RECTIFIED)
+    ended = failed(await cli("complaints", "reveal-credentials", complaint_id), 1, "invalid_state: ")
+    assert "rectified" in ended and SECRET not in ended
+    events = (await desk.get(complaint_id)).events
+    assert [e.actor for e in events if e.type == "credentials_revealed"] == ["support:bob"]

@@ -9,12 +9,14 @@ its own, its text wrapped between words."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from rich.padding import Padding
 from rich.table import Column, Table
 from rich.text import Text
 
 from policy.complaint import ComplaintState
+from policy.evidence import EvidenceFile
 from policy.models import ComplaintEvent, ComplaintKind
 from starter.cli.formatting import (
     NO_VALUE,
@@ -31,6 +33,7 @@ from starter.cli.formatting import (
     unbroken,
     when,
 )
+from starter.desk import RevealedCredentials
 
 INDENT = (0, 0, 0, 2)
 """A block's lines under its first: two columns in."""
@@ -137,9 +140,12 @@ def filing_facts(state: ComplaintState, now: datetime) -> list[Fact]:
 
 
 def evidence_facts(state: ComplaintState) -> list[Fact]:
-    """One line per evidence file, labelled once."""
+    """One line per evidence file, labelled once, with the ref that `complaints evidence` opens it by."""
     return [
-        ("evidence" if number == 0 else "", f"{item.name} ({item.content_type}, {size(item.size)})")
+        (
+            "evidence" if number == 0 else "",
+            f"{item.name} ({item.content_type}, {size(item.size)}), ref {item.ref}",
+        )
         for number, item in enumerate(state.evidence)
     ]
 
@@ -227,3 +233,30 @@ def event_block(event: ComplaintEvent) -> Table:
     detail = detail_text(event.detail)
     block.add_row(plain(event.seq), plain(f"{happened}\n{detail}" if detail else happened))
     return block
+
+
+def print_saved(file: EvidenceFile, path: Path) -> None:
+    """What `complaints evidence` saved, and its SHA-256, which it was checked against (R6)."""
+    line = f"saved {file.name} ({file.content_type}, {size(len(file.data))}) to {path}; sha256 {file.sha256}"
+    console().print(plain(line))
+
+
+def print_credentials(revealed: RevealedCredentials) -> None:
+    """R9: the credentials, one a line, each value whole (the terminal wraps a long secret, the printer never
+    breaks it, so it copies as it is); then the audit trail's event that recorded the reveal."""
+    out = console()
+    credentials = revealed.credentials
+    facts = [
+        ("host", credentials.host),
+        ("username", credentials.username),
+        ("secret", credentials.secret.get_secret_value()),
+    ]
+    if credentials.notes:
+        facts.append(("notes", credentials.notes))
+    for label, value in facts:
+        out.print(Text.assemble((f"{label:<8}", "bold"), "  ", value), soft_wrap=True)
+    event = revealed.recorded
+    out.print(
+        plain(f"recorded as event {event.seq}, {event.type} by {event.actor} at {when(event.at)}"),
+        soft_wrap=True,
+    )

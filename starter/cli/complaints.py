@@ -1,6 +1,7 @@
 """`refund-desk complaints ...`: the shop's backend files a complaint of any kind on a customer's behalf,
 with evidence files (R3-R6, R15); support lists, shows, reviews, requests access, fixes and offers a
-replacement, for defects (R8-R12) and for claims about numbers (R5, R6).
+replacement, for defects (R8-R12) and for claims about numbers (R5, R6), saves a complaint's evidence files
+(R6) and reveals the server credentials a customer granted (R9).
 
 Each command turns its arguments into the policy's models and makes one desk call; whether the call is
 allowed is the desk's and the workflow's to say."""
@@ -8,6 +9,7 @@ allowed is the desk's and the workflow's to say."""
 from __future__ import annotations
 
 import mimetypes
+import os
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -28,7 +30,13 @@ from policy.models import (
     ReviewDecision,
     Role,
 )
-from starter.cli.complaint_views import print_changed, print_complaint, print_complaints
+from starter.cli.complaint_views import (
+    print_changed,
+    print_complaint,
+    print_complaints,
+    print_credentials,
+    print_saved,
+)
 from starter.cli.formatting import console, plain
 from starter.cli.options import BackendOperator, Note, Operator, OrderId, acting
 from starter.cli.reporting import USAGE, fail, validation_message, with_desk
@@ -36,7 +44,7 @@ from starter.desk import ComplaintDesk, OrderNotFound
 
 complaints = typer.Typer(
     help="Complaints: the backend files them; support lists, shows, reviews, requests access, fixes, "
-    "offers a replacement.",
+    "offers a replacement, saves evidence and reveals granted credentials.",
     no_args_is_help=True,
 )
 
@@ -233,3 +241,58 @@ def offer_replacement(
         return await desk.offer_replacement(complaint_id, actor, offer)
 
     print_changed(with_desk(_offer))
+
+
+@complaints.command("evidence")
+def save_evidence(
+    complaint_id: ComplaintId,
+    ref: Annotated[str, typer.Argument(help="The file's ref, as `show` lists it: ev_…", show_default=False)],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Where to save it; a folder: under its stored name there.",
+            show_default=False,
+        ),
+    ],
+    force: Annotated[bool, typer.Option(help="Overwrite a file that is there already.")] = False,
+    operator: Operator = None,
+) -> None:
+    """R6: save an evidence file as it was filed, checked against the SHA-256 recorded then; a file that no
+    longer matches is refused (evidence_damaged) and nothing is written. Saved readable by you alone."""
+    actor = acting(operator)
+    if not out.is_dir():
+        refuse_to_overwrite(out, force)
+    found = with_desk(lambda desk: desk.open_evidence(complaint_id, ref, actor))
+    path = out / found.name if out.is_dir() else out
+    refuse_to_overwrite(path, force)
+    write_private(path, found.data, force)
+    print_saved(found, path)
+
+
+def refuse_to_overwrite(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        fail(f"--out {path}: there is a file there already (--force overwrites it)", USAGE)
+
+
+def write_private(path: Path, data: bytes, force: bool) -> None:
+    """Write `data` to a file only its owner reads (a customer's screenshot is theirs); with `force` over
+    one that is there, else only as a new file, so that a file made meanwhile is not overwritten."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        descriptor = os.open(path, flags, 0o600)
+        os.fchmod(descriptor, 0o600)  # a file overwritten keeps its mode otherwise
+        with os.fdopen(descriptor, "wb") as written:
+            written.write(data)
+    except OSError as error:
+        fail(f"--out {path}: {error.strerror or error}", USAGE)
+
+
+@complaints.command("reveal-credentials")
+def reveal_credentials(complaint_id: ComplaintId, operator: Operator = None) -> None:
+    """R9: print the server credentials the customer granted, while the complaint is open and access is
+    granted. Each reveal is recorded in the audit trail (who and when) before the vault is opened; once the
+    complaint ends they are gone."""
+    actor = acting(operator)
+    print_credentials(with_desk(lambda desk: desk.reveal_granted_credentials(complaint_id, actor)))
