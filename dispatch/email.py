@@ -84,7 +84,8 @@ class EmailContext:
     complaint: ComplaintState | None
     activation: ActivationState | None
     link: str | None
-    """The customer's signed link to the complaint; required on a customer's email about a complaint."""
+    """The customer's signed link to the complaint (`dispatch.links`), for a customer's email about one;
+    without it the email sends the customer to their account with the shop instead."""
     now: datetime
 
 
@@ -231,8 +232,6 @@ def _check(ctx: EmailContext, notice: NoticeKind) -> None:
         raise TemplateError(f"the notice {ctx.template} needs its complaint")
     if notice.about == "activation" and ctx.activation is None:
         raise TemplateError(f"the notice {ctx.template} needs its activation")
-    if notice.about == "complaint" and notice.recipient == "customer" and not ctx.link:
-        raise TemplateError(f"the notice {ctx.template} needs the customer's link to the complaint")
     missing = [key for key in notice.payload if key not in ctx.payload]
     if missing:
         raise TemplateError(f"the notice {ctx.template} needs {', '.join(missing)} in its payload")
@@ -268,6 +267,7 @@ def _variables(ctx: EmailContext) -> dict[str, Any]:
         "product": order.product,
         "price": money(order.price.amount),
         "link": ctx.link,
+        "via": "with the link below" if ctx.link else "in your account with the shop",
         "at": at,
         "money": money,
         "words": words,
