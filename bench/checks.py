@@ -172,8 +172,10 @@ def _complaint(
     if len(outcomes) != 1 or not steps or steps[-1][1] != row.status:
         kinds = [kind for _, kind in steps]
         found.append(f"audit trail of {cid} does not end with one {row.status} event: {kinds}")
-    if s.expect.credentials_filed and cid not in rows.vaulted:
-        found.append(f"access was granted on {cid} but the vault holds no credentials for it (R9)")
+    if s.expect.credentials_filed and "access_granted" not in [kind for _, kind in steps]:
+        found.append(f"access was granted on {cid} but its trail does not say so (R9)")
+    if cid in rows.vaulted:
+        found.append(f"{cid} ended and the vault still holds its credentials (R9 lends them to the fix only)")
     return found
 
 

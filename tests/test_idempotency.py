@@ -422,11 +422,11 @@ class FlakyDesk(ComplaintDesk):
 
     failures_left: int
 
-    async def record_order(self, order: Order) -> tuple[Order, bool]:
+    async def record_order(self, order: Order, *, email: str | None = None) -> tuple[Order, bool]:
         if self.failures_left > 0:
             self.failures_left -= 1
             raise OperationalError("INSERT INTO orders", {}, ConnectionResetError("connection reset"))
-        return await super().record_order(order)
+        return await super().record_order(order, email=email)
 
 
 async def test_a_5xx_is_not_kept_and_the_retry_with_the_same_key_runs(desk: ComplaintDesk) -> None:
