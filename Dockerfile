@@ -14,6 +14,7 @@ COPY ledger ./ledger
 COPY activities ./activities
 COPY workflows ./workflows
 COPY starter ./starter
+COPY dispatch ./dispatch
 RUN pip install --no-cache-dir . \
     && rm -rf /src
 

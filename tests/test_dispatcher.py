@@ -190,3 +190,9 @@ async def test_a_notice_that_cannot_be_made_is_retried_alone(stage: Stage, ledge
     assert sorted(status for status, _ in rows) == [PENDING, SENT, SENT]
     assert [error for status, error in rows if status == PENDING] == ["UnknownTemplate"]
     assert [m.recipient for m in list_mail(stage.mail)] == [SUPPORT_ADDRESS]
+
+
+def test_every_dispatch_setting_is_documented() -> None:
+    documented = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
+    missing = [f"REFUND_DESK_{name.upper()}" for name in DispatchSettings.model_fields]
+    assert [name for name in missing if f"`{name}`" not in documented] == []
