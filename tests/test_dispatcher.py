@@ -27,6 +27,7 @@ from ledger.webhook_endpoints import WebhookEndpoints
 from policy.complaint import Review
 from policy.models import ReviewDecision
 from starter.desk import ComplaintDesk
+from tests.conftest import serving
 from tests.factories import DESCRIPTION, POLICY, SUPPORT, customer, software_order
 from tests.test_webhook_sender import Receiver, receiving
 
@@ -196,3 +197,36 @@ def test_every_dispatch_setting_is_documented() -> None:
     documented = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
     missing = [f"REFUND_DESK_{name.upper()}" for name in DispatchSettings.model_fields]
     assert [name for name in missing if f"`{name}`" not in documented] == []
+
+
+async def test_support_sees_each_notice_and_a_failed_one_shows_up_as_failed(
+    stage: Stage, ledger: Ledger
+) -> None:
+    """`GET /v1/notices`: support lists the outbox's deliveries (who, what, state), never an address; a
+    delivery given up on shows up with `status=failed` and its last error; other roles are refused."""
+    stage.receiver.statuses = [500]
+    order = software_order()
+    await stage.desk.record_order(order, email=ADDRESS)
+    filed = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+    await stage.drain()
+    stage.clock.ahead += timedelta(days=4)  # past `delivery_retry_for`: the next failure is the last
+    await stage.drain()
+    async with serving(stage.desk) as api:
+        listed = await api.support().get("/v1/notices", params={"complaint_id": filed.complaint_id})
+        failed = await api.support().get("/v1/notices", params={"status": "failed"})
+        refused = await api.customer(order.customer_id).get("/v1/notices")
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert {(i["channel"], i["to"], i["what"], i["status"]) for i in items} == {
+        ("email", "support", "complaint_filed", SENT),
+        (
+            "webhook",
+            items[0]["to"] if items[0]["channel"] == "webhook" else items[1]["to"],
+            "complaint.filed",
+            FAILED,
+        ),
+    }
+    [gave_up] = failed.json()["items"]
+    assert gave_up["last_status"] == 500 and gave_up["attempts"] == 2
+    assert ADDRESS not in listed.text
+    assert refused.status_code == 403

@@ -30,6 +30,7 @@ from starter.api.routers import (
     customer,
     customers,
     health,
+    notices,
     orders,
     support,
     webhooks,
@@ -37,7 +38,7 @@ from starter.api.routers import (
 from starter.api.settings import ApiSettings
 from starter.desk import ComplaintDesk, open_desk
 
-ROUTERS = (orders, activations, complaints, support, customer, customers, health, codec, webhooks)
+ROUTERS = (orders, activations, complaints, support, customer, customers, notices, health, codec, webhooks)
 
 GATE_ERRORS = documented(408, 413, 429)
 """What `Gate` may answer on a route that takes a token, beside the 401 and 403 each route documents."""
