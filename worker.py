@@ -127,6 +127,8 @@ def customer_links(dispatch: DispatchSettings) -> LinkFor | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request's URL at INFO: a webhook endpoint's URL may carry the shop's own token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def _main() -> None:
         stop = asyncio.Event()
