@@ -13,14 +13,19 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from ledger.idempotency import IdempotencyKeyRow
+from ledger.repository import Ledger
 from ledger.schema import EvidenceRow, VaultSecretRow
+from policy.complaint import RevealCredentials
+from policy.evidence import EvidenceFile
 from policy.ids import workflow_id_of
 from policy.models import Actor, Role
 from policy.refusals import PolicyRefusal
+from starter.desk import ComplaintUnresponsive
 from tests.conftest import Api
 from tests.evidence_files import PNG
 from tests.factories import CLAIM, SECRET, history_text
 from tests.test_api import error_of, file_complaint, new_customer, order_body
+from workflows.defect_complaint import DefectComplaintWorkflow
 
 Json = dict[str, Any]
 
@@ -136,6 +141,18 @@ async def test_r6_support_and_the_filing_customer_open_the_evidence_bytes_unchan
     assert error_of(nowhere, 404)["code"] == "complaint_not_found"
 
 
+async def test_r6_the_ledger_reads_one_complaints_file_as_stored_on_both_databases(
+    any_ledger: Ledger,
+) -> None:
+    [stored] = await any_ledger.store_evidence(
+        "c-1", [EvidenceFile(name="shot.png", content_type="image/png", data=PNG)]
+    )
+    found = await any_ledger.stored_evidence("c-1", stored.ref)
+    assert found is not None and found == (stored, PNG)
+    assert await any_ledger.stored_evidence("c-2", stored.ref) is None, "another complaint's ref"
+    assert await any_ledger.stored_evidence("c-1", "ev_" + "0" * 32) is None
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -217,6 +234,22 @@ async def test_r9_a_customer_or_backend_token_is_refused_the_reveal(api: Api) ->
         await api.desk.reveal_granted_credentials(complaint_id, Actor(role=Role.CUSTOMER, id=owner))
     assert caught.value.code == "forbidden_actor", "the desk refuses a direct caller too"
     assert await trail(api, complaint_id) == before
+
+
+async def test_r9_the_workflow_itself_refuses_a_reveal_by_anyone_but_support(api: Api) -> None:
+    """A direct client past the API and the desk meets the update's validator: nothing is recorded."""
+    complaint_id, owner = await granted_defect(api)
+    handle = await api.desk.complaint_handle(complaint_id, await api.desk.ledger.get_complaint(complaint_id))
+    for actor in (Actor(role=Role.CUSTOMER, id=owner), Actor(role=Role.BACKEND, id="shop")):
+        with pytest.raises(PolicyRefusal) as caught:
+            await api.desk.update(
+                ComplaintUnresponsive(complaint_id),
+                handle,
+                DefectComplaintWorkflow.reveal_credentials,
+                RevealCredentials(actor=actor),
+            )
+        assert caught.value.code == "forbidden_actor"
+    assert not reveals(await trail(api, complaint_id))
 
 
 async def test_r9_no_reveal_before_access_is_granted(api: Api) -> None:
