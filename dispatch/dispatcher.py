@@ -125,16 +125,19 @@ class Dispatcher:
                 delivery, "the customer gave no email address", self.clock()
             )
             return
+        try:
+            rendered = mail.render(await self._context(notice))
+        except mail.TemplateError as err:  # sending again would make the same email: none
+            await self.deliveries.record_undeliverable(delivery, _reason(err), self.clock())
+            return
         message = mail.build_message(
-            mail.render(await self._context(notice)),
-            to=address,
-            sender=self.settings.mail_from,
-            message_id=delivery.message_id,
+            rendered, to=address, sender=self.settings.mail_from, message_id=delivery.message_id
         )
         started = time.monotonic()
         try:
             await mail.send(message, self.settings)
-        except Exception as err:  # any failure to hand it over is retried; the reason, without addresses
+        except Exception as err:  # any failure to hand it over is retried, a 5xx too (a server's
+            # configuration can be mended within `delivery_retry_for`); the reason, without addresses
             await self.deliveries.record_retry(
                 delivery, Attempt(_ms(started), error=_reason(err)), self.clock()
             )

@@ -478,7 +478,8 @@ async def test_support_and_the_backend_cannot_answer_access_choose_a_remedy_or_w
     assert withdrawn.json()["status"] == "withdrawn"
     canceled = await owner.post(f"/v1/activations/{activation_id}/cancel")
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled", canceled.text
-    assert (await api.desk.ledger.table_counts(["vault_secrets"]))["vault_secrets"] == 1
+    vault = (await api.desk.ledger.table_counts(["vault_secrets"]))["vault_secrets"]
+    assert vault == 0, "the credentials the owner granted went with the complaint they withdrew (R9)"
 
 
 # -------------------------------------------------------------------------------------------- tokens
@@ -949,6 +950,13 @@ async def test_credentials_granted_through_the_api_appear_in_clear_in_no_respons
                 assert (await client.get("/v1/complaints", params={"order_id": order["order_id"]})).is_success
             for client in (owner, shop):
                 assert (await client.get(f"/v1/orders/{order['order_id']}")).status_code == 200
+            lent = await api.desk.ledger.get_complaint(complaint_id)
+            assert lent is not None and lent.state.access is not None
+            reference = lent.state.access.credentials_ref
+            assert reference is not None
+            vaulted = await api.desk.ledger.sealed_secret(reference)
+            assert vaulted is not None, "kept, sealed, while the complaint is open"
+            opened = await api.desk.reveal_credentials(reference)
             fixed = await alice.post(f"{url}/fix", json={"note": "patched on the customer's host"})
             assert fixed.json()["status"] == "rectified", fixed.text
             assert (await owner.get(url)).json()["status"] == "rectified"
@@ -973,16 +981,14 @@ async def test_credentials_granted_through_the_api_appear_in_clear_in_no_respons
         found += leaks(f"a log line of {record.name}", record_text(record))
 
     dump = await ledger_dump(api.desk.ledger)
-    assert row_counts(dump)["vault_secrets"] == 1
+    assert row_counts(dump)["vault_secrets"] == 0, "R9: the vault entry is destroyed as the complaint ends"
+    assert await api.desk.ledger.sealed_secret(reference) is None
     for table, rows in dump.items():
         found += leaks(f"the ledger's {table} table", "\n".join(rows))
     for path in database_files(api.desk.ledger):
         found += leaks(f"the database file {path.name}", path.read_bytes().decode("latin-1"))
 
-    ledger_record = await api.desk.ledger.get_complaint(complaint_id)
-    assert ledger_record is not None and ledger_record.state.access is not None
-    reference = ledger_record.state.access.credentials_ref
-    handle = api.desk.client.get_workflow_handle(ledger_record.workflow_id, run_id=ledger_record.run_id)
+    handle = api.desk.client.get_workflow_handle(lent.workflow_id, run_id=lent.run_id)
     history = await handle.fetch_history()
     updates = [
         e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
@@ -991,9 +997,6 @@ async def test_credentials_granted_through_the_api_appear_in_clear_in_no_respons
     ]
     assert "answer_access" in updates, "the grant went through the workflow, so its history could leak"
     decoded = history_text(history)
-    assert reference is not None
-    vaulted = await api.desk.ledger.sealed_secret(reference)
-    assert vaulted is not None
     assert vaulted[1].ciphertext in decoded, "the decoded history shows the grant, sealed: the search sees it"
     found += leaks("the workflow history (payloads decoded)", decoded)
     found += leaks("the workflow history (raw JSON)", history.to_json())
@@ -1003,7 +1006,6 @@ async def test_credentials_granted_through_the_api_appear_in_clear_in_no_respons
     found += leaks("the CLI's complaints show", shown)
 
     assert not found, "credentials in clear:\n" + "\n".join(found)
-    opened = await api.desk.reveal_credentials(reference)
     assert (opened.host, opened.username, opened.secret.get_secret_value(), opened.notes) == (
         host,
         username,

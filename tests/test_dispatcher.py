@@ -18,7 +18,7 @@ from dispatch.dispatcher import Dispatcher
 from dispatch.events import ALL_TYPES
 from dispatch.mail_sink import MailSink, list_mail
 from dispatch.settings import DispatchSettings
-from ledger.deliveries import FAILED, PENDING, SENT, UNDELIVERABLE, Deliveries, backoff
+from ledger.deliveries import FAILED, SENT, UNDELIVERABLE, Deliveries, backoff
 from ledger.records import Notification
 from ledger.repository import Ledger
 from ledger.schema import DeliveryRow
@@ -176,9 +176,9 @@ async def test_a_deleted_endpoint_gets_nothing_more(
     assert (await stage.statuses())[UNDELIVERABLE] == 1
 
 
-async def test_a_notice_that_cannot_be_made_is_retried_alone(stage: Stage, ledger: Ledger) -> None:
-    """A notice whose email cannot be made (a template this release lacks) fails its own attempt, logged
-    with its reason, and the rest of the batch is delivered."""
+async def test_a_notice_that_cannot_be_made_is_undeliverable_alone(stage: Stage, ledger: Ledger) -> None:
+    """A notice whose email cannot be made (a template this release lacks) is recorded undeliverable with
+    its reason, since sending again would make the same email; the rest of the batch is delivered."""
     await ledger.enqueue_notification(
         Notification(dedupe_key="odd:1:no_such_notice", recipient="support", template="no_such_notice")
     )
@@ -188,8 +188,8 @@ async def test_a_notice_that_cannot_be_made_is_retried_alone(stage: Stage, ledge
     await stage.drain()
     async with ledger.engine.connect() as conn:
         rows = (await conn.execute(select(DeliveryRow.status, DeliveryRow.last_error))).all()
-    assert sorted(status for status, _ in rows) == [PENDING, SENT, SENT]
-    assert [error for status, error in rows if status == PENDING] == ["UnknownTemplate"]
+    assert sorted(status for status, _ in rows) == [SENT, SENT, UNDELIVERABLE]
+    assert [error for status, error in rows if status == UNDELIVERABLE] == ["UnknownTemplate"]
     assert [m.recipient for m in list_mail(stage.mail)] == [SUPPORT_ADDRESS]
 
 

@@ -374,10 +374,10 @@ class HeldDesk(ComplaintDesk):
     entered: asyncio.Event
     go_on: asyncio.Event
 
-    async def record_order(self, order: Order) -> tuple[Order, bool]:
+    async def record_order(self, order: Order, *, email: str | None = None) -> tuple[Order, bool]:
         self.entered.set()
         await self.go_on.wait()
-        return await super().record_order(order)
+        return await super().record_order(order, email=email)
 
 
 async def test_a_key_whose_first_request_still_runs_is_409_in_use(desk: ComplaintDesk) -> None:

@@ -189,6 +189,7 @@ async def _seed(api: Api) -> dict[str, str]:
         "activation_id": activation.json()["activation_id"],
         "endpoint_id": endpoint.json()["endpoint_id"],
         "delivery_id": "1",
+        "ref": "ev_" + "0" * 32,
     }
 
 

@@ -110,7 +110,7 @@ def install(app: FastAPI) -> None:
 
 API_CODES: dict[int, list[str]] = {
     401: ["unauthorized"],
-    403: ["forbidden"],
+    403: ["forbidden", "token_scope"],
     404: ["customer_not_found", "delivery_not_found", "not_found", "webhook_endpoint_not_found"],
     405: ["method_not_allowed"],
     408: ["request_timeout"],
