@@ -1,8 +1,9 @@
 """What every complaint workflow does the same way: intake, the audit trail, notices, refunds, escalation.
 
-`ComplaintWorkflow` is a plain base class with the `state` query every complaint answers; each subclass is
-one `@workflow.defn` whose run method and update handlers read as the rules it enforces, and calls these
-helpers for the plumbing.
+`ComplaintWorkflow` is a plain base class with the `state` query every complaint answers; each kind's
+workflow is one `@workflow.defn` subclass whose run method and update handlers read as the rules it enforces
+(a chapter of them may come from a plain subclass it inherits, as `workflows.access` is for defects), and
+calls these helpers for the plumbing.
 """
 
 from __future__ import annotations
