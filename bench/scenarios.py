@@ -21,7 +21,8 @@ from pydantic import SecretStr
 from bench.driver import Driver, Expectation, Scenario
 from policy import refusals
 from policy.activation import ActivationState
-from policy.complaint import ComplaintState, Review, ServerCredentials
+from policy.complaint import ComplaintState, Review
+from policy.credentials import ServerCredentials
 from policy.evidence import EvidenceFile
 from policy.models import (
     ActivationStatus,

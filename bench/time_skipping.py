@@ -52,7 +52,8 @@ from bench.workload import plan_of
 from ledger.migrate import upgrade
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
-from policy.complaint import ComplaintState, Review, ServerCredentials
+from policy.complaint import ComplaintState, Review
+from policy.credentials import ServerCredentials
 from policy.ids import workflow_id_of
 from policy.models import (
     Actor,

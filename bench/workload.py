@@ -15,7 +15,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from bench.baseline import BarePlan, Timer
-from policy.complaint import Review, ServerCredentials
+from policy.complaint import Review
+from policy.credentials import ServerCredentials
 from policy.models import Actor, Money, Order, Product, ProductKind, ReviewDecision, Role
 
 T = TypeVar("T")

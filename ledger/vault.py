@@ -10,7 +10,8 @@ import binascii
 import json
 
 from ledger.keyring import Keyring, KeyringError, b64, unb64
-from policy.complaint import SealedSecret, ServerCredentials
+from policy.complaint import SealedSecret
+from policy.credentials import ServerCredentials
 
 
 class VaultError(Exception):

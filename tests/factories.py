@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 
-from policy.complaint import ServerCredentials
+from policy.credentials import ServerCredentials
 from policy.models import Actor, Money, Order, Product, ProductKind, Role
 from policy.settings import PolicySnapshot
 from starter.desk.codec import EncryptionCodec, PayloadKeyring

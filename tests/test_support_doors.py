@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, update
 from ledger.idempotency import IdempotencyKeyRow
 from ledger.repository import Ledger
 from ledger.schema import EvidenceRow, VaultSecretRow
-from policy.complaint import RevealCredentials
+from policy.credentials import RevealCredentials
 from policy.evidence import EvidenceFile
 from policy.ids import workflow_id_of
 from policy.models import Actor, Role

@@ -21,11 +21,9 @@ with workflow.unsafe.imports_passed_through():
         AccessRequest,
         AccessState,
         ComplaintState,
-        CredentialsRevealed,
-        RevealCredentials,
         already_final,
-        check_reveal,
     )
+    from policy.credentials import CredentialsRevealed, RevealCredentials, check_reveal
     from policy.models import ComplaintStatus
     from policy.refusals import PolicyRefusal
     from workflows.common import ComplaintWorkflow, notice, refused

@@ -23,15 +23,13 @@ from policy.complaint import (
     ComplaintState,
     MarkFixed,
     OfferReplacement,
-    RevealCredentials,
     Review,
-    ServerCredentials,
     Withdraw,
     already_final,
     check_action,
     check_kind_allows,
-    reveal_refusal,
 )
+from policy.credentials import RevealCredentials, ServerCredentials, reveal_refusal
 from policy.models import Actor, ComplaintEvent, ComplaintKind, Money, RemedyChoice, ReplacementOffer
 from policy.refusals import CREDENTIALS_DESTROYED, PolicyRefusal
 from starter.desk.complaints import Complaints

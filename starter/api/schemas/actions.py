@@ -8,7 +8,8 @@ from pydantic import (
     model_validator,
 )
 
-from policy.complaint import ServerCredentials, credentials_go_with_grant
+from policy.complaint import credentials_go_with_grant
+from policy.credentials import ServerCredentials
 from policy.models import (
     CurrencyCode,
     Identifier,
