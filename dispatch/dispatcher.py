@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import httpx
 
 from dispatch import email as mail
+from dispatch import smtp
 from dispatch.settings import DispatchSettings
 from dispatch.webhooks import send_webhook
 from ledger.contacts import Contacts
@@ -135,7 +136,7 @@ class Dispatcher:
         )
         started = time.monotonic()
         try:
-            await mail.send(message, self.settings)
+            await smtp.send(message, self.settings)
         except Exception as err:  # any failure to hand it over is retried, a 5xx too (a server's
             # configuration can be mended within `delivery_retry_for`); the reason, without addresses
             await self.deliveries.record_retry(

@@ -1,5 +1,5 @@
-"""Emails, from a notice to a mailbox (`dispatch.email`), and the link in a customer's email over real HTTP
-(`dispatch.links`, `starter.api.auth`, docs/api.md "Links in customers' emails").
+"""Emails, from a notice to a mailbox (`dispatch.email`, then `dispatch.smtp`), and the link in a customer's
+email over real HTTP (`dispatch.links`, `starter.api.auth`, docs/api.md "Links in customers' emails").
 
 Every notice a workflow sends renders for its reader, in words, with its deadline in UTC and from now; HTML
 escapes what came from people; a message sent with `send` arrives through a real SMTP server (aiosmtpd) on
@@ -30,19 +30,16 @@ from uvicorn.logging import AccessFormatter
 from dispatch.email import (
     NOTICES,
     EmailContext,
-    MailNotConfigured,
-    MailNotSent,
     RenderedEmail,
-    SmtpServer,
     TemplateError,
     UnknownTemplate,
     build_message,
     render,
-    send,
 )
 from dispatch.links import customer_link, link_token
 from dispatch.mail_sink import MailSink, list_mail
 from dispatch.settings import DispatchSettings
+from dispatch.smtp import MailNotConfigured, MailNotSent, SmtpServer, send
 from policy.activation import ActivationState, CancelReason
 from policy.complaint import ComplaintState
 from policy.models import Actor, ComplaintKind, ComplaintStatus, Money, ReplacementOffer, Role

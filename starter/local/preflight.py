@@ -15,9 +15,9 @@ from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.exc import ArgumentError
 
-from dispatch.email import MailNotConfigured, SmtpServer
 from dispatch.mail_sink import SINK_HOST
 from dispatch.settings import DispatchSettings
+from dispatch.smtp import MailNotConfigured, SmtpServer
 from ledger.database_url import parsed_url
 from ledger.paths import data_dir
 from ledger.settings import LedgerSettings
