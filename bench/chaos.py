@@ -121,7 +121,8 @@ class Summary:
     workdir: str
     runs_continued_as_new: int = 0
     notices: dict[str, int] = field(default_factory=dict)
-    """Emails and webhooks delivered, notices with no address, webhooks a receiver got more than once."""
+    """Emails and webhooks delivered, notices with no address, webhooks sent again (a refused first try, a
+    worker killed between sending and recording)."""
     """Runs whose history reached its bound and continued as new (the `defect_continued_as_new` path)."""
 
 
@@ -448,8 +449,9 @@ def _notices(figures: dict[str, int]) -> str:
         return "-"
     return (
         f"{figures['emails_sent']} emails and {figures['webhooks_sent']} webhooks delivered, "
-        f"{figures['undeliverable']} with no address, {figures['webhooks_received_twice']} webhooks "
-        "received twice (at least once: a kill between sending and recording)"
+        f"{figures['undeliverable']} with no address; webhooks sent again: "
+        f"{figures['webhooks_refused_first']} after the receiver's 503, "
+        f"{figures['webhooks_again_after_a_kill']} after a kill (at least once)"
     )
 
 

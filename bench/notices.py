@@ -26,7 +26,7 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -57,7 +57,10 @@ class Receiver:
     unverified: int = 0
 
     async def hook(self, request: Request) -> Response:
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the worker was killed mid-send: it sends again after its lease
+            return Response(status_code=499)
         try:
             Webhook(self.secret).verify(body, dict(request.headers))
         except WebhookVerificationError:
@@ -66,11 +69,18 @@ class Receiver:
         message_id = request.headers["webhook-id"]
         seen = self.received.get(message_id, 0)
         self.received[message_id] = seen + 1
-        refuse = (
-            seen == 0
-            and int(hashlib.sha256(message_id.encode()).hexdigest(), 16) % REFUSE_FIRST_TRY_EVERY == 0
-        )
+        refuse = seen == 0 and refused_first(message_id)
         return Response(status_code=503 if refuse else 204)
+
+    def again_after_a_kill(self) -> int:
+        """Deliveries received more often than the receiver asked for (its refused first tries aside):
+        those a killed worker had sent but not recorded."""
+        return sum(n - (2 if refused_first(m) else 1) for m, n in self.received.items() if n > 1)
+
+
+def refused_first(message_id: str) -> bool:
+    """Whether the receiver answers this event's first try with 503 (one in `REFUSE_FIRST_TRY_EVERY`)."""
+    return int(hashlib.sha256(message_id.encode()).hexdigest(), 16) % REFUSE_FIRST_TRY_EVERY == 0
 
 
 @dataclass
@@ -121,7 +131,8 @@ class People:
             "emails_sent": len(sent[EMAIL]),
             "webhooks_sent": len(sent[WEBHOOK]),
             "undeliverable": counts.get(UNDELIVERABLE, 0),
-            "webhooks_received_twice": sum(n > 1 for n in self.receiver.received.values()),
+            "webhooks_refused_first": sum(refused_first(m) for m in self.receiver.received),
+            "webhooks_again_after_a_kill": self.receiver.again_after_a_kill(),
         }
         return found
 

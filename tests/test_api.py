@@ -27,7 +27,7 @@ from starter.api.app import create_app
 from starter.api.auth import mint_token
 from starter.api.settings import ApiSettings
 from starter.desk import ComplaintDesk
-from tests.conftest import JWT_SECRET, Api, served
+from tests.conftest import JWT_SECRET, Api, in_ledger, served
 from tests.factories import DESCRIPTION, SECRET, customer, software_order
 from worker import build_worker
 
@@ -144,6 +144,7 @@ async def test_post_order_refuses_bad_input_with_fields_and_writes_nothing(
 async def test_get_order_shows_its_complaints_to_the_backend_and_the_owner_only(api: Api) -> None:
     complaint = await file_complaint(api)
     order_id, owner = complaint["order_id"], complaint["customer_id"]
+    await in_ledger(api.desk.ledger, complaint["complaint_id"])  # the order lists the ledger's complaints
 
     for client in (api.backend(), api.customer(owner)):
         response = await client.get(f"/v1/orders/{order_id}")

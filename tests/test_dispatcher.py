@@ -27,7 +27,7 @@ from ledger.webhook_endpoints import WebhookEndpoints
 from policy.complaint import Review
 from policy.models import ReviewDecision
 from starter.desk import ComplaintDesk
-from tests.conftest import serving
+from tests.conftest import in_ledger, serving
 from tests.factories import DESCRIPTION, POLICY, SUPPORT, customer, software_order
 from tests.test_webhook_sender import Receiver, receiving
 
@@ -100,6 +100,7 @@ async def test_a_complaints_notices_reach_support_the_customer_and_the_shop_in_o
     await stage.desk.record_order(order, email=ADDRESS)
     filed = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
     cid = filed.complaint_id
+    await in_ledger(stage.desk.ledger, cid)
     await stage.desk.review(cid, Review(actor=SUPPORT, decision=ReviewDecision.APPROVE))
     await stage.desk.request_access(cid, SUPPORT, scope="ssh", reason="to reproduce the crash")
 
@@ -134,6 +135,7 @@ async def test_a_failing_receiver_gets_the_same_message_again_after_the_backoff(
     order = software_order()
     await stage.desk.record_order(order, email=ADDRESS)
     filed = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+    await in_ledger(stage.desk.ledger, filed.complaint_id)
     await stage.desk.review(filed.complaint_id, Review(actor=SUPPORT, decision=ReviewDecision.APPROVE))
 
     await stage.drain()
@@ -154,6 +156,7 @@ async def test_a_customer_without_an_address_is_recorded_undeliverable_and_suppo
     order = software_order()
     await stage.desk.record_order(order)
     filed = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+    await in_ledger(stage.desk.ledger, filed.complaint_id)
     await stage.desk.review(filed.complaint_id, Review(actor=SUPPORT, decision=ReviewDecision.APPROVE))
     await stage.desk.request_access(filed.complaint_id, SUPPORT, scope="ssh", reason="to reproduce")
     await stage.drain()
@@ -169,7 +172,8 @@ async def test_a_deleted_endpoint_gets_nothing_more(
     [endpoint] = await endpoints.list()
     order = software_order()
     await stage.desk.record_order(order, email=ADDRESS)
-    await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+    filed = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+    await in_ledger(ledger, filed.complaint_id)
     await endpoints.delete(endpoint.endpoint_id)
     await stage.drain()
     assert stage.receiver.got == []
@@ -184,7 +188,8 @@ async def test_a_notice_that_cannot_be_made_is_undeliverable_alone(stage: Stage,
     )
     order = software_order()
     await stage.desk.record_order(order, email=ADDRESS)
-    await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+    filed = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+    await in_ledger(ledger, filed.complaint_id)
     await stage.drain()
     async with ledger.engine.connect() as conn:
         rows = (await conn.execute(select(DeliveryRow.status, DeliveryRow.last_error))).all()
@@ -208,6 +213,7 @@ async def test_support_sees_each_notice_and_a_failed_one_shows_up_as_failed(
     order = software_order()
     await stage.desk.record_order(order, email=ADDRESS)
     filed = await stage.desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+    await in_ledger(ledger, filed.complaint_id)
     await stage.drain()
     stage.clock.ahead += timedelta(days=4)  # past `delivery_retry_for`: the next failure is the last
     await stage.drain()

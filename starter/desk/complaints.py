@@ -7,7 +7,6 @@ later complaint on the same order and kind, once the first is closed, is a new o
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -34,9 +33,6 @@ from starter.desk.plumbing import may_see
 from workflows.common import ComplaintWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
 from workflows.refund_claim import RefundClaimWorkflow
-
-PROJECTION_POLL = 0.02
-"""Seconds between two looks for a just-filed complaint's projection (its first activity writes it)."""
 
 EVIDENCE_REF = re.compile(r"ev_[0-9a-f]{32}")
 """An evidence reference as `policy.ids.evidence_ref` makes them: anything else names no attachment, and
@@ -95,17 +91,7 @@ class Complaints(Activations):
         except WorkflowAlreadyStartedError:
             await self.ledger.discard_evidence(complaint_id)
             raise _already_open(order, kind) from None
-        filed = await self.query_complaint(complaint_id, handle)
-        await self.patiently(ComplaintUnresponsive(complaint_id), self._projected(complaint_id))
-        return filed
-
-    async def _projected(self, complaint_id: str) -> None:
-        """Until the ledger's projection has the complaint: lists, orders and ownership checks read it, so
-        the filer's next request finds what they filed."""
-        while True:
-            if await self.ledger.get_complaint(complaint_id, events=False) is not None:
-                return
-            await asyncio.sleep(PROJECTION_POLL)
+        return await self.query_complaint(complaint_id, handle)
 
     async def file_defect_complaint(
         self, order: Order, description: str, filed_by: Actor, policy: PolicySnapshot
