@@ -57,6 +57,9 @@ class FileDefectComplaint(Filing):
     continued: ComplaintState | None = None
     """The complaint as the previous run left it, when a run whose history reached its bound continued as
     new; the workflow honours it only in a run Temporal started as a continuation, never from a filing."""
+    handled_updates: list[str] = Field(default_factory=list)
+    """With `continued`: the ids of the updates the previous runs handled, which the new run answers
+    without acting again (a client's retry of one that raced the continuation)."""
 
 
 class FileClaim(Filing):

@@ -22,7 +22,7 @@ from temporalio.worker import Replayer
 
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
-from policy.complaint import ComplaintState, FileDefectComplaint, Review
+from policy.complaint import ComplaintState, FileDefectComplaint, OfferReplacement, Review
 from policy.ids import new_complaint_id, workflow_id_of
 from policy.models import (
     ComplaintKind,
@@ -230,3 +230,32 @@ async def test_offers_racing_the_continuation_on_the_dev_server_each_land_once(
     assert final.status is S.RECTIFIED
     runs = await every_run_replays(desk, complaint_id)
     assert len(runs) >= 2, [len(run.events) for run in runs]
+
+
+async def test_an_update_handled_before_the_continuation_is_not_applied_again_after_it(
+    desk: ComplaintDesk,
+) -> None:
+    """A client told its update was aborted (it raced the continuation) sends it again with the same id;
+    the run it continued as knows the id and answers with the complaint as it stands, acting again on
+    nothing."""
+    complaint_id, _ = await file(desk)
+    await desk.review(complaint_id, APPROVE)
+    await offer_until_continued(desk, complaint_id)
+    first, _ = await runs_of(desk.client, workflow_id_of(complaint_id))
+    handled = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+        for e in first.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    before = await desk.get(complaint_id)
+    handle = desk.client.get_workflow_handle(workflow_id_of(complaint_id))
+    again = await handle.execute_update(
+        DefectComplaintWorkflow.offer_replacement,
+        OfferReplacement(actor=SUPPORT, offer=offer(99)),
+        id=handled[-1],
+    )
+    assert again.events == before.events and again.replacement_offer == before.replacement_offer
+    fresh = await handle.execute_update(
+        DefectComplaintWorkflow.offer_replacement, OfferReplacement(actor=SUPPORT, offer=offer(99))
+    )
+    assert fresh.replacement_offer == offer(99), "an update with a new id still acts"

@@ -26,10 +26,11 @@ with workflow.unsafe.imports_passed_through():
     from policy.credentials import CredentialsRevealed, RevealCredentials, check_reveal
     from policy.models import ComplaintStatus
     from policy.refusals import PolicyRefusal
-    from workflows.common import ComplaintWorkflow, notice, refused
+    from workflows.common import notice, refused
+    from workflows.once import OncePerUpdate
 
 
-class AccessUpdates(ComplaintWorkflow):
+class AccessUpdates(OncePerUpdate):
     """The access request's update handlers and their validators, for a workflow whose complaint can ask
     the customer for server access (the defect's). The run waits for the answer; see
     `DefectComplaintWorkflow._await_access_answer`."""
@@ -39,6 +40,8 @@ class AccessUpdates(ComplaintWorkflow):
     @workflow.update
     async def request_access(self, request: AccessRequest) -> ComplaintState:
         """R9: ask the customer for temporary server access; the rectification clock pauses (R10)."""
+        if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
+            return self.complaint
         self._validate_request_access(request)  # again: see ComplaintWorkflow
         now = workflow.now()
         self.complaint.access_requests += 1
@@ -93,6 +96,8 @@ class AccessUpdates(ComplaintWorkflow):
     async def answer_access(self, answer: AccessAnswer) -> ComplaintState:
         """R9/R10: refusal ends the complaint; a grant files the sealed credentials and moves the deadline
         by exactly the time the customer took."""
+        if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
+            return self.complaint
         self._validate_answer_access(answer)  # again: see ComplaintWorkflow
         access = self._access
         answered_at = workflow.now()

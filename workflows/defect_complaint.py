@@ -53,8 +53,10 @@ class DefectComplaintWorkflow(AccessUpdates):
     @workflow.init
     def __init__(self, filing: FileDefectComplaint) -> None:
         self._filing = filing
+        self._handled_updates = set()
         if filing.continued is not None and workflow.info().continued_run_id is not None:
             self.complaint = filing.continued.model_copy(deep=True)
+            self._handled_updates = set(filing.handled_updates)
             return
         filed_at = workflow.now()
         deadline = rules.rectification_deadline(filed_at, filing.policy, timedelta(0))
@@ -217,6 +219,8 @@ class DefectComplaintWorkflow(AccessUpdates):
     @workflow.update
     async def review(self, review: Review) -> ComplaintState:
         """R8: approve the deficiency, or reject it with a reason (which ends the complaint)."""
+        if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
+            return self.complaint
         self._validate_review(review)  # again: see ComplaintWorkflow
         if await self._take_review(review):
             self.complaint.status = ComplaintStatus.RECTIFYING
@@ -230,6 +234,8 @@ class DefectComplaintWorkflow(AccessUpdates):
     @workflow.update
     async def mark_fixed(self, fix: MarkFixed) -> ComplaintState:
         """R11: fixed before the deadline: the complaint ends rectified, with no refund."""
+        if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
+            return self.complaint
         self._validate_mark_fixed(fix)  # again: see ComplaintWorkflow
         await self._close(
             ComplaintStatus.RECTIFIED,
@@ -246,6 +252,8 @@ class DefectComplaintWorkflow(AccessUpdates):
     @workflow.update
     async def offer_replacement(self, offer: OfferReplacement) -> ComplaintState:
         """R12: another product of around the same value, should the customer choose a replacement."""
+        if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
+            return self.complaint
         self._validate_offer_replacement(offer)  # again: see ComplaintWorkflow
         self.complaint.replacement_offer = offer.offer
         await self._record(
@@ -278,6 +286,8 @@ class DefectComplaintWorkflow(AccessUpdates):
     async def choose_remedy(self, choice: ChooseRemedy) -> ComplaintState:
         """R12: refund or replacement, any time before the remedy is issued. The same choice again (a
         client's retry) changes nothing and is not recorded twice."""
+        if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
+            return self.complaint
         self._validate_choose_remedy(choice)  # again: see ComplaintWorkflow
         if self.complaint.remedy_choice is choice.choice and workflow.patched(REPEATED_CHOICE_UNRECORDED):
             return self.complaint
@@ -298,6 +308,8 @@ class DefectComplaintWorkflow(AccessUpdates):
     @workflow.update
     async def withdraw(self, withdrawal: Withdraw) -> ComplaintState:
         """R14: the customer may withdraw at any time before the complaint is resolved."""
+        if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
+            return self.complaint
         self._validate_withdraw(withdrawal)  # again: see ComplaintWorkflow
         await self._close(ComplaintStatus.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
         return self.complaint
@@ -309,4 +321,8 @@ class DefectComplaintWorkflow(AccessUpdates):
     # ---------------------------------------------------------------------------------------- plumbing
 
     def _continued_input(self) -> FileDefectComplaint:
-        return self._filing.model_copy(update={"continued": self.complaint.model_copy(deep=True)})
+        carried = {
+            "continued": self.complaint.model_copy(deep=True),
+            "handled_updates": sorted(self._handled_updates),
+        }
+        return self._filing.model_copy(update=carried)
