@@ -1,6 +1,6 @@
 """Deliveries: one per message and destination, and what the dispatcher does with them.
 
-The ledger creates them (`add_email`, `add_webhook_event`) inside the transaction that records the event
+The ledger creates them (`add_notice`, `announce`) inside the transaction that records the event
 they tell of, so a state change and its notices are never one without the other. A dispatcher then
 `claim`s the due ones for a lease, sends each, and records the attempt (`record_sent`, `record_retry`,
 `record_undeliverable`); a record only counts under the lease that claimed the row, so a dispatcher that
@@ -108,30 +108,26 @@ async def add_notice(
     conn: AsyncConnection, insert: Insert, message: Notification, *, now: datetime, retry_for: timedelta
 ) -> None:
     """An outbox notice, once, with the delivery of its email."""
-    await conn.execute(
-        insert(NotificationRow)
-        .values(
-            dedupe_key=message.dedupe_key,
-            recipient=message.recipient,
-            template=message.template,
-            complaint_id=message.complaint_id,
-            payload_json=json.dumps(message.payload, sort_keys=True, default=str),
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-    )
-    notification_id = (
-        await conn.execute(select(NotificationRow.id).where(NotificationRow.dedupe_key == message.dedupe_key))
-    ).scalar_one()
-    await add_email(
+    notification_id = await _once(
         conn,
         insert,
-        notification_id=notification_id,
+        NotificationRow.dedupe_key,
         dedupe_key=message.dedupe_key,
         recipient=message.recipient,
-        sequence_key=message.complaint_id or message.recipient,
-        now=now,
-        retry_for=retry_for,
+        template=message.template,
+        complaint_id=message.complaint_id,
+        payload_json=json.dumps(message.payload, sort_keys=True, default=str),
+        created_at=now,
+    )
+    key = message.dedupe_key
+    await _deliver(
+        conn,
+        insert,
+        Route(EMAIL, message.recipient, message_id_of(key), message.complaint_id or message.recipient),
+        f"{EMAIL}:{message.recipient}:{key}",
+        notification_id,
+        now,
+        retry_for,
     )
 
 
@@ -157,32 +153,6 @@ async def announce(
         await add_webhook_event(conn, insert, event, endpoints, now=now, retry_for=retry_for)
 
 
-async def add_email(
-    conn: AsyncConnection,
-    insert: Insert,
-    *,
-    notification_id: int,
-    dedupe_key: str,
-    recipient: str,
-    sequence_key: str,
-    now: datetime,
-    retry_for: timedelta,
-) -> None:
-    """The email of an outbox notice, once (a retried activity adds nothing)."""
-    await conn.execute(
-        insert(DeliveryRow)
-        .values(
-            delivery_key=f"{EMAIL}:{recipient}:{dedupe_key}",
-            channel=EMAIL,
-            destination=recipient,
-            message_id=message_id_of(dedupe_key),
-            source_id=notification_id,
-            **_fresh(sequence_key, now, retry_for),
-        )
-        .on_conflict_do_nothing(index_elements=["delivery_key"])
-    )
-
-
 async def add_webhook_event(
     conn: AsyncConnection,
     insert: Insert,
@@ -193,45 +163,68 @@ async def add_webhook_event(
     retry_for: timedelta,
 ) -> None:
     """The event once, and one delivery of it to each endpoint subscribed to its type."""
+    row_id = await _once(
+        conn,
+        insert,
+        WebhookEventRow.event_id,
+        event_id=event.id,
+        type=event.type,
+        occurred_at=event.occurred_at,
+        sequence_key=event.sequence_key,
+        data_json=json.dumps(event.data, sort_keys=True, default=str),
+        created_at=now,
+    )
+    for endpoint in endpoints:
+        route = Route(WEBHOOK, endpoint, event.id, event.sequence_key)
+        await _deliver(conn, insert, route, f"{WEBHOOK}:{endpoint}:{event.id}", row_id, now, retry_for)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a delivery goes and what it carries: its channel, destination, the id its receiver
+    deduplicates on, and the complaint (or activation) that orders it among the destination's others."""
+
+    channel: str
+    destination: str
+    message_id: str
+    sequence_key: str
+
+
+async def _once(conn: AsyncConnection, insert: Insert, key: Any, **values: Any) -> int:
+    """Insert a row unless one with its unique `key` column's value is there; either way, its id."""
+    table = key.class_
+    await conn.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=[key.key]))
+    row_id: int = (await conn.execute(select(table.id).where(key == values[key.key]))).scalar_one()
+    return row_id
+
+
+async def _deliver(
+    conn: AsyncConnection,
+    insert: Insert,
+    route: Route,
+    delivery_key: str,
+    source_id: int,
+    now: datetime,
+    retry_for: timedelta,
+) -> None:
+    """One delivery, pending and due now, once per `delivery_key` (a retried activity adds nothing)."""
     await conn.execute(
-        insert(WebhookEventRow)
+        insert(DeliveryRow)
         .values(
-            event_id=event.id,
-            type=event.type,
-            occurred_at=event.occurred_at,
-            sequence_key=event.sequence_key,
-            data_json=json.dumps(event.data, sort_keys=True, default=str),
+            delivery_key=delivery_key,
+            channel=route.channel,
+            destination=route.destination,
+            message_id=route.message_id,
+            source_id=source_id,
+            sequence_key=route.sequence_key,
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            expires_at=now + retry_for,
             created_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["event_id"])
+        .on_conflict_do_nothing(index_elements=["delivery_key"])
     )
-    row_id = (
-        await conn.execute(select(WebhookEventRow.id).where(WebhookEventRow.event_id == event.id))
-    ).scalar_one()
-    for endpoint in endpoints:
-        await conn.execute(
-            insert(DeliveryRow)
-            .values(
-                delivery_key=f"{WEBHOOK}:{endpoint}:{event.id}",
-                channel=WEBHOOK,
-                destination=endpoint,
-                message_id=event.id,
-                source_id=row_id,
-                **_fresh(event.sequence_key, now, retry_for),
-            )
-            .on_conflict_do_nothing(index_elements=["delivery_key"])
-        )
-
-
-def _fresh(sequence_key: str, now: datetime, retry_for: timedelta) -> dict[str, Any]:
-    return {
-        "sequence_key": sequence_key,
-        "status": PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "expires_at": now + retry_for,
-        "created_at": now,
-    }
 
 
 # ----------------------------------------------------------------------------------------- claiming
