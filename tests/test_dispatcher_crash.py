@@ -22,7 +22,7 @@ from ledger.schema import DeliveryRow
 from ledger.vault import VaultKeyring
 from ledger.webhook_endpoints import WebhookEndpoints
 from starter.desk import ComplaintDesk
-from tests.conftest import migrated_ledger
+from tests.conftest import in_ledger, migrated_ledger
 from tests.factories import DESCRIPTION, POLICY, customer, software_order
 from tests.test_end_to_end import worker_process
 from tests.test_webhook_sender import Receiver, receiving
@@ -62,11 +62,15 @@ async def test_a_dispatcher_killed_mid_batch_loses_no_notice(
                     "REFUND_DESK_DISPATCH_INTERVAL": "0.1",
                     "REFUND_DESK_DISPATCH_BATCH": str(BATCH),
                 }
+                filed: list[str] = []
                 with worker_process(dev_server, url, keyring, queue, log, extra) as first:
                     for n in range(COMPLAINTS):
                         order = software_order()
                         await desk.record_order(order, email=f"customer-{n}@example.com")
-                        await desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
+                        complaint = await desk.file_defect_complaint(
+                            order, DESCRIPTION, customer(order), POLICY
+                        )
+                        filed.append(complaint.complaint_id)
 
                     async def some_arrived() -> bool:
                         return len(receiver.got) >= 2
@@ -81,6 +85,8 @@ async def test_a_dispatcher_killed_mid_batch_loses_no_notice(
                     return PENDING not in await deliveries.counts()
 
                 with worker_process(dev_server, url, keyring, queue, log, extra):
+                    for complaint_id in filed:  # a filing the kill cut short is recorded by the new worker
+                        await in_ledger(ledger, complaint_id, seconds=90)
                     await until(emptied, 60)
                 mailed = [str(m.message["Message-ID"]) for m in list_mail(tmp_path / "mail")]
 

@@ -100,7 +100,8 @@ def evidence(data: bytes = PNG, content_type: str = "image/png", name: str = "sc
 
 # ------------------------------------------------------------------------------------------------ orders
 
-FUTURE = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+FUTURE = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+"""Far enough ahead to stay in the future however long the suite runs before this test."""
 
 
 @pytest.mark.parametrize(
