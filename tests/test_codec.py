@@ -22,7 +22,7 @@ from starter.binaries import tool_path
 from starter.desk import ComplaintDesk
 from starter.desk.codec import ENCODING, KEY_ID, EncryptionCodec, PayloadKeyring, PayloadUndecodable
 from starter.desk.codec import encrypting_converter as converter_for
-from tests.conftest import Api, TimeSkippingDesk
+from tests.conftest import Api, TimeSkippingDesk, in_ledger
 from tests.factories import (
     PAYLOAD_KEYS,
     POLICY,
@@ -157,6 +157,7 @@ async def test_rotation_a_running_complaint_continues_under_a_new_key(
         state = await before.file_defect_complaint(
             order, DESCRIPTION, filed_by=customer(order), policy=POLICY
         )
+        await in_ledger(ledger, state.complaint_id)  # its first activity done before this worker stops
     async with build_worker(new_client, ledger, keyring, queue):
         after = TimeSkippingDesk(client=new_client, ledger=ledger, keyring=keyring, task_queue=queue)
         state = await after.withdraw(state.complaint_id, customer(order), note="solved it myself")
