@@ -14,10 +14,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-import jwt
-
 from policy.models import Role
-from starter.api.auth import ALGORITHM, LINK_CLAIM, LINK_QUERY, Principal
+from starter.api.auth import LINK_QUERY, mint_token
 
 
 def link_token(
@@ -36,18 +34,16 @@ def link_token(
         raise ValueError("now must carry a zone")
     if lifetime <= timedelta(0):
         raise ValueError("a link's lifetime must be longer than zero")
-    Principal(sub=customer_id, role=Role.CUSTOMER, cid=complaint_id)  # refuse what the API would refuse
-    issued = now.replace(microsecond=0)
-    claims = {
-        "sub": customer_id,
-        "role": Role.CUSTOMER.value,
-        "iat": issued,
-        "exp": issued + lifetime,
-        "iss": issuer,
-        "aud": audience,
-        LINK_CLAIM: complaint_id,
-    }
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return mint_token(
+        secret,
+        Role.CUSTOMER,
+        customer_id,
+        lifetime,
+        issuer=issuer,
+        audience=audience,
+        now=now,
+        complaint_id=complaint_id,
+    )
 
 
 def customer_link(

@@ -163,11 +163,17 @@ async def test_minted_tokens_carry_iat_iss_and_aud_and_a_shorter_max_lifetime_is
         desk, token_max_lifetime=timedelta(minutes=30), token_issuer="shop-idp", token_audience="desk"
     ) as api:
         ours = {"issuer": "shop-idp", "audience": "desk"}
-        minted = mint_token(JWT_SECRET, Role.BACKEND, "shop", timedelta(minutes=30), **ours)
+
+        def ours_for(ttl: timedelta) -> str:
+            return mint_token(
+                JWT_SECRET, Role.BACKEND, "shop", ttl, issuer=ours["issuer"], audience=ours["audience"]
+            )
+
+        minted = ours_for(timedelta(minutes=30))
         decoded = jwt.decode(minted, JWT_SECRET, algorithms=["HS256"], audience="desk")
         assert decoded["iss"] == "shop-idp" and decoded["exp"] - decoded["iat"] == 1800
         await assert_accepted(api, minted, "30 min, ours")
-        too_long = mint_token(JWT_SECRET, Role.BACKEND, "shop", timedelta(minutes=31), **ours)
+        too_long = ours_for(timedelta(minutes=31))
         assert "lives longer" in await assert_refused(api, too_long, "31 min")
         default_issuer = mint_token(JWT_SECRET, Role.BACKEND, "shop", timedelta(minutes=10))
         assert "not issued by shop-idp" in await assert_refused(api, default_issuer, "another issuer")

@@ -105,14 +105,27 @@ def mint_token(
     *,
     issuer: str = TOKEN_ISSUER,
     audience: str = TOKEN_AUDIENCE,
+    now: datetime | None = None,
+    complaint_id: str | None = None,
 ) -> str:
-    """A token for `sub` in `role`, valid for `ttl` from now: for development and tests (`refund-desk
-    token`). The API refuses it if `ttl` is over its `token_max_lifetime`."""
+    """A token for `sub` in `role`, issued at `now` (whole seconds, as JWTs count; the clock's by default)
+    and valid for `ttl`: for development and tests (`refund-desk token`), and with `complaint_id` the token
+    of a customer's link, restricted to that complaint (`dispatch/links.py`). The API refuses an ordinary
+    token whose `ttl` is over its `token_max_lifetime`."""
     if role not in CALLER_ROLES:
         raise ValueError(f"tokens are for {', '.join(r.value for r in CALLER_ROLES)}")
-    Principal(sub=sub, role=role)  # refuse a sub the API would refuse
-    now = datetime.now(UTC).replace(microsecond=0)
-    claims = {"sub": sub, "role": role.value, "iat": now, "exp": now + ttl, "iss": issuer, "aud": audience}
+    Principal(sub=sub, role=role, cid=complaint_id)  # refuse what the API would refuse
+    issued = (now or datetime.now(UTC)).replace(microsecond=0)
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "role": role.value,
+        "iat": issued,
+        "exp": issued + ttl,
+        "iss": issuer,
+        "aud": audience,
+    }
+    if complaint_id is not None:
+        claims[LINK_CLAIM] = complaint_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 

@@ -112,9 +112,10 @@ def banner(plan: Plan, jwt_secret: str, sink_port: int | None = None) -> str:
     api = f"http://{API_HOST}:{plan.ports.api_port}"
     ui_host = API_HOST if plan.ip in ("0.0.0.0", "::") else plan.ip
     ttl = min(DEV_TOKEN_TTL, plan.api.token_max_lifetime)  # the API refuses a token living longer
-    issued = {"issuer": plan.api.token_issuer, "audience": plan.api.token_audience}
+    issuer, audience = plan.api.token_issuer, plan.api.token_audience
     tokens = "\n".join(
-        f"  export {role.value.upper()}_TOKEN={mint_token(jwt_secret, role, DEV_SUBS[role], ttl, **issued)}"
+        f"  export {role.value.upper()}_TOKEN="
+        f"{mint_token(jwt_secret, role, DEV_SUBS[role], ttl, issuer=issuer, audience=audience)}"
         for role in CALLER_ROLES
     )
     return (
