@@ -5,7 +5,7 @@ one desk call and translates the result back. Every complaint action is a Tempor
 returns is the complaint as the workflow holds it right after the action, and a refused action changes
 nothing. Errors, whatever raises them, get one body (`errors`). In front of the routes, `gate` checks the
 caller, the caller's rate and the body's limits before the body is read, and `cors` lets browsers call
-`/codec` and nothing else.
+`/codec` and nothing else. The browser pages (`starter.web`) are served by the same app.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from starter.api.routers import (
 )
 from starter.api.settings import ApiSettings
 from starter.desk import ComplaintDesk, open_desk
+from starter.web.app import install_pages
 
 ROUTERS = (orders, activations, complaints, support, customer, customers, notices, health, codec, webhooks)
 
@@ -84,6 +85,7 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
     for module in ROUTERS:
         app.include_router(module.router, responses=OPEN_GATE_ERRORS if module is health else GATE_ERRORS)
     app.state.route_policies = route_policies(routes)  # what the gate checks, route by route
+    install_pages(app)  # support's console and the customer's page, which the gate lets through
     idempotency.install(app, tokens)  # added before the gate, so it runs after it: on admitted callers
     app.add_middleware(
         Gate,

@@ -1,0 +1,18 @@
+"""The browser pages on the API's app: `/console` for support, `/my` for customers, `/assets` for both."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from starter.web import console_auth, pages
+from starter.web.settings import WebSettings
+
+WEB_ROUTERS = (console_auth,)
+
+
+def install_pages(app: FastAPI, settings: WebSettings | None = None) -> None:
+    """Add the pages to `app`. They are not part of the API's OpenAPI document, and the API's gate lets
+    them through: a page checks its session and its form's CSRF token itself (`starter.web.pages`)."""
+    pages.install(app, settings)
+    for module in WEB_ROUTERS:
+        app.include_router(module.router)
