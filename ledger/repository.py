@@ -56,6 +56,7 @@ from ledger.schema import (
 from policy import ids
 from policy.activation import ActivationState
 from policy.complaint import ComplaintState, SealedSecret
+from policy.due import next_due
 from policy.evidence import EvidenceFile
 from policy.models import (
     ActivationStatus,
@@ -218,7 +219,8 @@ class Ledger:
 
         Returns False when the event was already recorded (a retried activity). The projection only moves
         forward: a late write of an older state never overwrites a newer one. It keeps the run that filed
-        the complaint, from which the runs it continues as follow.
+        the complaint, from which the runs it continues as follow, and the instant the complaint is next due
+        (`policy.due`), which orders support's queue (`ledger.queue`).
         """
         state, event = transition.state, transition.event
         projection = {
@@ -237,6 +239,8 @@ class Ledger:
             "last_seq": event.seq,
             "updated_at": event.at,
             "state_json": state.model_copy(update={"events": []}).model_dump_json(),
+            "due_at": next_due(state),
+            "escalated_at": state.escalated_at,
         }
         upsert = self._insert(ComplaintRow).values(projection)
         upsert = upsert.on_conflict_do_update(

@@ -58,8 +58,16 @@ class ComplaintRow(Base):
     last_seq: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     state_json: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """When the policy acts next without anyone (`policy.due.next_due`); None once final."""
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """When R13 escalated the complaint, if it did; it stays set after support decides."""
 
-    __table_args__ = (Index("ix_complaints_order_kind", "order_id", "kind"),)
+    __table_args__ = (
+        Index("ix_complaints_order_kind", "order_id", "kind"),
+        # Support's queue (`ledger.queue`): open statuses, most urgent first.
+        Index("ix_complaints_open_due", "status", "due_at"),
+    )
 
 
 class ComplaintEventRow(Base):
