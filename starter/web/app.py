@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from starter.web import console_auth, pages
+from starter.web import console_auth, customer_actions, customer_page, pages
 from starter.web.settings import WebSettings
 
-WEB_ROUTERS = (console_auth,)
+WEB_ROUTERS = (console_auth, customer_page, customer_actions)
 
 
 def install_pages(app: FastAPI, settings: WebSettings | None = None) -> None:
