@@ -1,12 +1,14 @@
-"""The link in a customer's email: `{public_url}/v1/complaints/{complaint_id}?token=<jwt>`.
+"""The link in a customer's email: `{public_url}/my/complaints/{complaint_id}?token=<jwt>`.
 
-Opening it shows the complaint; the same token, sent as `Authorization: Bearer`, takes the customer's
-actions on it (`.../access`, `.../remedy`, `.../withdraw`). The token is an ordinary customer token of the
-API (`starter.api.auth`: HS256, `sub`, `role`, `iat`, `exp`, `iss`, `aud`) with one more claim, `cid`, the
-complaint, which restricts it to that complaint: the API answers 403 `token_scope` anywhere else. So an email
-forwarded by mistake, or a link read over a shoulder, opens one complaint and nothing else of the
-customer's. It lives `link_lifetime` (`REFUND_DESK_LINK_LIFETIME`, 7 days), since emails are read late, and
-the API refuses a link token living longer (docs/api.md "Links in customers' emails").
+Opening it shows the customer's page of the complaint (`starter.web.customer_page`), where they answer what
+the policy asks of them. The API takes the same token on `GET /v1/complaints/{complaint_id}?token=`, and as
+`Authorization: Bearer` for the customer's actions on it (`.../access`, `.../remedy`, `.../withdraw`). The
+token is an ordinary customer token of the API (`starter.api.auth`: HS256, `sub`, `role`, `iat`, `exp`,
+`iss`, `aud`) with one more claim, `cid`, the complaint, which restricts it to that complaint: the API
+answers 403 `token_scope` anywhere else, and the page shows that complaint alone. So an email forwarded by
+mistake, or a link read over a shoulder, opens one complaint and nothing else of the customer's. It lives
+`link_lifetime` (`REFUND_DESK_LINK_LIFETIME`, 7 days), since emails are read late, and the API refuses a
+link token living longer (docs/api.md "Links in customers' emails").
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from urllib.parse import quote
 
 from policy.models import Role
 from starter.api.auth import LINK_QUERY, mint_token
+
+CUSTOMER_PAGES = "/my/complaints"
+"""Where a customer's complaint page lives (`starter.web.customer_page`)."""
 
 
 def link_token(
@@ -57,8 +62,9 @@ def customer_link(
     issuer: str,
     audience: str,
 ) -> str:
-    """`{public_url}/v1/complaints/{complaint_id}?token=<jwt>`: the complaint, for its customer, from the
-    email. `secret`, `issuer` and `audience` are the API's (`ApiSettings`), or the API refuses the token."""
+    """`{public_url}/my/complaints/{complaint_id}?token=<jwt>`: the complaint's page, for its customer,
+    from the email. `secret`, `issuer` and `audience` are the API's (`ApiSettings`), or the API refuses
+    the token."""
     token = link_token(
         secret=secret,
         complaint_id=complaint_id,
@@ -69,4 +75,4 @@ def customer_link(
         audience=audience,
     )
     base = public_url.rstrip("/")
-    return f"{base}/v1/complaints/{quote(complaint_id, safe='')}?{LINK_QUERY}={token}"
+    return f"{base}{CUSTOMER_PAGES}/{quote(complaint_id, safe='')}?{LINK_QUERY}={token}"

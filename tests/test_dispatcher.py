@@ -84,7 +84,7 @@ async def stage(
         )
         clock = Clock()
         dispatcher = Dispatcher.over(
-            ledger, keyring, settings, lambda cid, cust: f"http://127.0.0.1:9/v1/complaints/{cid}?token=t"
+            ledger, keyring, settings, lambda cid, cust: f"http://127.0.0.1:9/my/complaints/{cid}?token=t"
         )
         dispatcher.clock = clock
         yield Stage(desk, dispatcher, receiver, tmp_path / "mail", clock)
@@ -110,7 +110,7 @@ async def test_a_complaints_notices_reach_support_the_customer_and_the_shop_in_o
     assert cid in mail[SUPPORT_ADDRESS].text
     asked = mail[ADDRESS]
     assert "access" in asked.subject.lower()
-    assert f"/v1/complaints/{cid}?token=" in asked.text, "the customer's email links to their complaint"
+    assert f"/my/complaints/{cid}?token=" in asked.text, "the customer's email links to their complaint"
     assert asked.message["Message-ID"].startswith("<ntf_")
     assert DESCRIPTION not in asked.text + mail[SUPPORT_ADDRESS].text
 

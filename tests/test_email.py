@@ -390,13 +390,21 @@ def token_of(link: str) -> str:
     return link.split("?token=", 1)[1]
 
 
+def on_the_api(link: str) -> str:
+    """The API's door for a link's token: the same complaint and token, read as JSON."""
+    return link.replace("/my/complaints/", "/v1/complaints/", 1)
+
+
 async def test_the_link_opens_its_complaint_and_its_token_nothing_else(api: Api) -> None:
     me = new_customer()
     mine, other = await file_complaint(api, me), await file_complaint(api, me)
     link = link_for(api, mine)
-    assert link.startswith(f"{api.base_url}/v1/complaints/{mine['complaint_id']}?token=")
+    assert link.startswith(f"{api.base_url}/my/complaints/{mine['complaint_id']}?token=")
     anyone = api.client()
-    opened = await anyone.get(link)
+    page = await anyone.get(link)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text
+    assert mine["complaint_id"] in page.text
+    opened = await anyone.get(on_the_api(link))
     assert opened.status_code == 200, opened.text
     assert opened.json()["complaint_id"] == mine["complaint_id"] and opened.json()["events"]
 
@@ -437,9 +445,11 @@ async def test_the_links_token_takes_the_customers_actions_on_its_complaint_from
 async def test_only_a_living_customer_link_opens_from_the_query(api: Api) -> None:
     complaint = await file_complaint(api)
     path = f"/v1/complaints/{complaint['complaint_id']}"
-    expired = link_for(api, complaint, now=datetime.now(UTC) - timedelta(days=8))
-    too_long = link_for(api, complaint, lifetime=timedelta(days=7, seconds=1))
-    week = link_for(api, complaint, lifetime=timedelta(days=7))  # longer than the day tokens may live
+    expired = on_the_api(link_for(api, complaint, now=datetime.now(UTC) - timedelta(days=8)))
+    too_long = on_the_api(link_for(api, complaint, lifetime=timedelta(days=7, seconds=1)))
+    week = on_the_api(
+        link_for(api, complaint, lifetime=timedelta(days=7))
+    )  # longer than the day tokens may live
     ordinary = api.token(Role.CUSTOMER, complaint["customer_id"])
     claims = jwt.decode(token_of(week), api.secret, ["HS256"], audience=TOKEN_AUDIENCE)
     as_support = jwt.encode(claims | {"role": "support", "sub": "alice"}, api.secret, "HS256")
@@ -493,5 +503,5 @@ async def test_the_links_token_never_reaches_the_apis_log(api: Api) -> None:
         for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(kept)
             logger.setLevel(level)
-    assert any(f"/v1/complaints/{complaint['complaint_id']}?token=[redacted]" in line for line in kept.lines)
+    assert any(f"/my/complaints/{complaint['complaint_id']}?token=[redacted]" in line for line in kept.lines)
     assert len(kept.lines) >= 2 and not any(token_of(link) in line for line in kept.lines), kept.lines

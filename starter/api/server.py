@@ -88,8 +88,9 @@ def with_header_timeout(seconds: float) -> type[HeaderDeadline]:
     return Timed
 
 
-TOKEN_IN_QUERY = re.compile(r"\b((?:access_)?token=)[A-Za-z0-9._~+/=%-]+", re.IGNORECASE)
-"""A token's value in a query string (`?token=...`, `&access_token=...`): the characters a URL carries."""
+TOKEN_IN_QUERY = re.compile(r"\b((?:(?:access_)?token|link)=)[A-Za-z0-9._~+/=%-]+", re.IGNORECASE)
+"""A token's value in a query string (`?token=...`, `&access_token=...`, a console sign-in `?link=...`):
+the characters a URL carries."""
 UVICORN_LOGGERS = ("uvicorn.access", "uvicorn.error", "uvicorn.asgi")
 
 
