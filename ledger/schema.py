@@ -6,7 +6,7 @@ Unique keys carry the exactly-once guarantees (R16): `refunds(source_kind, sourc
 replacement), `activations(order_id)`, `evidence(complaint_id, position)`, `balance_entries(refund_id)`,
 `complaint_events(complaint_id, seq)`, `notifications(dedupe_key)`, `vault_secrets(complaint_id,
 request_no)`. Delivery is at least once and each message once per destination: `webhook_events(event_id)`
-and `deliveries(delivery_key)`.
+and `deliveries(delivery_key)`. A one-time console sign-in link is used once: `spent_tokens(token_id)`.
 """
 
 from __future__ import annotations
@@ -311,3 +311,15 @@ class DeliveryAttemptRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class SpentTokenRow(Base):
+    """Tokens of the browser pages that no longer open anything before they expire: a console sign-in
+    link once used (it is one-time), a session once signed out of. The primary key makes spending a
+    token once a database fact, whichever API process sees it."""
+
+    __tablename__ = "spent_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spent_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
