@@ -466,6 +466,23 @@ async def test_token_mints_a_jwt_with_the_configured_secret_issuer_and_audience(
     assert claims["iss"] == "shop-idp"
 
 
+async def test_console_link_prints_a_one_time_sign_in_link_for_the_api_at_its_public_url() -> None:
+    env: dict[str, str | None] = {
+        "REFUND_DESK_JWT_SECRET": JWT_SECRET,
+        "REFUND_DESK_PUBLIC_URL": "http://desk:9",
+    }
+    link = succeeded(await invoke(["console-link", "--sub", "bob"], env)).strip()
+    assert link.startswith("http://desk:9/console/sign-in?link="), link
+    token = link.split("?link=", 1)[1]
+    claims = jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="refund-desk-api/console-sign-in")
+    assert (claims["role"], claims["sub"], claims["exp"] - claims["iat"]) == ("support", "bob", 3600)
+    assert claims["jti"], "a link is spent by its id"
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="refund-desk-api")
+    refused = await invoke(["console-link", "--sub", "not an id"], env)
+    assert refused.exit_code != 0 and not refused.stdout.startswith("http")
+
+
 async def test_token_refuses_a_ttl_the_api_would_refuse() -> None:
     """The API refuses a token living longer than REFUND_DESK_TOKEN_MAX_LIFETIME (a day by default), so
     the CLI does not print one; a day itself is fine."""

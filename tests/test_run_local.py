@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -257,6 +258,34 @@ def file_a_complaint(folder: Path, api_port: int) -> str:
         return complaint_id
 
 
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def signs_in_to_the_console(banner: str, api_port: int) -> str:
+    """Follow the banner's console link as a browser would: open it, press its button, see the queue.
+    Returns what using the same link again shows."""
+    found = re.search(r"^  Console    (\S+)$", banner, re.MULTILINE)
+    assert found is not None, banner
+    link = found.group(1)
+    assert link.startswith(f"http://127.0.0.1:{api_port}/console/sign-in?link="), link
+    with httpx.Client(timeout=30) as browser:
+        page = browser.get(link)
+        csrf = CSRF.search(page.text)
+        assert page.status_code == 200 and csrf is not None, page.text
+        form = {"csrf_token": csrf.group(1), "link": link.split("?link=", 1)[1]}
+        signed = browser.post(link.split("?", 1)[0], data=form)
+        assert signed.status_code == 303 and signed.headers["location"] == "/console", signed.text
+        queue = browser.get(f"http://127.0.0.1:{api_port}/console")
+        assert queue.status_code == 200 and "Signed in as alice" in queue.text, queue.text
+    with httpx.Client(timeout=30) as another:
+        page = another.get(link)
+        csrf = CSRF.search(page.text)
+        assert csrf is not None
+        again = another.post(link.split("?", 1)[0], data={**form, "csrf_token": csrf.group(1)})
+        assert again.status_code == 401, again.text
+        return again.text
+
+
 def mail_arrives(folder: Path, containing: str, seconds: float = 60) -> Mail:
     """The first message in the sink's folder whose subject holds `containing`, once it is there."""
     deadline = time.monotonic() + seconds
@@ -305,6 +334,7 @@ def test_running_it_tells_a_second_shell_what_to_export_and_a_second_run_is_refu
         worker = worker_environment(env)
         complaint_id = file_a_complaint(tmp_path, ports["api"])
         filed = mail_arrives(tmp_path / ".data" / "mail", complaint_id)
+        used_again = signs_in_to_the_console(banner, ports["api"])
     finally:
         left = stop(first, env)
     assert first.returncode == 0, out.read_text()
@@ -317,6 +347,7 @@ def test_running_it_tells_a_second_shell_what_to_export_and_a_second_run_is_refu
     sink_line = f"saved in .data/mail/ (SMTP sink on 127.0.0.1:{ports['mail']})"
     assert f"  Mail       {sink_line}; read: .venv/bin/refund-desk mail list\n" in banner
     assert filed.recipient == "support@localhost" and complaint_id in filed.text
+    assert "used already" in used_again, "the banner's console link signs in once"
     listed = CliRunner().invoke(app, ["mail", "list"], env={DATA_DIR_ENV: str(tmp_path / ".data")})
     assert listed.exit_code == 0 and complaint_id in listed.stdout, listed.output
 

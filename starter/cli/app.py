@@ -39,7 +39,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (service.serve, service.worker, service.migrate, service.token):
+for command in (service.serve, service.worker, service.migrate, service.token, service.console_link):
     app.command()(command)
 app.add_typer(complaints, name="complaints")
 app.add_typer(activations, name="activations")

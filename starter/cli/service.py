@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -109,3 +110,20 @@ def token(
             audience=settings.token_audience,
         )
     typer.echo(minted)
+
+
+def console_link(
+    sub: Annotated[str, typer.Option(help="The support person the link signs in.")] = "alice",
+) -> None:
+    """Print a one-time link signing `sub` in to the support console (`/console`), valid for
+    REFUND_DESK_SIGN_IN_LINK_LIFETIME (1 h), at the API's REFUND_DESK_PUBLIC_URL."""
+    from dispatch.settings import DispatchSettings
+    from starter.api.auth import TokenRules
+    from starter.web.sessions import sign_in_link
+    from starter.web.settings import WebSettings
+
+    with reported():  # a missing secret, a setting out of shape, or a sub the API would refuse
+        rules = TokenRules.of(ApiSettings())
+        lifetime = WebSettings().sign_in_link_lifetime
+        link = sign_in_link(DispatchSettings().public_url, rules, sub, lifetime, now=datetime.now(UTC))
+    typer.echo(link)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -14,11 +14,13 @@ from dispatch.mail_sink import MAIL_FOLDER, SINK_HOST
 from ledger.paths import DATA_DIR_ENV
 from policy.models import Role
 from policy.settings import PolicySnapshot
-from starter.api.auth import CALLER_ROLES, mint_token
+from starter.api.auth import CALLER_ROLES, TokenRules, mint_token
 from starter.desk.settings import (
     policy_file,
 )
 from starter.local.preflight import API_HOST, Plan
+from starter.web.sessions import sign_in_link
+from starter.web.settings import WebSettings
 
 DEV_TOKEN_TTL = timedelta(hours=24)
 
@@ -106,6 +108,19 @@ def mail_line(plan: Plan, sink_port: int | None) -> str:
     return f"saved in {folder}/ (SMTP sink on {SINK_HOST}:{sink_port}); read: .venv/bin/refund-desk mail list"
 
 
+def console_line(api: str, plan: Plan, jwt_secret: str) -> str:
+    """The console's one-time sign-in link for the development support person, and how to get another."""
+    rules = TokenRules(secret=jwt_secret, issuer=plan.api.token_issuer, audience=plan.api.token_audience)
+    lifetime = WebSettings().sign_in_link_lifetime
+    link = sign_in_link(api, rules, DEV_SUBS[Role.SUPPORT], lifetime, now=datetime.now(UTC))
+    return (
+        f"  Console    {link}\n"
+        f"             (signs {DEV_SUBS[Role.SUPPORT]} in once, within {in_words(lifetime)}; another: "
+        f".venv/bin/refund-desk console-link)\n"
+        f"  Customers  their emails link to {api}/my/complaints/<id>\n"
+    )
+
+
 def banner(plan: Plan, jwt_secret: str, sink_port: int | None = None) -> str:
     """What a person needs next: where each part listens and mail lands, the policy, a second shell's
     exports, tokens. `sink_port` is the local mail sink's, None when mail goes to REFUND_DESK_SMTP_URL."""
@@ -121,7 +136,8 @@ def banner(plan: Plan, jwt_secret: str, sink_port: int | None = None) -> str:
     return (
         "\nRefund Desk is running:\n"
         f"  API        {api}   (docs {api}/docs, health {api}/healthz)\n"
-        f"  Web UI     http://{ui_host}:{plan.ports.ui_port}\n"
+        f"{console_line(api, plan, jwt_secret)}"
+        f"  Temporal UI http://{ui_host}:{plan.ports.ui_port}\n"
         f"  Temporal   {plan.temporal.address} (namespace {plan.temporal.namespace})\n"
         f"  Worker     task queue {plan.temporal.task_queue}\n"
         f"  Mail       {mail_line(plan, sink_port)}\n"
