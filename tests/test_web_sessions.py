@@ -4,6 +4,7 @@ ends one, and that neither a session nor a link passes for an API token (nor the
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from policy.models import Role
 from starter.api.auth import Principal, TokenRules
 from starter.web.csrf import CsrfRefused, check_csrf, csrf_token
 from starter.web.sessions import Area, SessionTokens, SignInRefused, sign_in_link, sign_in_link_token
+from starter.web.settings import WebSettings
 from tests.conftest import JWT_SECRET, Api
 
 RULES = TokenRules(secret=JWT_SECRET)
@@ -111,3 +113,9 @@ async def test_neither_a_session_nor_a_link_is_an_api_token_nor_the_reverse(api:
     browser.cookies.set(Area.CONSOLE.cookie, api.token(Role.SUPPORT, "alice"), path="/console")
     queue = await browser.get("/console")
     assert queue.status_code == 303 and queue.headers["location"] == "/console/sign-in"
+
+
+def test_every_web_setting_is_documented() -> None:
+    documented = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
+    names = [f"REFUND_DESK_{name.upper()}" for name in WebSettings.model_fields]
+    assert names and [name for name in names if f"`{name}`" not in documented] == []
