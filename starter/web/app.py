@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from starter.web import console_auth, customer_actions, customer_page, pages
+from starter.web import (
+    console_actions,
+    console_auth,
+    console_complaint,
+    console_queue,
+    customer_actions,
+    customer_page,
+    pages,
+)
 from starter.web.settings import WebSettings
 
-WEB_ROUTERS = (console_auth, customer_page, customer_actions)
+WEB_ROUTERS = (
+    console_auth,
+    customer_page,
+    customer_actions,
+    console_queue,
+    console_complaint,
+    console_actions,
+)
 
 
 def install_pages(app: FastAPI, settings: WebSettings | None = None) -> None:
