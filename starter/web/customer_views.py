@@ -72,4 +72,3 @@ async def list_page(browser: Browser) -> Response:
     found = await browser.desk.list_complaints(customer_id=browser.session.sub, limit=100)
     rows = [(state, words.STATUS_FOR_CUSTOMER[state.status]) for state in found]
     return browser.render("customer/list.html", rows=rows)
-
