@@ -25,13 +25,11 @@ from ledger.notices import NoticeDelivery, Notices
 from policy.complaint import REJECTION_REASONS, ComplaintState
 from policy.due import next_due
 from policy.models import ComplaintEvent, EvidenceRef, canonical_amount
-from starter.api.schemas.common import format_amount
 from starter.api.schemas.support_doors import attachment
 from starter.desk.failures import FAILURE_TYPES, Failure, failure_of
 from starter.web import words
 from starter.web.actions import allowed_actions, may_reveal
-from starter.web.console_queue import path_part
-from starter.web.pages import TEMPLATES, Browser, NothingToShow, SupportBrowser
+from starter.web.pages import Browser, NothingToShow, SupportBrowser, path_part
 from starter.web.sessions import Area
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -57,27 +55,6 @@ anything even when opened on its own, never cached."""
 HIDDEN_DETAIL = ("credential", "secret")
 """Words in an event detail's key that keep it off the page whatever its value."""
 
-EVENT_WORDS = {
-    "filed": "Filed",
-    "support_reminded": "Support reminded of the coming deadline",
-    "escalated": "Escalated: the deadline passed unreviewed",
-    "deficiency_approved": "Deficiency approved",
-    "claim_approved": "Claim approved",
-    "access_requested": "Server access requested",
-    "access_granted": "Server access granted",
-    "credentials_revealed": "Server credentials revealed",
-    "replacement_offered": "Replacement offered",
-    "remedy_choice_requested": "Customer asked to choose a remedy",
-    "remedy_chosen": "Customer chose a remedy",
-    "remedy_defaulted": "No choice in time: the default remedy applies",
-    "rectified": "Marked fixed",
-    "refunded": "Refunded",
-    "replaced": "Replacement issued",
-    "rejected": "Rejected",
-    "access_refused": "Server access refused",
-    "withdrawn": "Withdrawn by the customer",
-}
-"""The audit trail's event types in words; a type not listed is shown as its own words."""
 
 DONE = {
     "approved": "The complaint was approved.",
@@ -88,9 +65,6 @@ DONE = {
 }
 """The confirmation an action's redirect asks for, by its key: fixed sentences, so a link cannot make the
 page say anything else."""
-
-TEMPLATES.env.filters["amount"] = format_amount
-"""Money as the API writes it: "12.50", never "12.5" or "1.25E+1"."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +86,6 @@ class EventShown:
     event: ComplaintEvent
     what: str
     detail: list[tuple[str, str | datetime]]
-
-
-def event_words(event_type: str) -> str:
-    return EVENT_WORDS.get(event_type, event_type.replace("_", " ").capitalize())
 
 
 def shown_detail(detail: Mapping[str, Any]) -> list[tuple[str, str | datetime]]:
@@ -204,7 +174,7 @@ async def page_context(browser: Browser, state: ComplaintState) -> dict[str, Any
         "rejection_reasons": REJECTION_REASONS[state.kind],
         "replacement_range": replacement_range(state),
         "evidence": await _evidence(browser, state),
-        "events": [EventShown(e, event_words(e.type), shown_detail(e.detail)) for e in state.events],
+        "events": [EventShown(e, words.event_words(e.type), shown_detail(e.detail)) for e in state.events],
         "deliveries": deliveries,
         "page_url": f"/console/complaints/{path_part(state.complaint_id)}",
     }

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -21,10 +21,10 @@ from fastapi.responses import Response
 from ledger.queue import ComplaintQueue, QueuePage
 from ledger.records import ComplaintRecord
 from policy.due import next_due
-from policy.models import FINAL_STATUSES, ComplaintKind, ComplaintStatus, ProductKind
+from policy.models import FINAL_STATUSES, ComplaintKind, ComplaintStatus
 from starter.desk.failures import FAILURE_TYPES, failure_of
 from starter.web import words
-from starter.web.pages import TEMPLATES, Browser, SupportBrowser
+from starter.web.pages import Browser, SupportBrowser
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -35,26 +35,6 @@ MAX_PAGE_DIGITS = 6
 REFRESH_SECONDS = 20
 
 OPEN_STATUSES = tuple(status for status in ComplaintStatus if status not in FINAL_STATUSES)
-
-KIND_WORDS = {
-    ComplaintKind.MAJOR_DEFECT: "Major defect",
-    ComplaintKind.SMS_NOT_RECEIVED: "SMS not received",
-    ComplaintKind.INVALID_NUMBER: "Invalid number",
-}
-"""Each kind of complaint as the console names it (the queue, its filter and a complaint's page)."""
-
-PRODUCT_WORDS = {ProductKind.SOFTWARE: "Software", ProductKind.VIRTUAL_NUMBER: "Virtual number"}
-
-TEMPLATES.env.globals.update(kind_words=KIND_WORDS, product_words=PRODUCT_WORDS)
-
-
-def path_part(text: str) -> str:
-    """A complaint id as one segment of a URL's path: every character but the unreserved ones escaped
-    (Jinja's `urlencode` keeps `/`)."""
-    return quote(text, safe="")
-
-
-TEMPLATES.env.filters["path_part"] = path_part
 
 
 @dataclass
@@ -187,7 +167,7 @@ async def _page_of(queue: ComplaintQueue, filters: QueueFilters, page: int) -> Q
 async def queue_page(browser: SupportBrowser) -> Response:
     """The queue with its filters. A filter it could not take is answered 400, with the queue without it;
     a page past the last (the queue shrank since the link was made) shows the last page."""
-    return await _answer(browser, "console/queue.html", kinds=KIND_WORDS, open_statuses=OPEN_STATUSES)
+    return await _answer(browser, "console/queue.html", kinds=words.KIND_WORDS, open_statuses=OPEN_STATUSES)
 
 
 @router.get("/queue/rows")

@@ -7,7 +7,6 @@ from fastapi.responses import Response
 
 from policy.complaint import ComplaintState
 from policy.due import next_due
-from policy.models import ComplaintKind
 from starter.web import words
 from starter.web.actions import allowed_actions
 from starter.web.pages import Browser
@@ -21,12 +20,6 @@ DONE = {
     "withdrawn": "Your complaint is withdrawn.",
 }
 """The confirmations a redirect after an action may ask for (`?done=`); any other value shows nothing."""
-
-KIND_WORDS = {
-    ComplaintKind.MAJOR_DEFECT: "a major defect",
-    ComplaintKind.SMS_NOT_RECEIVED: "an SMS that never arrived",
-    ComplaintKind.INVALID_NUMBER: "a number that did not work",
-}
 
 
 async def complaint_page(
@@ -46,7 +39,7 @@ async def complaint_page(
         "customer/complaint.html",
         status=status,
         state=state,
-        kind_words=KIND_WORDS[state.kind],
+        kind_words=words.KIND_FOR_CUSTOMER[state.kind],
         status_words=words.STATUS_FOR_CUSTOMER[state.status],
         due=due,
         time_left=words.time_left(due, now),

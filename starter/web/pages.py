@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,6 +24,7 @@ from markupsafe import Markup, escape
 
 from ledger.spent_tokens import SpentTokens
 from starter.api.auth import TokenRules
+from starter.api.schemas.common import format_amount
 from starter.desk import ComplaintDesk
 from starter.web import words
 from starter.web.csrf import FIELD, FORM_COOKIE, CsrfRefused, check_csrf, csrf_token, new_binding
@@ -61,8 +63,22 @@ def when(instant: datetime | None) -> Markup:
     return Markup(f'<time datetime="{escape(utc.isoformat())}">{escape(label)}</time>')
 
 
-TEMPLATES.env.filters["when"] = when
-TEMPLATES.env.globals.update(assets=ASSETS, reason=words.reason, csrf_field=FIELD)
+def path_part(text: str) -> str:
+    """An id as one segment of a URL's path: every character but the unreserved ones escaped (Jinja's
+    `urlencode` keeps `/`)."""
+    return quote(text, safe="")
+
+
+TEMPLATES.env.filters.update(when=when, path_part=path_part, amount=format_amount)
+"""`amount`: money as the API writes it, "12.50", never "12.5" or "1.25E+1"."""
+TEMPLATES.env.globals.update(
+    assets=ASSETS,
+    reason=words.reason,
+    csrf_field=FIELD,
+    kind_words=words.KIND_WORDS,
+    product_words=words.PRODUCT_WORDS,
+    event_words=words.event_words,
+)
 
 
 class SignInNeeded(Exception):

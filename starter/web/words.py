@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from policy.complaint import ComplaintState
-from policy.models import ComplaintKind, ComplaintStatus
+from policy.models import ComplaintKind, ComplaintStatus, ProductKind
 
 S = ComplaintStatus
 
@@ -132,3 +132,46 @@ def reason(code: str | None) -> str:
     if code is None:
         return ""
     return REASONS.get(code, code.replace("_", " "))
+
+
+KIND_WORDS = {
+    ComplaintKind.MAJOR_DEFECT: "Major defect",
+    ComplaintKind.SMS_NOT_RECEIVED: "SMS not received",
+    ComplaintKind.INVALID_NUMBER: "Invalid number",
+}
+"""Each kind of complaint as the console names it (the queue, its filter and a complaint's page)."""
+
+KIND_FOR_CUSTOMER = {
+    ComplaintKind.MAJOR_DEFECT: "a major defect",
+    ComplaintKind.SMS_NOT_RECEIVED: "an SMS that never arrived",
+    ComplaintKind.INVALID_NUMBER: "a number that did not work",
+}
+"""Each kind as a customer's page says what the complaint is about."""
+
+PRODUCT_WORDS = {ProductKind.SOFTWARE: "Software", ProductKind.VIRTUAL_NUMBER: "Virtual number"}
+
+EVENT_WORDS = {
+    "filed": "Filed",
+    "support_reminded": "Support reminded of the coming deadline",
+    "escalated": "Escalated: the deadline passed unreviewed",
+    "deficiency_approved": "Deficiency approved",
+    "claim_approved": "Claim approved",
+    "access_requested": "Server access requested",
+    "access_granted": "Server access granted",
+    "credentials_revealed": "Server credentials revealed",
+    "replacement_offered": "Replacement offered",
+    "remedy_choice_requested": "Customer asked to choose a remedy",
+    "remedy_chosen": "Customer chose a remedy",
+    "remedy_defaulted": "No choice in time: the default remedy applies",
+    "rectified": "Marked fixed",
+    "refunded": "Refunded",
+    "replaced": "Replacement issued",
+    "rejected": "Rejected",
+    "access_refused": "Server access refused",
+    "withdrawn": "Withdrawn by the customer",
+}
+"""The audit trail's event types in words; a type not listed is shown as its own words."""
+
+
+def event_words(event_type: str) -> str:
+    return EVENT_WORDS.get(event_type, event_type.replace("_", " ").capitalize())
