@@ -6,7 +6,6 @@ CSRF token its page carried."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import html
 import re
 from datetime import timedelta
@@ -23,8 +22,8 @@ from starter.web import console_queue
 from tests.conftest import Api, in_ledger
 from tests.evidence_files import PNG
 from tests.factories import SECRET, software_order
-from tests.test_api import file_complaint, new_customer, order_body
-from tests.test_support_doors import GRANT, LOG, NOTES, granted_defect
+from tests.test_api import file_complaint, new_customer
+from tests.test_support_doors import GRANT, LOG, NOTES, claim_with_evidence, granted_defect
 
 Json = dict[str, Any]
 S = ComplaintStatus
@@ -75,30 +74,8 @@ async def act(
 
 
 async def file_claim(api: Api, customer_id: str, description: str) -> Json:
-    """An invalid-number claim (R6) with a screenshot and a log, described as given."""
-    body = order_body(
-        customer_id, "0.75", product={"sku": "vn-uk-whatsapp", "kind": "virtual_number", "name": "UK number"}
-    )
-    assert (await api.backend().post("/v1/orders", json=body)).status_code == 201
-    evidence = [
-        {"name": "écran 2FA.png", "content_type": "image/png", "data_base64": base64.b64encode(PNG).decode()},
-        {
-            "name": "what-happened.txt",
-            "content_type": "text/plain",
-            "data_base64": base64.b64encode(LOG).decode(),
-        },
-    ]
-    filed = await api.customer(customer_id).post(
-        "/v1/complaints",
-        json={
-            "order_id": body["order_id"],
-            "kind": "invalid_number",
-            "description": description,
-            "evidence": evidence,
-        },
-    )
-    assert filed.status_code == 201, filed.text
-    claim: Json = filed.json()
+    """An invalid-number claim (R6) with a screenshot and a log, described as given, in the ledger."""
+    claim = await claim_with_evidence(api, customer_id, description)
     await in_ledger(api.desk.ledger, claim["complaint_id"])
     return claim
 

@@ -40,7 +40,7 @@ LOG = b"12:01 code requested, none came\n12:21 WhatsApp says the number is not v
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-async def claim_with_evidence(api: Api, customer_id: str) -> Json:
+async def claim_with_evidence(api: Api, customer_id: str, description: str = CLAIM) -> Json:
     """An invalid-number claim (R6) the customer filed with a screenshot and a log."""
     body = order_body(
         customer_id, "0.75", product={"sku": "vn-uk-whatsapp", "kind": "virtual_number", "name": "UK number"}
@@ -59,7 +59,7 @@ async def claim_with_evidence(api: Api, customer_id: str) -> Json:
         json={
             "order_id": body["order_id"],
             "kind": "invalid_number",
-            "description": CLAIM,
+            "description": description,
             "evidence": evidence,
         },
     )

@@ -66,8 +66,4 @@ async def _signed_in(browser: ConsoleBrowser, *, link: str, token: str) -> Princ
 
 @router.post("/sign-out")
 async def sign_out(browser: SupportBrowser) -> Response:
-    await browser.form()
-    assert browser.session is not None
-    await browser.sessions.end_session(browser.session)
-    browser.drop_session()
-    return browser.redirect("/console/sign-in")
+    return await browser.sign_out()

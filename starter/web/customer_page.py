@@ -55,11 +55,7 @@ async def sign_in(browser: CustomerPageBrowser) -> Response:
 
 @router.post("/sign-out")
 async def sign_out(browser: CustomerBrowser) -> Response:
-    await browser.form()
-    assert browser.session is not None
-    await browser.sessions.end_session(browser.session)
-    browser.drop_session()
-    return browser.redirect("/my/sign-in")
+    return await browser.sign_out()
 
 
 @router.get("/complaints")

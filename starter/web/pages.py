@@ -170,6 +170,14 @@ class Browser:
         self.session = None
         self.cookies[self.area.cookie] = ("", 0)
 
+    async def sign_out(self) -> RedirectResponse:
+        """End the session for good (after the form's CSRF check) and go back to the area's sign-in."""
+        await self.form()
+        if self.session is not None:
+            await self.sessions.end_session(self.session)
+        self.drop_session()
+        return self.redirect(f"{self.area.path}/sign-in")
+
 
 def set_cookie(response: Response, name: str, value: str, max_age: int, area: Area, *, secure: bool) -> None:
     """HttpOnly, SameSite=Strict, scoped to the area's path; Secure where the page came over HTTPS."""
