@@ -2,8 +2,9 @@
 "use strict";
 
 function localTimes(root) {
+  // dateStyle/timeStyle cannot be combined with timeZoneName (a TypeError): the fields one by one.
   const format = new Intl.DateTimeFormat(undefined, {
-    dateStyle: "medium", timeStyle: "short", timeZoneName: "short",
+    year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZoneName: "short",
   });
   for (const node of root.querySelectorAll("time[datetime]")) {
     const instant = new Date(node.getAttribute("datetime"));
@@ -33,11 +34,12 @@ function refreshing(region) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  localTimes(document);
-  for (const region of document.querySelectorAll("[data-refresh-url]")) refreshing(region);
+  // The link's token first: nothing that fails below may leave it in the address bar and the history.
   const url = new URL(window.location.href);
   if (url.searchParams.has("token")) {
     url.searchParams.delete("token");
     window.history.replaceState(null, "", url.pathname + url.search + url.hash);
   }
+  localTimes(document);
+  for (const region of document.querySelectorAll("[data-refresh-url]")) refreshing(region);
 });
