@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest postgres clean
+.PHONY: run test lint typecheck pytest postgres chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/python -m starter.local
 
-## make test: venv, install, PostgreSQL if missing, then ruff, mypy and the whole pytest suite.
-test: $(STAMP) postgres lint typecheck pytest
+## make test: venv, install, PostgreSQL and Chromium if missing, then ruff, mypy and the whole pytest suite.
+test: $(STAMP) postgres chromium lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,6 +38,15 @@ postgres:
 		echo "PostgreSQL is missing: installing it with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+# The browser tests (tests/test_browser.py) drive Debian's Chromium through Playwright; install it where
+# it is missing (Playwright's own browser download is not used).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "Chromium is missing: installing it with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 clean:
