@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -51,6 +51,8 @@ customer's data), and no referrer (a customer's link carries its token)."""
 
 MAX_FORM_FIELDS = 20
 MAX_FORM_PART = 16 * 1024
+MAX_FORM_BYTES = 64 * 1024
+"""The largest form body any page takes, refused from its Content-Length before a byte of it is read."""
 """The largest form field any page takes (credentials' notes are the longest, 2,000 characters)."""
 
 
@@ -84,6 +86,15 @@ TEMPLATES.env.globals.update(
 class SignInNeeded(Exception):
     def __init__(self, area: Area) -> None:
         self.area = area
+
+
+class FormRefused(Exception):
+    """A post whose body is not a form the pages take (too large, no length, unreadable): nothing is done."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+        self.why = why
 
 
 class NothingToShow(Exception):
@@ -133,11 +144,22 @@ class Browser:
         return csrf_token(self.sessions.rules.secret, self.binding())
 
     async def form(self) -> Mapping[str, str]:
-        """The posted form, once its CSRF token is this browser's (`CsrfRefused` otherwise)."""
-        async with self.request.form(
-            max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_PART
-        ) as f:
-            fields = {key: value for key, value in f.items() if isinstance(value, str)}
+        """The posted form, once its CSRF token is this browser's (`CsrfRefused` otherwise); a body that is
+        no form the pages take is `FormRefused`, its size judged before a byte of it is read."""
+        declared = self.request.headers.get("content-length", "")
+        if not declared.isdigit():
+            raise FormRefused(411, "The form came without its length; send it again from the page.")
+        if int(declared) > MAX_FORM_BYTES:
+            raise FormRefused(
+                413, f"The form is too large: a page takes {MAX_FORM_BYTES // 1024} KiB at most."
+            )
+        try:
+            async with self.request.form(
+                max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_PART
+            ) as f:
+                fields = {key: value for key, value in f.items() if isinstance(value, str)}
+        except HTTPException:  # Starlette's answer to a form it cannot parse within the limits
+            raise FormRefused(400, "The form could not be read; send it again from the page.") from None
         binding = self.session.sid if self.session is not None else self.request.cookies.get(FORM_COOKIE)
         check_csrf(self.sessions.rules.secret, binding, fields.get(FIELD))
         return fields
@@ -242,6 +264,11 @@ def install(app: FastAPI, settings: WebSettings | None = None) -> None:
         area = Area.CUSTOMER if request.url.path.startswith(Area.CUSTOMER.path) else Area.CONSOLE
         browser = await _browser(request, area)
         return browser.render("refused.html", status=403)
+
+    @app.exception_handler(FormRefused)
+    async def unreadable(request: Request, exc: FormRefused) -> Response:
+        area = Area.CUSTOMER if request.url.path.startswith(Area.CUSTOMER.path) else Area.CONSOLE
+        return Browser(request, area, None).render("refused.html", status=exc.status, why=exc.why)
 
     @app.exception_handler(NothingToShow)
     async def nothing(request: Request, exc: NothingToShow) -> Response:
