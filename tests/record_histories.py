@@ -375,6 +375,8 @@ SCENARIOS: dict[str, Recipe] = {
     "defect_replacement_chosen_twice": defect(replacement_chosen_twice, S.REPLACED),
     "defect_continued_as_new": defect(continued_as_new, S.REPLACED, BOUNDED),
     "defect_credentials_revealed": defect(credentials_revealed, S.RECTIFIED),
+    "defect_woke_escalated_then_rejected": defect(escalated_then_rejected, S.REJECTED),
+    "defect_woke_refunded_by_default_after_access": defect(refunded_by_default_after_access, S.REFUNDED),
     "claim_sms_refunded_on_approval": claim(ComplaintKind.SMS_NOT_RECEIVED, approved, S.REFUNDED),
     "claim_invalid_number_rejected": claim(
         ComplaintKind.INVALID_NUMBER, number_found_valid, S.REJECTED, evidence=[SCREENSHOT]
@@ -383,6 +385,9 @@ SCENARIOS: dict[str, Recipe] = {
         ComplaintKind.SMS_NOT_RECEIVED, escalated_then_approved, S.REFUNDED
     ),
     "claim_withdrawn": claim(ComplaintKind.SMS_NOT_RECEIVED, withdrawn, S.WITHDRAWN),
+    "claim_woke_escalated_then_approved": claim(
+        ComplaintKind.SMS_NOT_RECEIVED, escalated_then_approved, S.REFUNDED
+    ),
     "claim_withdrawn_before_filing": Recipe(withdrawn_before_filing, S.WITHDRAWN.value),
     "activation_completed": activation(sms_in_time, "completed"),
     "activation_timed_out_refunded": activation(no_sms, "canceled"),

@@ -43,7 +43,7 @@ class AccessUpdates(OncePerUpdate):
         if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
             return self.complaint
         self._validate_request_access(request)  # again: see ComplaintWorkflow
-        now = workflow.now()
+        now = self._now()
         self.complaint.access_requests += 1
         self.complaint.access = AccessState(
             number=self.complaint.access_requests,
@@ -100,7 +100,7 @@ class AccessUpdates(OncePerUpdate):
             return self.complaint
         self._validate_answer_access(answer)  # again: see ComplaintWorkflow
         access = self._access
-        answered_at = workflow.now()
+        answered_at = self._now()
         access.answered_at = answered_at
         if not answer.grant:
             access.granted = False

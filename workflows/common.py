@@ -8,7 +8,6 @@ calls these helpers for the plumbing.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from policy.refusals import PolicyRefusal
     from workflows import search_attributes
+    from workflows.clock import WakeClock
     from workflows.patches import (
         CONTINUE_AS_NEW_PAST_BOUND,
         ESCALATION_BEFORE_LATE_REVIEW,
@@ -67,7 +67,7 @@ def notice(recipient: str, template: str, **payload: Any) -> Notice:
     return Notice(recipient, template, payload)
 
 
-class ComplaintWorkflow:
+class ComplaintWorkflow(WakeClock):
     """What the complaint workflows share. Each update handler runs its validator again before it changes
     anything: updates delivered in one workflow task (a worker back after a crash finds several waiting)
     all pass their validators before the first handler runs, so only the handler sees what the others did."""
@@ -125,7 +125,7 @@ class ComplaintWorkflow:
             reason_code=review.reason_code,
             note=review.note,
             by=str(review.actor),
-            at=workflow.now(),
+            at=self._now(),
         )
         if review.decision is ReviewDecision.APPROVE:
             return True
@@ -148,7 +148,7 @@ class ComplaintWorkflow:
                 await self._continue_as_new()
                 continue
             due = deadline()
-            now = workflow.now()
+            now = self._now()
             if now >= due:
                 return
             reminder_at = rules.review_reminder_at(due, self.complaint.policy)
@@ -160,7 +160,7 @@ class ComplaintWorkflow:
             await self._wait_until(wake_at, self._complaint_has_changed)
 
     async def _remind_support(self) -> None:
-        self.complaint.reminded_at = workflow.now()
+        self.complaint.reminded_at = self._now()
         pending = "review" if self.complaint.review is None else "fix"
         await self._record(
             "support_reminded",
@@ -171,12 +171,12 @@ class ComplaintWorkflow:
         )
 
     def _escalation_due(self) -> bool:
-        return self.complaint.status is ComplaintStatus.UNDER_REVIEW and workflow.now() >= self._deadline
+        return self.complaint.status is ComplaintStatus.UNDER_REVIEW and self._now() >= self._deadline
 
     async def _escalate(self) -> None:
         """R13: unreviewed at the deadline; support must still decide, however late."""
         self.complaint.status = ComplaintStatus.ESCALATED
-        self.complaint.escalated_at = workflow.now()
+        self.complaint.escalated_at = self._now()
         await self._record(
             "escalated",
             SYSTEM,
@@ -206,7 +206,7 @@ class ComplaintWorkflow:
         complaint ends rejected with the ledger's reason rather than paying twice (R16): `already_refunded`
         where its price went back, `already_remedied` where it was replaced."""
         record = await refund_or_refusal(
-            "complaint", self.complaint.complaint_id, self.complaint.order, SYSTEM
+            "complaint", self.complaint.complaint_id, self.complaint.order, SYSTEM, at=self._now()
         )
         if isinstance(record, str):
             await self._close(ComplaintStatus.REJECTED, SYSTEM, reason_code=record)
@@ -231,7 +231,7 @@ class ComplaintWorkflow:
 
     def _check(self, action: Action, actor: Actor) -> None:
         try:
-            check_action(self.complaint, action, actor, workflow.now())
+            check_action(self.complaint, action, actor, self._now())
         except PolicyRefusal as refusal:
             raise refused(refusal) from None
 
@@ -272,18 +272,6 @@ class ComplaintWorkflow:
         """The input of the run this one continues as: its own, carrying the complaint as it stands."""
         raise NotImplementedError(f"{type(self).__name__} does not continue as new")
 
-    async def _wait_until(
-        self, when: datetime, condition: Callable[[], bool], *, or_continue: bool = False
-    ) -> bool:
-        """A durable timer that a condition can cut short; returns whether the condition holds. With
-        `or_continue`, a request to continue as new cuts it short too (the caller then continues)."""
-        remaining = when - workflow.now()
-        if remaining > timedelta(0):
-            wake = (lambda: condition() or self._continue_requested) if or_continue else condition
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(wake, timeout=remaining)
-        return condition()
-
     async def _close(
         self,
         outcome: ComplaintStatus,
@@ -316,7 +304,7 @@ class ComplaintWorkflow:
         with the notice the event sends, if any."""
         event = ComplaintEvent(
             seq=len(self.complaint.events) + 1,
-            at=workflow.now(),
+            at=self._now(),
             actor=str(actor),
             type=event_type,
             detail={k: jsonable(v) for k, v in detail.items()},

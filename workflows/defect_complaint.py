@@ -163,7 +163,7 @@ class DefectComplaintWorkflow(AccessUpdates):
 
     async def _ask_for_remedy_choice(self) -> None:
         self.complaint.status = ComplaintStatus.AWAITING_REMEDY_CHOICE
-        self.complaint.remedy_choice_due = rules.remedy_choice_due(workflow.now(), self.complaint.policy)
+        self.complaint.remedy_choice_due = rules.remedy_choice_due(self._now(), self.complaint.policy)
         await self._record(
             "remedy_choice_requested",
             SYSTEM,
@@ -197,7 +197,7 @@ class DefectComplaintWorkflow(AccessUpdates):
                     order_id=self.complaint.order.order_id,
                     offer=offer,
                     actor=str(SYSTEM),
-                    at=workflow.now(),
+                    at=self._now(),
                 ),
                 **LEDGER_CALL,
             )

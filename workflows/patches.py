@@ -72,3 +72,15 @@ in the replay suite too, never reached the bound and carries no marker).
 Unpatched: defect_continued_as_new.continued.json, defect_replacement_chosen_twice.json (and every other
 defect_ history: none reached the bound).
 """
+
+DECIDE_FROM_WHAT_WOKE: Final = "decide-from-what-woke"
+"""After a complaint's timer fires, the run decides from the timer (its instant has come) rather than from
+`workflow.now()`, which a query picked up after the timer fired sees stale (`workflows.clock`). The marker
+is recorded where a timer first fires, so complaints whose timers never fired replay with or without it;
+those started before replay with the clock they recorded.
+
+Patched: defect_woke_escalated_then_rejected.json, defect_woke_refunded_by_default_after_access.json,
+claim_woke_escalated_then_approved.json (the same scenarios as the unpatched ones, recorded since).
+Unpatched: defect_escalated_then_rejected.json, defect_refunded_by_default_after_access.json,
+claim_escalated_then_approved.json, defect_access_silence.json (recorded before, their timers fired).
+"""

@@ -3,6 +3,8 @@ refusing to make an order good a second time, for a workflow to end with rather 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -37,7 +39,7 @@ async def refund_full_price(
 
 
 async def refund_or_refusal(
-    source_kind: RefundSource, source_id: str, order: Order, actor: Actor
+    source_kind: RefundSource, source_id: str, order: Order, actor: Actor, *, at: datetime | None = None
 ) -> RefundRecord | str:
     """`refund_full_price`, with the refusal's code (`already_refunded`, `already_remedied`) in place of
     None, for a complaint to end with it."""
@@ -51,7 +53,7 @@ async def refund_or_refusal(
                 order_id=order.order_id,
                 amount=rules.full_refund(order),
                 actor=str(actor),
-                at=workflow.now(),
+                at=at or workflow.now(),
             ),
             **LEDGER_CALL,
         )
