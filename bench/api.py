@@ -219,7 +219,7 @@ class CpuClock:
 
     def since(self, before: dict[str, float]) -> dict[str, float]:
         after = self.read()
-        used = {name: after[name] - before[name] for name in PROCESSES}
+        used = {name: after[name] - before[name] for name in (*self.pids, "bench")}
         used["other"] = max(0.0, after["machine"] - before["machine"] - sum(used.values()))
         return used
 
@@ -239,16 +239,23 @@ async def drive(
 ) -> tuple[float, list[float], Counter[str], dict[str, str]]:
     """`call` on every item from `concurrency` lanes, each starting its next item as soon as the last one
     answered (a closed loop); the wall time, the latency of each success, and the failures by label."""
+    return await drive_lanes(items, lambda item, _lane: call(item), concurrency)
+
+
+async def drive_lanes(
+    items: Sequence[T], call: Callable[[T, int], Awaitable[None]], concurrency: int
+) -> tuple[float, list[float], Counter[str], dict[str, str]]:
+    """`drive`, telling `call` which lane (0 to `concurrency` - 1) sends the item: a caller per lane."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     examples: dict[str, str] = {}
     pending = iter(items)
 
-    async def lane() -> None:
+    async def lane(number: int) -> None:
         for item in pending:
             began = time.perf_counter()
             try:
-                await call(item)
+                await call(item, number)
             except Exception as err:
                 label = _label(err)
                 errors[label] += 1
@@ -257,7 +264,7 @@ async def drive(
                 latencies.append(time.perf_counter() - began)
 
     began = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(max(1, min(concurrency, len(items))))))
+    await asyncio.gather(*(lane(n) for n in range(max(1, min(concurrency, len(items))))))
     return time.perf_counter() - began, latencies, errors, examples
 
 
@@ -279,7 +286,7 @@ class Bench:
     async def post_api(self, order_id: str) -> None:
         body = {"order_id": order_id, "kind": "major_defect", "description": DESCRIPTION}
         response = await self.http.post("/v1/complaints", json=body, headers=self.backend_auth)
-        self.filed.append(_expect(response, 201)["complaint_id"])
+        self.filed.append(expect(response, 201)["complaint_id"])
 
     async def post_direct(self, order_id: str) -> None:
         state = await self.desk.file_complaint(order_id, ComplaintKind.MAJOR_DEFECT, DESCRIPTION, BACKEND)
@@ -287,7 +294,7 @@ class Bench:
 
     async def get_api(self, complaint_id: str) -> None:
         response = await self.http.get(f"/v1/complaints/{complaint_id}", headers=self.support_auth)
-        if _expect(response, 200)["complaint_id"] != complaint_id:
+        if expect(response, 200)["complaint_id"] != complaint_id:
             raise Failed("wrong complaint", f"asked for {complaint_id}, got {response.text[:200]}")
 
     async def get_direct(self, complaint_id: str) -> None:
@@ -343,7 +350,7 @@ class Bench:
             last = now
 
 
-def _expect(response: httpx.Response, status: int) -> dict[str, Any]:
+def expect(response: httpx.Response, status: int) -> dict[str, Any]:
     if response.status_code != status:
         try:
             code = response.json()["error"]["code"]

@@ -1,14 +1,18 @@
 """Benchmark 1, lifecycle cost: N defect complaints driven through review, access request and grant, the
 deadline and the default refund, against N bare workflows with the same activities, updates and timers.
 
-    .venv/bin/python -m bench.lifecycle [--lifecycles 1000] [--concurrency 20] [--workflow-cache 0]
+    .venv/bin/python -m bench.lifecycle [--lifecycles 1000] [--concurrency 20] [--workflow-cache N]
+                                        [--bare-workflow-cache N]
 
-Both run on one dev server, each with its own worker process (`python worker.py` and `python -m
-bench.baseline`), the bare ones first. A driver slot files (starts), then sends the three updates, and moves
-on; the timers finish each lifecycle on their own. Throughput is counted from the server's close times, from
-the first lifecycle to close to the last, which is the rate the system sustains once the pipeline is full
-(the deadline's fixed wait, the same for both, is not in it). Every complaint must end refunded after the
-same events as the first one, with one refund in the ledger; the run fails otherwise.
+Both run on one dev server, each with its own worker process, the bare ones first: the project's `python
+worker.py` as deployed (its settings' defaults; `--workflow-cache` sets its sticky cache), the baseline's
+`python -m bench.baseline` with the SDK's defaults, its sticky cache on, as a user of plain Temporal gets it
+(`--bare-workflow-cache` sets it otherwise, to compare like with like). A driver slot files (starts), then
+sends the three updates, and moves on; the timers finish each lifecycle on their own. Throughput is counted
+from the server's close times, from the first lifecycle to close to the last, which is the rate the system
+sustains once the pipeline is full (the deadline's fixed wait, the same for both, is not in it). Every
+complaint must end refunded after the same events as the first one, with one refund in the ledger; the run
+fails otherwise. `measure` is the run itself, for `bench.targets` too.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
-from bench.baseline import BareLifecycle, BarePlan
-from bench.report import Row, latency_ms, memory, report, rss_mib
-from bench.stage import Stage, new_queue, stage
+from bench.baseline import BareLifecycle, BarePlan, bare_cache, start_lifecycle
+from bench.processes import WorkerProcess
+from bench.report import Row, against, at_least, latency_ms, memory, report, rss_mib
+from bench.stage import Stage, deployed_cache, new_queue, stage
 from bench.workload import (
     APPROVE,
     BACKEND,
@@ -47,7 +52,10 @@ from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.desk import ComplaintDesk
 
-GOAL_RATIO = 0.33
+GOAL_RATIO = 0.6
+"""The issue's target against the bare worker with the SDK's defaults (bench 1's goal was 0.33 against a
+bare worker without its sticky cache)."""
+TEMPLATE_DEADLINE = 10.0
 
 
 @dataclass
@@ -56,8 +64,12 @@ class Options:
     concurrency: int = 20
     deadline: float = 120.0
     choice_window: float = 2.0
-    workflow_cache: int = 0
+    workflow_cache: int | None = None
+    """The project worker's sticky cache; None: as deployed (`REFUND_DESK_WORKFLOW_CACHE`'s default)."""
+    bare_workflow_cache: int | None = None
+    """The bare worker's sticky cache; None: the SDK's default."""
     max_concurrent_workflow_tasks: int | None = None
+    """The project worker's; None: as deployed. The bare worker keeps the SDK's."""
     timeout: float = 1200.0
 
 
@@ -160,17 +172,20 @@ def fill(side: Side, starts: list[datetime], ends: list[datetime]) -> None:
 
 
 async def run_bare(
-    st: Stage, options: Options, plan: BarePlan, updates: list[float], deadline: float
+    st: Stage,
+    options: Options,
+    plan: BarePlan,
+    updates: list[float],
+    deadline: float,
+    queue: str,
+    worker: WorkerProcess,
 ) -> Side:
-    queue = new_queue("bare")
-    worker = st.start_worker(queue, baseline=True, **worker_settings(options))
+    """`options.lifecycles` bare lifecycles on `queue`, which `worker` polls and nothing else runs on."""
     client = await Client.connect(st.server.address)  # bare: the default converter, no codec
 
     async def one(index: int) -> None:
-        handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-            BareLifecycle.run, plan, id=f"bare-{queue}-{index}", task_queue=queue
-        )
-        for activities in plan.per_update:
+        handle, rest = await start_lifecycle(client, plan, id=f"bare-{queue}-{index}", task_queue=queue)
+        for activities in rest:
             await timed(handle.execute_update(BareLifecycle.step, activities), updates)
 
     side = Side()
@@ -204,10 +219,34 @@ async def run_project(
 
 
 def worker_settings(options: Options) -> dict[str, Any]:
-    settings: dict[str, Any] = {"workflow_cache": options.workflow_cache}
+    """The project worker's settings the options change; the rest as deployed."""
+    settings: dict[str, Any] = {}
+    if options.workflow_cache is not None:
+        settings["workflow_cache"] = options.workflow_cache
     if options.max_concurrent_workflow_tasks:
         settings["max_concurrent_workflow_tasks"] = options.max_concurrent_workflow_tasks
     return settings
+
+
+def bare_settings(options: Options) -> dict[str, Any]:
+    """The bare worker's settings the options change; the rest the SDK's defaults."""
+    return {} if options.bare_workflow_cache is None else {"workflow_cache": options.bare_workflow_cache}
+
+
+def caches(options: Options) -> dict[str, int]:
+    """The sticky cache each worker runs with."""
+    project = deployed_cache() if options.workflow_cache is None else options.workflow_cache
+    bare = bare_cache(
+        {} if options.bare_workflow_cache is None else {"max_cached_workflows": options.bare_workflow_cache}
+    )
+    return {"project": project, "bare": bare}
+
+
+def cache_row(options: Options) -> Row:
+    c = caches(options)
+    project = f"{c['project']}" + (" (as deployed)" if options.workflow_cache is None else "")
+    bare = f"{c['bare']}" + (" (the SDK's default)" if options.bare_workflow_cache is None else "")
+    return Row("sticky cache (max cached workflows): project / bare", f"{project} / {bare}")
 
 
 async def check(desk: ComplaintDesk, ids: list[str], trail: list[str]) -> list[str]:
@@ -233,32 +272,77 @@ async def check(desk: ComplaintDesk, ids: list[str], trail: list[str]) -> list[s
     return problems
 
 
+@dataclass
+class Measured:
+    """What `measure` found: both sides, the plan the baseline followed, and the complaints' problems."""
+
+    plan: BarePlan
+    trail: list[str]
+    project: Side
+    bare: Side
+    project_updates: list[float]
+    bare_updates: list[float]
+    problems: list[str]
+    server_rss: dict[str, float]
+
+    @property
+    def ratio(self) -> float:
+        return self.project.steady() / self.bare.steady()
+
+
+async def measure(
+    st: Stage,
+    options: Options,
+    deadline: float,
+    *,
+    desk: ComplaintDesk,
+    project_worker: WorkerProcess,
+    bare_queue: str,
+    bare_worker: WorkerProcess,
+) -> Measured:
+    """The template complaint, then the bare lifecycles, then the complaints, each side on its own queue
+    and worker (the desk's task queue is the project's); every complaint then checked."""
+    terms = policy(options)
+    # The template runs on a deadline of 10 s at most, not to wait the run's whole window before it
+    # starts (time enough to file and send three updates on a quiet worker); the bare workflows then wait
+    # the run's window, as the complaints do.
+    short = replace(options, deadline=min(options.deadline, TEMPLATE_DEADLINE))
+    plan, trail = await template(desk, st.client, policy(short))
+    plan.timers[0].seconds = options.deadline
+    print(f"plan from the template complaint: {plan}", flush=True)
+
+    bare_updates: list[float] = []
+    bare = await run_bare(st, options, plan, bare_updates, deadline, bare_queue, bare_worker)
+    print(f"bare: {bare.closed} closed, {bare.steady():.1f}/s", flush=True)
+
+    project_updates: list[float] = []
+    project, ids = await run_project(st, options, desk, terms, project_updates, deadline)
+    print(f"project: {project.closed} closed, {project.steady():.1f}/s", flush=True)
+    project.worker_rss = rss_mib(project_worker.pid)
+    server_rss = rss_mib(st.server.pid)
+    problems = await check(desk, ids, trail)
+    return Measured(plan, trail, project, bare, project_updates, bare_updates, problems, server_rss)
+
+
 async def bench(options: Options) -> int:
     deadline = time.monotonic() + options.timeout
-    terms = policy(options)
     async with stage("lifecycle") as st:
-        queue = new_queue("project")
+        queue, bare_queue = new_queue("project"), new_queue("bare")
         project_worker = st.start_worker(queue, **worker_settings(options))
-        desk = st.desk(queue)
-        # The template runs on a 5 s deadline, not to wait the run's whole window before it starts; the
-        # bare workflows then wait the run's window, as the complaints do.
-        plan, trail = await template(desk, st.client, policy(replace(options, deadline=5.0)))
-        plan.timers[0].seconds = options.deadline
-        print(f"plan from the template complaint: {plan}", flush=True)
-
-        bare_updates: list[float] = []
-        bare = await run_bare(st, options, plan, bare_updates, deadline)
-        print(f"bare: {bare.closed} closed, {bare.steady():.1f}/s", flush=True)
-
-        project_updates: list[float] = []
-        project, ids = await run_project(st, options, desk, terms, project_updates, deadline)
-        print(f"project: {project.closed} closed, {project.steady():.1f}/s", flush=True)
-        project.worker_rss = rss_mib(project_worker.pid)
-        server_rss = rss_mib(st.server.pid)
-        problems = await check(desk, ids, trail)
-
-    ratio = project.steady() / bare.steady()
-    p, b = latency_ms(project_updates), latency_ms(bare_updates)
+        bare_worker = st.start_worker(bare_queue, baseline=True, **bare_settings(options))
+        m = await measure(
+            st,
+            options,
+            deadline,
+            desk=st.desk(queue),
+            project_worker=project_worker,
+            bare_queue=bare_queue,
+            bare_worker=bare_worker,
+        )
+    plan, trail, problems = m.plan, m.trail, m.problems
+    project, bare, server_rss = m.project, m.bare, m.server_rss
+    ratio = m.ratio
+    p, b = latency_ms(m.project_updates), latency_ms(m.bare_updates)
     rows = [
         Row("lifecycles (each side)", f"{options.lifecycles}"),
         Row(
@@ -267,7 +351,7 @@ async def bench(options: Options) -> int:
         ),
         Row("project lifecycles/s (first to last close)", f"{project.steady():.1f}"),
         Row("bare lifecycles/s (first to last close)", f"{bare.steady():.1f}"),
-        Row("ratio project / bare", f"{ratio:.2f}", f">= {GOAL_RATIO}"),
+        Row("ratio project / bare", f"{ratio:.2f}", against(f">= {GOAL_RATIO}", at_least(ratio, GOAL_RATIO))),
         Row("project lifecycles/s (first start to last close)", f"{project.overall():.1f}"),
         Row("bare lifecycles/s (first start to last close)", f"{bare.overall():.1f}"),
         Row("project update round trip p50 / p99", f"{p['p50_ms']} / {p['p99_ms']} ms"),
@@ -281,7 +365,7 @@ async def bench(options: Options) -> int:
             memory(bare.worker_rss),
         ),
         Row("dev server RSS now / peak", memory(server_rss)),
-        Row("workers' sticky cache (max cached workflows)", f"{options.workflow_cache}"),
+        cache_row(options),
         Row("complaints not refunded exactly once as planned", f"{len(problems)}", "0"),
     ]
     report(
@@ -290,6 +374,7 @@ async def bench(options: Options) -> int:
         rows,
         {
             "options": asdict(options),
+            "sticky_cache": caches(options),
             "plan": asdict(plan),
             "trail": trail,
             "project": {
@@ -315,8 +400,16 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="lifecycles being driven at once")
     p.add_argument("--deadline", type=float, default=d.deadline, help="rectification window, seconds")
     p.add_argument("--choice-window", type=float, default=d.choice_window, help="remedy window, seconds")
-    p.add_argument("--workflow-cache", type=int, default=d.workflow_cache, help="both workers' sticky cache")
-    p.add_argument("--max-concurrent-workflow-tasks", type=int, default=None)
+    p.add_argument(
+        "--workflow-cache",
+        type=int,
+        default=None,
+        help="the project worker's sticky cache (default: as deployed)",
+    )
+    p.add_argument(
+        "--bare-workflow-cache", type=int, default=None, help="the bare worker's (default: the SDK's, 1000)"
+    )
+    p.add_argument("--max-concurrent-workflow-tasks", type=int, default=None, help="the project worker's")
     p.add_argument("--timeout", type=float, default=d.timeout, help="seconds for the whole run")
     return Options(**vars(p.parse_args(argv)))
 

@@ -19,7 +19,9 @@ from typing import Any
 
 from bench.processes import ROOT
 
-OUT = ROOT / ".data" / "bench"
+OUT = Path(os.environ.get("BENCH_OUT") or ROOT / ".data" / "bench")
+"""Where the figures (and a run's work directory) go: `.data/bench/`, or `BENCH_OUT` (the tests' small runs
+write to a temporary directory, not over the figures of a real run)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,23 @@ def latency_ms(samples: Sequence[float]) -> dict[str, float]:
         "mean_ms": round(statistics.fmean(samples) * 1000, 1),
         "max_ms": round(max(samples) * 1000, 1),
     }
+
+
+def against(goal: str, met: bool | None) -> str:
+    """A row's goal with its verdict: `>= 0.6x: met`, `<= 100 ms: NOT MET`, or not measured (None)."""
+    if met is None:
+        return f"{goal}: not measured"
+    return f"{goal}: {'met' if met else 'NOT MET'}"
+
+
+def at_least(value: float, goal: float) -> bool | None:
+    """`value >= goal`; None where `value` was not measured (NaN)."""
+    return None if math.isnan(value) else value >= goal
+
+
+def at_most(value: float, goal: float) -> bool | None:
+    """`value <= goal`; None where `value` was not measured (NaN)."""
+    return None if math.isnan(value) else value <= goal
 
 
 def machine() -> dict[str, Any]:

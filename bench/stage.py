@@ -20,6 +20,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from bench.baseline import SDK_DEFAULT_CACHE
 from bench.processes import DevServer, WorkerProcess, free_port
 from bench.report import OUT
 from ledger.migrate import upgrade_url
@@ -41,10 +42,13 @@ class Stage:
     ledger: Ledger
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def environment(self, queue: str, **settings: Any) -> dict[str, str]:
+    def environment(self, queue: str, *, prefix: str = "REFUND_DESK_", **settings: Any) -> dict[str, str]:
         """What `worker.py` (and the API) read: this stage's server, ledger and keys, and `settings` as
-        `REFUND_DESK_<NAME>` variables (e.g. workflow_cache=0)."""
+        `<prefix><NAME>` variables (e.g. workflow_cache=0 as REFUND_DESK_WORKFLOW_CACHE=0). The data folder
+        is the work directory: nothing of a developer's `.data/` (the policy.json `make run` left, the mail
+        sink) reaches a benchmark, and nothing of a benchmark's reaches it."""
         env = {
+            "REFUND_DESK_DATA_DIR": str(self.workdir),
             "TEMPORAL_ADDRESS": self.server.address,
             "TEMPORAL_NAMESPACE": "default",
             "REFUND_DESK_TASK_QUEUE": queue,
@@ -52,15 +56,18 @@ class Stage:
             "REFUND_DESK_VAULT_KEYS": self.vault_keys,
             "REFUND_DESK_PAYLOAD_KEYS": self.payload_keys,
         }
-        env.update({f"REFUND_DESK_{name.upper()}": str(value) for name, value in settings.items()})
+        env.update({f"{prefix}{name.upper()}": str(value) for name, value in settings.items()})
         return env
 
     def start_worker(self, queue: str, *, baseline: bool = False, **settings: Any) -> WorkerProcess:
         """The project's `python worker.py`, or with `baseline` the bare workflows' `python -m
-        bench.baseline`, polling `queue` with `settings` (see `environment`)."""
+        bench.baseline`, polling `queue` with `settings` (see `environment`). The project's worker takes
+        the settings left out from the environment, as deployed; the baseline's are `BENCH_BARE_<NAME>`
+        variables (`bench.baseline.bare_worker_options`), and those left out are the SDK's defaults."""
         name = "baseline" if baseline else "worker"
+        prefix = "BENCH_BARE_" if baseline else "REFUND_DESK_"
         worker = WorkerProcess(
-            environment=self.environment(queue, **settings),
+            environment=self.environment(queue, prefix=prefix, **settings),
             log=self.workdir / f"{name}-{queue}.log",
             arguments=("-m", "bench.baseline") if baseline else ("worker.py",),
         )
@@ -76,6 +83,13 @@ class Stage:
             task_queue=queue,
             patience=timedelta(seconds=patience),
         )
+
+
+def deployed_cache() -> int:
+    """The sticky cache `python worker.py` runs with when a benchmark leaves it as deployed: its settings'
+    default, or REFUND_DESK_WORKFLOW_CACHE where this shell sets it (the worker inherits the environment)."""
+    cache: int = TemporalSettings().worker_options().get("max_cached_workflows", SDK_DEFAULT_CACHE)
+    return cache
 
 
 def new_queue(prefix: str) -> str:

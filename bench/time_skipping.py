@@ -46,8 +46,8 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from bench.baseline import BareLifecycle, BarePlan, noop
-from bench.report import Row, latency_ms, report
+from bench.baseline import SDK_DEFAULT_CACHE, BareLifecycle, BarePlan, noop, start_lifecycle
+from bench.report import Row, against, at_most, latency_ms, report
 from bench.workload import plan_of
 from ledger.migrate import upgrade
 from ledger.repository import Ledger
@@ -75,9 +75,8 @@ from worker import build_worker
 T = TypeVar("T")
 
 NAME = "time_skipping"
-GOAL_SECONDS = 0.5
-SDK_DEFAULT_CACHE = 1000
-"""`Worker(max_cached_workflows=...)` when not given."""
+GOAL_MS = 100.0
+"""The issue's target for one whole lifecycle (its mean wall time), as `bench.targets` quotes it."""
 PRICE = Decimal("49.90")
 DESCRIPTION = "The plugin returns HTTP 500 on every page since version 2.3; logs attached to the ticket."
 SUPPORT = Actor(role=Role.SUPPORT, id="alice")
@@ -250,15 +249,16 @@ class Baseline:
     plan: BarePlan | None = None
 
     async def act(self) -> Steps:
-        """The bare lifecycle's start and the plan's updates, one after the other."""
+        """The bare lifecycle's start (with its first update, where the project files with one) and the
+        plan's updates, one after the other."""
         assert self.plan is not None
         steps = Steps()
         steps.ident = f"bare-{uuid.uuid4().hex[:12]}"
-        handle = await self.client.start_workflow(
-            BareLifecycle.run, self.plan, id=steps.ident, task_queue=self.task_queue
+        handle, rest = await start_lifecycle(
+            self.client, self.plan, id=steps.ident, task_queue=self.task_queue
         )
         steps.lap("start")
-        for i, activities in enumerate(self.plan.per_update):
+        for i, activities in enumerate(rest):
             await handle.execute_update(BareLifecycle.step, activities)
             steps.lap(f"u{i + 1}")
         return steps
@@ -480,9 +480,15 @@ async def run(args: argparse.Namespace) -> int:
     p_mean = statistics.fmean(mine.seconds) if mine.seconds else math.nan
     b_mean = statistics.fmean(bare.seconds) if bare.seconds else math.nan
     figures["ratio_mean"] = round(p_mean / b_mean, 2)
+    met = at_most(p_mean * 1000, GOAL_MS)
+    figures["target"] = {"mean_ms_at_most": GOAL_MS, "mean_ms": round(p_mean * 1000, 1), "met": met}
     rows = [
         Row("lifecycles, one at a time (project + baseline)", f"{len(mine.seconds)} + {len(bare.seconds)}"),
-        Row("project: mean wall time per lifecycle", ms(p_mean), f"< {GOAL_SECONDS} s"),
+        Row(
+            "project: mean wall time per lifecycle",
+            ms(p_mean),
+            against(f"<= {GOAL_MS:.0f} ms", met),
+        ),
         *stats_rows("project", mine),
         steps_row("project", mine),
         Row("baseline: mean wall time per lifecycle", ms(b_mean)),

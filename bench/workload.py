@@ -68,19 +68,26 @@ def plan_of(history: WorkflowHistory) -> BarePlan:
     """The bare plan a project history asks for: activities scheduled before the first update, within
     each update (between its acceptance and completion), and after each timer that fired (until the next
     one fires), with the fired timers' durations as they were started. Timers started and then cancelled
-    (a wait cut short by an update) are not in it: the bare workflow sleeps only the ones that ran out."""
+    (a wait cut short by an update) are not in it: the bare workflow sleeps only the ones that ran out.
+    An update the first workflow task accepts came with the start (update-with-start, as the project
+    files): the bare lifecycle sends its first update with its start too."""
     started: dict[str, float] = {}
     plan = BarePlan(at_start=0)
     in_update = False
+    tasks = 0
     for event in history.events:
         kind = event.event_type
-        if kind == EventType.EVENT_TYPE_TIMER_STARTED:
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            tasks += 1
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
             attributes = event.timer_started_event_attributes
             started[attributes.timer_id] = attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
         elif kind == EventType.EVENT_TYPE_TIMER_FIRED:
             timer_id = event.timer_fired_event_attributes.timer_id
             plan.timers.append(Timer(seconds=started[timer_id], then=0))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            if not plan.per_update and tasks == 1:
+                plan.update_with_start = True
             plan.per_update.append(0)
             in_update = True
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
