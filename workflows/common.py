@@ -1,14 +1,15 @@
 """What every complaint workflow does the same way: intake, the audit trail, notices, refunds, escalation.
 
-`ComplaintWorkflow` is a plain base class with the `state` query every complaint answers; each kind's
-workflow is one `@workflow.defn` subclass whose run method and update handlers read as the rules it enforces
-(a chapter of them may come from a plain subclass it inherits, as `workflows.access` is for defects), and
-calls these helpers for the plumbing.
+`ComplaintWorkflow` is a plain base class with the `state` query and the `filed` update every complaint
+answers; each kind's workflow is one `@workflow.defn` subclass whose run method and update handlers read as
+the rules it enforces (a chapter of them may come from a plain subclass it inherits, as `workflows.access`
+is for defects), and calls these helpers for the plumbing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -74,6 +75,17 @@ class ComplaintWorkflow(WakeClock):
 
     complaint: ComplaintState
 
+    _filing: Filing
+    """What the complaint was filed with, for the `filed` update's validator."""
+
+    _filed: bool = False
+    """Whether the "filed" event is in the ledger: the run sets it once that record is written (a run that
+    continues a complaint starts filed)."""
+
+    _filing_refused: ApplicationError | None = None
+    """Why the run refused the filing (intake, R5's activity, not a continuation): the `filed` update
+    answers with it."""
+
     _complaint_changed: bool = False
     """Whether an event was recorded since the review period last began to wait: `_record` sets it with
     every event, `_review_period` clears it as the wait starts and wakes when it is set."""
@@ -90,6 +102,34 @@ class ComplaintWorkflow(WakeClock):
         """The complaint as it stands. Defined once here: `workflow.defn` collects the handlers a subclass
         inherits, so each kind's workflow answers it, and the desk can name it `ComplaintWorkflow.state`."""
         return self.complaint
+
+    @workflow.update
+    async def filed(self) -> ComplaintState:
+        """The complaint as filed, once its "filed" event and its projection are in the ledger. The desk
+        files a complaint with this update in the same call that starts the workflow (update-with-start),
+        so a filing answers with the complaint the ledger already shows, and a read right after it finds
+        it. A filing the run refuses fails this update with the run's refusal (the validator refuses what
+        intake alone decides, before the update is accepted). It changes nothing and records nothing: on a
+        complaint filed before, it answers the complaint as it stands."""
+        await workflow.wait_condition(lambda: self._filed or self._filing_refused is not None)
+        if self._filing_refused is not None:
+            refusal = self._filing_refused
+            raise ApplicationError(refusal.message, type=refusal.type, non_retryable=True)
+        return self.complaint
+
+    @filed.validator
+    def _validate_filed(self) -> None:
+        if not self._filed:
+            self._check_intake(self._filing, self.complaint.kind)
+
+    @contextmanager
+    def _refusing_the_filing(self) -> Iterator[None]:
+        """A refusal raised in the block fails the run, and the `filed` update with it."""
+        try:
+            yield
+        except ApplicationError as refusal:
+            self._filing_refused = refusal
+            raise
 
     # -------------------------------------------------------------------------------------------- intake
 

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
 @workflow.defn
 class DefectComplaintWorkflow(AccessUpdates):
     continues_as_new = True
+    _filing: FileDefectComplaint
 
     @workflow.init
     def __init__(self, filing: FileDefectComplaint) -> None:
@@ -57,6 +58,7 @@ class DefectComplaintWorkflow(AccessUpdates):
         if filing.continued is not None and workflow.info().continued_run_id is not None:
             self.complaint = filing.continued.model_copy(deep=True)
             self._handled_updates = set(filing.handled_updates)
+            self._filed = True
             return
         filed_at = workflow.now()
         deadline = rules.rectification_deadline(filed_at, filing.policy, timedelta(0))
@@ -67,12 +69,14 @@ class DefectComplaintWorkflow(AccessUpdates):
         if filing.continued is None:
             await self._file(filing)
         elif workflow.info().continued_run_id is None:
-            raise refused(
-                PolicyRefusal(
-                    refusals.NOT_A_CONTINUATION,
-                    "only a run that continued as new carries a complaint's state; file a complaint instead",
+            with self._refusing_the_filing():
+                raise refused(
+                    PolicyRefusal(
+                        refusals.NOT_A_CONTINUATION,
+                        "only a run that continued as new carries a complaint's state; file a complaint "
+                        "instead",
+                    )
                 )
-            )
         await self._rectification_period()
         if not self.complaint.is_final:
             await self._after_deadline()
@@ -84,13 +88,15 @@ class DefectComplaintWorkflow(AccessUpdates):
     async def _file(self, filing: FileDefectComplaint) -> None:
         """R3, R4 and R15 at the instant of filing, then the first event of the trail."""
         if workflow.patched(INTAKE_IN_WORKFLOW):
-            self._check_intake(filing, ComplaintKind.MAJOR_DEFECT)
+            with self._refusing_the_filing():
+                self._check_intake(filing, ComplaintKind.MAJOR_DEFECT)
         await self._record(
             "filed",
             filing.filed_by,
             deadline=self.complaint.deadline,
             notice=notice(SUPPORT, "complaint_filed"),
         )
+        self._filed = True
 
     async def _rectification_period(self) -> None:
         """R7: the company may rectify until the deadline; R10 pauses it; R13 reminds support before it."""

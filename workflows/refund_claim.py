@@ -28,12 +28,14 @@ class RefundClaimWorkflow(ComplaintWorkflow):
     def __init__(self, claim: FileClaim) -> None:
         filed_at = workflow.now()
         self.complaint = opened(claim, claim.kind, filed_at, rules.review_deadline(filed_at, claim.policy))
+        self._filing = claim
         self._filed = False
 
     @workflow.run
     async def run(self, claim: FileClaim) -> ComplaintState:
-        self._check_intake(claim, claim.kind)
-        await self._check_activation()
+        with self._refusing_the_filing():
+            self._check_intake(claim, claim.kind)
+            await self._check_activation()
         filed: dict[str, Any] = {
             "deadline": self.complaint.deadline,
             "evidence": [e.ref for e in claim.evidence],
