@@ -80,11 +80,9 @@ class Activations(Orders):
         raise intake.already_refunded(order) if remedy.kind == "refund" else intake.already_remedied(order)
 
     async def get_activation(self, activation_id: str, seen_by: Actor) -> ActivationState:
-        """The activation as it stands: from the ledger once it has ended, else from its workflow."""
-        record = await self._activation_record(activation_id, seen_by)
-        if record.state.is_final:
-            return record.state
-        return await self._query_activation(activation_id, self._activation_handle(record))
+        """The activation as it stands: the ledger's projection, which its workflow writes with each change
+        (only one started a moment ago, not projected yet, is asked of its workflow)."""
+        return (await self._activation_record(activation_id, seen_by)).state
 
     async def activation_of_order(self, order_id: str) -> ActivationState | None:
         """What the ledger knows of the order's number (for the order's page)."""
@@ -105,7 +103,8 @@ class Activations(Orders):
         record = await self._activation_record(activation_id, actor)
         if record.state.is_final and check_cancel(record.state, cancel):
             return record.state
-        return await self._act_on_activation(record, NumberActivationWorkflow.cancel, cancel)
+        canceled = await self._act_on_activation(record, NumberActivationWorkflow.cancel, cancel)
+        return await self._once_projected(canceled)
 
     async def _activation_record(self, activation_id: str, seen_by: Actor) -> ActivationRecord:
         """The activation's ledger record, or (just started, not projected yet) its workflow's state."""
@@ -139,6 +138,17 @@ class Activations(Orders):
         run = self.client.get_workflow_handle(handle.id, run_id=described.run_id)
         state = await self._query_activation(activation_id_of(order_id), run)
         return ActivationRecord(workflow_id=handle.id, run_id=described.run_id, state=state)
+
+    async def _once_projected(self, state: ActivationState) -> ActivationState:
+        """`state`, once the ledger's projection has caught up with it: the cancel update answers as the run
+        starts writing the canceled activation, and a read right after the answer is the ledger's."""
+
+        async def projected() -> bool:
+            record = await self.ledger.get_activation(state.activation_id)
+            return record is not None and record.state.version >= state.version
+
+        await self.once_projected(projected)
+        return state
 
     def _activation_handle(self, record: ActivationRecord) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(record.workflow_id, run_id=record.run_id)

@@ -33,7 +33,7 @@ from policy.credentials import RevealCredentials, ServerCredentials, reveal_refu
 from policy.models import Actor, ComplaintEvent, ComplaintKind, Money, RemedyChoice, ReplacementOffer
 from policy.refusals import CREDENTIALS_DESTROYED, PolicyRefusal
 from starter.desk.complaints import Complaints
-from starter.desk.errors import ComplaintUnresponsive
+from starter.desk.errors import ComplaintNotFound, ComplaintUnresponsive
 from starter.desk.plumbing import Update, may_see, update_name
 from workflows.defect_complaint import DefectComplaintWorkflow
 from workflows.refund_claim import RefundClaimWorkflow
@@ -167,29 +167,32 @@ class ComplaintActions(Complaints):
     ) -> Answer:
         """Send the update of the complaint's kind, unless what is known of the complaint already shows why
         it must fail: `known`, by default a final complaint or an action its kind does not have, asked of
-        the ledger's projection (of the workflow for a complaint just filed, not projected yet)."""
+        the ledger's projection (a filing returns only once its complaint is there). The answer comes back
+        once the ledger shows it (`once_in_the_ledger`), so a read right after it shows the action."""
         name = update_name(defect)
         known = known or partial(_refused_by_the_doors, action=cast(Action, name))
         record = await self.ledger.get_complaint(complaint_id, events=False)
-        if record is not None and (refusal := known(record.state)) is not None:
+        if record is None:
+            raise ComplaintNotFound(complaint_id)
+        state = record.state
+        if (refusal := known(state)) is not None:
             raise refusal
         handle = await self.complaint_handle(complaint_id, record)
-        # just filed, not projected yet: the workflow says
-        state = record.state if record is not None else await self.query_complaint(complaint_id, handle)
-        if record is None and (refusal := known(state)) is not None:
-            raise refusal
         update = defect if state.kind is ComplaintKind.MAJOR_DEFECT else claim
         if update is None:
             kind = state.kind.value
             raise LookupError(f"the policy allows {name} on a {kind} complaint, but no handler does")
         try:
-            return await self.update(ComplaintUnresponsive(complaint_id), handle, update, argument)
+            answer = await self.update(ComplaintUnresponsive(complaint_id), handle, update, argument)
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
             # it ended between the ledger read and the update
             ended = await self.get(complaint_id)
             raise known(ended) or already_final(ended) from None
+        if isinstance(answer, ComplaintState):
+            await self.once_in_the_ledger(answer)
+        return answer
 
 
 def _refused_by_the_doors(state: ComplaintState, action: Action) -> PolicyRefusal | None:

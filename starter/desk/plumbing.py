@@ -36,6 +36,9 @@ Arg = TypeVar("Arg")
 QUERY_ATTEMPT = timedelta(seconds=5)
 """How long one attempt of a state query waits before it is asked again (see `DeskCore.ask_state`)."""
 
+PROJECTION_POLL = timedelta(milliseconds=10)
+"""How often `DeskCore.once_projected` looks at the ledger again."""
+
 Query = Callable[[Any], T]
 """A `@workflow.query` method of a workflow class, e.g. `ComplaintWorkflow.state`."""
 Update = UpdateMethodMultiParam[[Any, Arg], T]
@@ -95,6 +98,18 @@ class DeskCore:
             if isinstance(cause, ApplicationError) and cause.type:
                 raise PolicyRefusal(cause.type, cause.message) from None
             raise
+
+    async def once_projected(self, projected: Callable[[], Awaitable[bool]]) -> None:
+        """Return once `projected()` says the ledger shows what an update answered, or after the desk's
+        patience: the reads are the ledger's, and a read right after an answer must show it. Nearly always
+        true at the first look (an update answers after its own event is written); the exceptions are
+        an answer that shows a write still on its way (another handler's, or the run's)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.patience.total_seconds()
+        while loop.time() < give_up:
+            if await projected():
+                return
+            await asyncio.sleep(PROJECTION_POLL.total_seconds())
 
     async def patiently(self, unresponsive: Unresponsive, call: Awaitable[T]) -> T:
         """Without a worker Temporal holds a query or an update indefinitely; a caller waits `patience`."""
