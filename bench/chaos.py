@@ -2,7 +2,7 @@
 and the Temporal dev server is stopped and restarted once, then checked for lost work and double money.
 
     .venv/bin/python -m bench.chaos [--complaints 1000] [--seed S] [--kill-every 2..10] [--timeout 1200]
-                                    [--server-signal term|kill]
+                                    [--server-signal term|kill] [--queries-per-second 10]
 
 Everything runs on loopback under a work directory of its own (the dev server's `temporal.db`, the SQLite
 ledger, the processes' logs, `chaos.log` and the summary `chaos.json`), on ports picked free at start. The
@@ -13,9 +13,16 @@ The dev server is restarted with SIGKILL by default (`--server-signal term` for 
 case: whatever it acknowledged must survive in its SQLite file, and the checks at the end (every
 scenario's outcome, every refund) are what would show it did not.
 
-The worker runs as deployed, without Temporal's sticky cache (`REFUND_DESK_WORKFLOW_CACHE`, starter/
-settings.py): with the cache on, about one small run in three ended with a complaint whose history no
-longer replayed, written by a worker that resumed it with a stale `workflow.now()` (README "Reliability").
+While the scenarios are driven, state queries go at random to live complaints and activations, as support's
+tools and the web UI send them (`--queries-per-second`, each with a short rpc timeout): some reach a new
+worker after a timer fired while no worker polled. At the end every run of every workflow on the run's task
+queue (completed, continued as new, failed, still running) is replayed with the worker's workflows, and a
+history that does not replay is a violation (`unreplayable_history`).
+
+The worker runs as deployed: `python worker.py` with its default settings, Temporal's sticky cache as
+`REFUND_DESK_WORKFLOW_CACHE` sets it (starter/desk/settings.py). With the cache on, a query picked up after
+a timer fired once made a worker decide on the previous task's clock and write a history no worker could
+replay (docs/reliability.md); the random queries and the replay at the end are the run's watch on that.
 """
 
 from __future__ import annotations
@@ -37,8 +44,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.checks import LedgerFigures, ledger_violations, runs_continued, temporal_violations
-from bench.driver import PATIENCE, Driver, Scenario, StepFailed
+from bench.checks import (
+    LedgerFigures,
+    ReplayFigures,
+    ledger_violations,
+    replay_violations,
+    runs_continued,
+    temporal_violations,
+)
+from bench.driver import PATIENCE, Driver, RandomQueries, Scenario, StepFailed
 from bench.notices import People, people
 from bench.processes import DevServer, Supervisor, WorkerProcess, free_port
 from bench.scenarios import PATH_BY_NAME, PATHS, Windows, check_activation, check_complaint
@@ -47,7 +61,7 @@ from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.models import Money, Order, Product, ProductKind
 from starter.desk import ComplaintDesk, connect
-from starter.desk.codec import PayloadKeyring
+from starter.desk.codec import PayloadKeyring, encrypting_converter
 from starter.desk.settings import TemporalSettings
 
 PRODUCTS = {
@@ -72,6 +86,9 @@ class Options:
     duplicates: float = 0.1
     short: float = 4.0
     long: float = 300.0
+    queries_per_second: float = 10.0
+    query_timeout: float = 5.0
+    replay_lanes: int = 4
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chaos-")))
     json_path: Path | None = None
 
@@ -120,10 +137,19 @@ class Summary:
     violations: list[str]
     workdir: str
     runs_continued_as_new: int = 0
+    """Runs whose history reached its bound and continued as new (the `defect_continued_as_new` path)."""
     notices: dict[str, int] = field(default_factory=dict)
     """Emails and webhooks delivered, notices with no address, webhooks sent again (a refused first try, a
     worker killed between sending and recording)."""
-    """Runs whose history reached its bound and continued as new (the `defect_continued_as_new` path)."""
+    histories_replayed: int = 0
+    """Every run of every workflow of the run, replayed at the end with the worker's workflows."""
+    unreplayable: int = 0
+    histories_by_status: dict[str, int] = field(default_factory=dict)
+    replay_seconds: float = 0.0
+    queries: dict[str, int] = field(default_factory=dict)
+    """The random state queries: sent, answered, timed out, failed."""
+    query_failures: dict[str, int] = field(default_factory=dict)
+    query_failure_examples: dict[str, str] = field(default_factory=dict)
 
 
 class Log:
@@ -246,7 +272,14 @@ async def _run(options: Options, workdir: Path, folks: People) -> Summary:
         await folks.subscribe(ledger, desk.keyring)
         driver = Driver(desk, duplicate_rate=options.duplicates)
         scenarios = plan(options, rng)
-        timed_out = await _drive(options, driver, scenarios, supervisor, say)
+        queries = RandomQueries(
+            client,
+            options.queries_per_second,
+            timedelta(seconds=options.query_timeout),
+            random.Random(rng.getrandbits(64)),  # drawn after the plan, so a seed plans as it always did
+            kills=lambda: supervisor.kills,
+        )
+        timed_out = await _drive(options, driver, scenarios, supervisor, say, queries)
         elapsed = time.monotonic() - began
         say("checking the ledger and Temporal")
         violations = [v for s in scenarios for v in s.violations]
@@ -257,11 +290,26 @@ async def _run(options: Options, workdir: Path, folks: People) -> Summary:
         continuing = sum(s.finished for s in scenarios if s.kind == "defect_continued_as_new")
         continued, found = await runs_continued(client, continuing)
         violations += found
+        say("replaying every history")
+        replayed, found = await replay_violations(
+            client,
+            queue,
+            [s.workflow_id for s in scenarios if s.workflow_id is not None],
+            data_converter=encrypting_converter(PayloadKeyring.parse(payload_keys)),
+            lanes=options.replay_lanes,
+            histories=workdir / "histories",
+        )
+        violations += found
+        say(f"{replayed.replayed} histories replayed in {replayed.seconds} s, {replayed.unreplayable} failed")
         say("waiting for the outbox to empty")
         violations += await folks.settle(ledger, within=120)
         summary = _summary(options, scenarios, figures, driver, supervisor, elapsed, timed_out, violations)
         summary.runs_continued_as_new = continued
         summary.notices = folks.figures
+        _add_replay(summary, replayed)
+        summary.queries = queries.figures()
+        summary.query_failures = dict(queries.failed.most_common())
+        summary.query_failure_examples = queries.examples
     finally:
         await worker.stop()
         await server.stop()
@@ -269,10 +317,23 @@ async def _run(options: Options, workdir: Path, folks: People) -> Summary:
     return summary
 
 
+def _add_replay(summary: Summary, replayed: ReplayFigures) -> None:
+    summary.histories_replayed = replayed.replayed
+    summary.unreplayable = replayed.unreplayable
+    summary.histories_by_status = replayed.by_status
+    summary.replay_seconds = replayed.seconds
+
+
 async def _drive(
-    options: Options, driver: Driver, scenarios: list[Scenario], supervisor: Supervisor, say: Log
+    options: Options,
+    driver: Driver,
+    scenarios: list[Scenario],
+    supervisor: Supervisor,
+    say: Log,
+    queries: RandomQueries,
 ) -> bool:
-    """Run every scenario under the supervisor's chaos; True if the timeout cut the run short."""
+    """Run every scenario under the supervisor's chaos and the random queries; True if the timeout cut the
+    run short."""
     windows = Windows(short=timedelta(seconds=options.short), long=timedelta(seconds=options.long))
     gate = asyncio.Semaphore(options.concurrency)
     ended = 0
@@ -299,12 +360,14 @@ async def _drive(
             finished = sum(s.finished for s in scenarios)
             say(
                 f"started {started}, finished {finished}, kills {supervisor.kills}, "
-                f"server restarts {supervisor.server_restarts}, retries {sum(driver.transient.values())}"
+                f"server restarts {supervisor.server_restarts}, retries {sum(driver.transient.values())}, "
+                f"queries answered {queries.answered} of {queries.sent}"
             )
 
     stop = asyncio.Event()
     chaos_task = asyncio.create_task(supervisor.run(stop))
     progress_task = asyncio.create_task(progress())
+    queries_task = asyncio.create_task(queries.run(scenarios, stop))
     tasks = [asyncio.create_task(one(s)) for s in scenarios]
     _, pending = await asyncio.wait(tasks, timeout=options.timeout)
     for task in pending:
@@ -314,7 +377,7 @@ async def _drive(
         say(f"TIMEOUT: {len(pending)} scenarios still running after {options.timeout:.0f} s")
     stop.set()
     progress_task.cancel()
-    await asyncio.gather(chaos_task, progress_task, return_exceptions=True)
+    await asyncio.gather(chaos_task, progress_task, queries_task, return_exceptions=True)
     await supervisor.settle()
     say(f"scenarios done: {sum(s.finished for s in scenarios)} of {len(scenarios)} ended")
     return bool(pending)
@@ -428,6 +491,9 @@ def render(summary: Summary) -> str:
         f"balances         {summary.customers_checked} customers, each equal to the sum of their refunds",
         f"audit events     {summary.audit_events}",
         f"continued runs   {summary.runs_continued_as_new} (histories past their bound, continued as new)",
+        f"histories        {summary.histories_replayed} replayed ({_statuses(summary.histories_by_status)}) "
+        f"in {summary.replay_seconds} s, {summary.unreplayable} unreplayable",
+        f"random queries   {_queries(summary)}",
         f"notices          {_notices(summary.notices)}",
         f"duplicates sent  {summary.duplicate_requests}",
         f"worker kills     {summary.worker_kills} (SIGKILL; {summary.worker_starts} worker starts, "
@@ -442,6 +508,22 @@ def render(summary: Summary) -> str:
     if len(summary.violations) > 50:
         lines.append(f"  ... and {len(summary.violations) - 50} more in the JSON summary")
     return "\n".join(lines)
+
+
+def _statuses(by_status: dict[str, int]) -> str:
+    return ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in by_status.items()) or "-"
+
+
+def _queries(summary: Summary) -> str:
+    q = summary.queries
+    if not q.get("sent"):
+        return "-"
+    failed = f" {summary.query_failures}" if summary.query_failures else ""
+    answers = (
+        f"{q['answered']} answered ({q['answered_after_a_kill']} of them by the worker after a kill), "
+        f"{q['timed_out']} timed out, {q['failed']} failed"
+    )
+    return f"{q['sent']} sent: {answers}{failed}"
 
 
 def _notices(figures: dict[str, int]) -> str:
@@ -484,6 +566,14 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--duplicates", type=float, default=0.1, help="share of requests sent twice at once")
     p.add_argument("--short", type=float, default=4.0, help="seconds of a window the scenario waits out")
     p.add_argument("--long", type=float, default=300.0, help="seconds of a window the driver must beat")
+    p.add_argument(
+        "--queries-per-second",
+        type=float,
+        default=10.0,
+        help="state queries sent at random to live workflows during the run (0: none)",
+    )
+    p.add_argument("--query-timeout", type=float, default=5.0, help="rpc timeout of each random query, s")
+    p.add_argument("--replay-lanes", type=int, default=4, help="histories replayed at once at the end")
     p.add_argument("--workdir", type=Path, default=None, help="empty or new directory (default: a temp one)")
     p.add_argument("--json", type=Path, default=None, help="where to write the summary (WORKDIR/chaos.json)")
     a = p.parse_args(argv)
@@ -500,6 +590,9 @@ def parse(argv: list[str] | None = None) -> Options:
         duplicates=a.duplicates,
         short=a.short,
         long=a.long,
+        queries_per_second=a.queries_per_second,
+        query_timeout=a.query_timeout,
+        replay_lanes=a.replay_lanes,
         json_path=a.json,
     )
     if a.workdir is not None:

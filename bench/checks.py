@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
+from temporalio.service import RPCError
+from temporalio.worker import Replayer, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+import worker
 from bench.driver import Scenario
 from ledger.repository import Ledger
 from ledger.schema import (
@@ -251,6 +257,156 @@ async def runs_continued(client: Client, expected_at_least: int) -> tuple[int, l
     if continued < expected_at_least:
         return continued, [f"{continued} runs continued as new; the scenarios needed {expected_at_least}"]
     return continued, []
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One run of a workflow to replay: its ids, Temporal's status for it, and how to read its history."""
+
+    workflow_id: str
+    run_id: str
+    status: str
+    """"completed", "continued_as_new", "running", "failed", "terminated", ... (lower case)."""
+    history: Callable[[], Awaitable[WorkflowHistory]]
+
+
+@dataclass
+class ReplayFigures:
+    replayed: int = 0
+    """Histories replayed to their end, whether they replayed cleanly or not."""
+    unreplayable: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    """The replayed histories by their run's status."""
+    seconds: float = 0.0
+
+
+UNREPLAYABLE = "unreplayable_history"
+"""How a violation of the replay check starts: a history today's worker could not replay."""
+
+
+def deployed_workflow_runner() -> WorkflowRunner:
+    """The workflow runner the deployed worker uses: `worker.workflow_runner()` where worker.py defines one
+    (its sandbox's settings), else the SDK's default sandbox, which is what `Worker` runs without one."""
+    defined = getattr(worker, "workflow_runner", None)
+    if defined is None:
+        return SandboxedWorkflowRunner()
+    runner = defined()
+    if not isinstance(runner, WorkflowRunner):
+        raise TypeError(f"worker.workflow_runner() returned {runner!r}, not a WorkflowRunner")
+    return runner
+
+
+async def replay_all(
+    executions: Sequence[Execution],
+    *,
+    data_converter: DataConverter,
+    workflows: Sequence[type] = worker.WORKFLOWS,
+    workflow_runner: WorkflowRunner | None = None,
+    lanes: int = 4,
+    histories: Path | None = None,
+) -> tuple[ReplayFigures, list[str]]:
+    """Replay every execution's history with `workflows` as a new worker would; one violation per history
+    that does not replay (`unreplayable_history: workflow <id> run <run id> (<status>): <first line>`, its
+    history saved under `histories`), and one per history that could not be read.
+
+    `lanes` replayers run side by side, each reading its next history while the others replay, so at most
+    `lanes` histories are read or replayed at once."""
+    began = time.monotonic()
+    runner = workflow_runner or deployed_workflow_runner()
+    waiting: asyncio.Queue[Execution] = asyncio.Queue()
+    for execution in executions:
+        waiting.put_nowait(execution)
+    figures = ReplayFigures()
+    statuses: Counter[str] = Counter()
+    found: list[str] = []
+
+    async def lane() -> None:
+        replayer = Replayer(workflows=list(workflows), data_converter=data_converter, workflow_runner=runner)
+        # The execution whose history the replayer holds: it asks for the next only once it has answered.
+        current: list[Execution] = []
+
+        async def read() -> AsyncIterator[WorkflowHistory]:
+            while not waiting.empty():
+                execution = waiting.get_nowait()
+                try:
+                    history = await _read_history(execution)
+                except Exception as err:
+                    found.append(
+                        f"the history of workflow {execution.workflow_id} run {execution.run_id} could "
+                        f"not be read, so it was not replayed: {_first_line(err)}"
+                    )
+                    continue
+                current[:] = [execution]
+                yield history
+
+        async with replayer.workflow_replay_iterator(read()) as results:
+            async for result in results:
+                [execution] = current
+                figures.replayed += 1
+                statuses[execution.status] += 1
+                if result.replay_failure is None:
+                    continue
+                figures.unreplayable += 1
+                found.append(
+                    f"{UNREPLAYABLE}: workflow {execution.workflow_id} run {execution.run_id} "
+                    f"({execution.status}): {_first_line(result.replay_failure)}"
+                )
+                if histories is not None:
+                    name = f"{execution.workflow_id}.{execution.run_id}.json"
+                    await asyncio.to_thread(_save, histories / name, result.history.to_json())
+
+    await asyncio.gather(*(lane() for _ in range(max(1, lanes))))
+    figures.by_status = dict(statuses.most_common())
+    figures.seconds = round(time.monotonic() - began, 1)
+    return figures, found
+
+
+async def _read_history(execution: Execution, attempts: int = 5) -> WorkflowHistory:
+    """The history, read again after a transient error (the server was restarted during the run)."""
+    for attempt in range(attempts):
+        try:
+            return await execution.history()
+        except (RPCError, OSError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
+
+
+async def replay_violations(
+    client: Client,
+    task_queue: str,
+    workflow_ids: Iterable[str],
+    *,
+    data_converter: DataConverter,
+    workflow_runner: WorkflowRunner | None = None,
+    lanes: int = 4,
+    histories: Path | None = None,
+) -> tuple[ReplayFigures, list[str]]:
+    """Every run of every workflow on `task_queue`, whatever its status (completed, failed, terminated,
+    still running, continued as new), replayed by `replay_all`; and a violation for any of `workflow_ids`
+    (the scenarios') that Temporal did not list, since a history never replayed proves nothing."""
+    executions: list[Execution] = []
+    async for listed in client.list_workflows(f'TaskQueue = "{task_queue}"'):
+        handle = client.get_workflow_handle(listed.id, run_id=listed.run_id)
+        status = listed.status.name.lower() if listed.status is not None else "unknown"
+        executions.append(Execution(listed.id, listed.run_id, status, handle.fetch_history))
+    figures, found = await replay_all(
+        executions,
+        data_converter=data_converter,
+        workflow_runner=workflow_runner,
+        lanes=lanes,
+        histories=histories,
+    )
+    missing = sorted(set(workflow_ids) - {e.workflow_id for e in executions})
+    if missing:
+        found.append(f"{len(missing)} scenarios' workflows were not listed, so not replayed: {missing[:5]}")
+    return figures, found
 
 
 def _save(path: Path, text: str) -> None:

@@ -2,17 +2,20 @@
 
 While the worker is dead or the server restarting, a call to the desk fails or times out, and an action sent
 may still take effect later. So the driver does what a careful client does: it resends a step until the
-state shows it took effect, and reads the state before it believes any refusal. A refusal the state does
-not explain is a violation of the scenario, not something to retry.
+state shows it took effect, and reads the state before it believes any refusal. The desk reads the ledger's
+projection, which can trail the workflow that refused, so the driver reads it again for a while
+(`PROJECTION_LAG`); a refusal the state still does not explain is a violation of the scenario, not something
+to retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -35,6 +38,8 @@ from policy.models import Actor, ComplaintKind, Order
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.desk import ComplaintDesk, ComplaintNotFound, OrderNotFound, Unresponsive
+from workflows.activation import NumberActivationWorkflow
+from workflows.common import ComplaintWorkflow
 
 T = TypeVar("T")
 S = TypeVar("S", ComplaintState, ActivationState)
@@ -169,7 +174,7 @@ class Driver:
         """Send `what` until it has taken effect; returns the state that shows it (None if the send itself
         answered and nothing needed reading). A refusal counts as success only if the state shows the step
         done (an earlier send took effect), or `underway` (an earlier send is still being carried out: wait
-        for it); otherwise it is this scenario's violation."""
+        for it), within `PROJECTION_LAG`; otherwise it is this scenario's violation."""
         delay = 0.2
         sends = 2 if self._twice(scenario) else 1
         while True:
@@ -184,6 +189,11 @@ class Driver:
                 return await self.wait_until(scenario, what, read, done)
             refusal = next((o for o in outcomes if isinstance(o, PolicyRefusal)), None)
             if refusal is not None:
+                state = await self._explained(scenario, read, done, underway, state)
+                if done(state):
+                    return state
+                if underway is not None and underway(state):
+                    return await self.wait_until(scenario, what, read, done)
                 scenario.violation(f"{what} refused ({refusal}) while {_describe(state)}")
                 raise StepFailed(what)
             if _is_final(state):
@@ -191,6 +201,26 @@ class Driver:
                 raise StepFailed(what)
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 3.0)
+
+    async def _explained(
+        self,
+        scenario: Scenario,
+        read: Callable[[], Awaitable[S]],
+        done: Callable[[S], bool],
+        underway: Callable[[S], bool] | None,
+        state: S,
+    ) -> S:
+        """The state, read again until it shows the step done or underway, or is final, or `PROJECTION_LAG`
+        has passed: the workflow refused from its own state, and the desk reads the ledger's projection of
+        it, which a killed worker's stranded activity can leave behind by up to its 30 s timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PROJECTION_LAG.total_seconds()
+        while not (done(state) or (underway is not None and underway(state)) or _is_final(state)):
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.5)
+            state = await self.retry(scenario, read)
+        return state
 
     async def _attempt(self, scenario: Scenario, send: Callable[[], Awaitable[Any]]) -> BaseException | None:
         try:
@@ -344,6 +374,103 @@ class Driver:
         return final
 
 
+@dataclass
+class RandomQueries:
+    """State queries sent at random to live complaints and activations while the scenarios are driven, as
+    support's tools and the web UI send them: each straight to Temporal (no retry, no ledger), with a short
+    rpc timeout. A query a worker cannot answer in time is no violation (workers are being killed), but it
+    is counted. What they are for: some reach a new worker after a timer fired while no worker polled,
+    the sequence that once left histories no worker could replay (tests/test_query_clock.py), which the
+    replay of every history at the end of the run would then catch."""
+
+    client: Client
+    per_second: float
+    timeout: timedelta
+    rng: random.Random
+    spacing: float = 5.0
+    """Seconds before the same workflow is asked again (a person refreshing a page, not a loop): without
+    it the rate would fall on the last few workflows of the run, and a worker without the sticky cache
+    loses a workflow task that meets a query (docs/reliability.md), which would stall them."""
+    kills: Callable[[], int] = lambda: 0
+    """How many times the worker has been killed so far (the supervisor's count)."""
+    answered: int = 0
+    answered_after_a_kill: int = 0
+    """Answered by a worker started after the query was sent: the query waited out a kill."""
+    timed_out: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    """Failed queries by error (the server restarting, a workflow that just ended, ...)."""
+    examples: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sent(self) -> int:
+        return self.answered + self.timed_out + self.failed.total()
+
+    def figures(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "answered": self.answered,
+            "answered_after_a_kill": self.answered_after_a_kill,
+            "timed_out": self.timed_out,
+            "failed": self.failed.total(),
+        }
+
+    async def run(self, scenarios: Sequence[Scenario], stop: asyncio.Event) -> None:
+        """Until `stop` is set: a query every 1/`per_second` s on average (Poisson), to a scenario started
+        and not yet ended that was not asked in the last `spacing` seconds, each query its own task; then
+        wait for those still asking."""
+        asking: set[asyncio.Task[None]] = set()
+        asked: dict[int, float] = {}  # scenario index -> when it was last asked (the loop's clock)
+        loop = asyncio.get_running_loop()
+        while self.per_second > 0 and not stop.is_set():
+            now = loop.time()
+            live = [
+                s
+                for s in scenarios
+                if s.started
+                and not s.finished
+                and s.workflow_id is not None
+                and (s.index not in asked or now - asked[s.index] >= self.spacing)
+            ]
+            if live:
+                chosen = self.rng.choice(live)
+                asked[chosen.index] = now
+                task = asyncio.create_task(self.ask(chosen))
+                asking.add(task)
+                task.add_done_callback(asking.discard)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.rng.expovariate(self.per_second))
+        await asyncio.gather(*asking)
+
+    async def ask(self, scenario: Scenario) -> None:
+        workflow_id = scenario.workflow_id
+        assert workflow_id is not None
+        handle = self.client.get_workflow_handle(workflow_id)
+        kills = self.kills()
+        try:
+            # The rpc timeout bounds the query; the outer one the client's own retries of a dead server.
+            async with asyncio.timeout(2 * self.timeout.total_seconds()):
+                if scenario.expect.entity == "activation":
+                    await handle.query(NumberActivationWorkflow.state, rpc_timeout=self.timeout)
+                else:
+                    await handle.query(ComplaintWorkflow.state, rpc_timeout=self.timeout)
+        except TimeoutError:
+            self.timed_out += 1
+        except RPCError as err:
+            if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                self.timed_out += 1
+            else:
+                self._failed(f"RPCError.{err.status.name if err.status else 'None'}", err)
+        except Exception as err:  # a query the workflow failed or rejected, a payload it could not read
+            self._failed(type(err).__name__, err)
+        else:
+            self.answered += 1
+            self.answered_after_a_kill += self.kills() != kills
+
+    def _failed(self, kind: str, err: BaseException) -> None:
+        self.failed[kind] += 1
+        self.examples.setdefault(kind, str(err)[:300])
+
+
 def _is_final(state: ComplaintState | ActivationState) -> bool:
     return state.is_final
 
@@ -357,3 +484,7 @@ def _describe(state: ComplaintState | ActivationState) -> str:
 
 PATIENCE = timedelta(seconds=5)
 """How long the driver's desk waits for a workflow before it counts the call as unanswered and retries."""
+
+PROJECTION_LAG = timedelta(seconds=60)
+"""How long the ledger's projection of a complaint (what the desk reads) may trail its workflow (what
+refuses an action): twice an activity's start-to-close timeout, for a worker killed while recording."""

@@ -1,9 +1,11 @@
 """The chaos run (`bench/chaos.py`): its small version end to end, its checks on a ledger that is wrong on
-purpose, and the workflow bug the full run found, reproduced without any chaos.
+purpose and on histories that do not replay, and the workflow bug the full run found, reproduced without
+any chaos.
 
 The small version is the real thing at a smaller size: a dev server on a SQLite file, `python worker.py`
 SIGKILLed at random and restarted, the dev server SIGKILLed once in the middle and restarted on the same
-file and port, and fifty scenarios over every path of the policy driven by a retrying client.
+file and port, fifty scenarios over every path of the policy driven by a retrying client, state queries
+sent at random meanwhile, and every history of the run replayed at the end.
 """
 
 from __future__ import annotations
@@ -20,32 +22,44 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from bench.checks import ledger_violations
+from bench.checks import UNREPLAYABLE, Execution, ledger_violations, replay_all
 from bench.driver import Scenario
 from bench.scenarios import PATH_BY_NAME, PATHS
 from ledger.records import RefundIssue
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
-from policy.activation import ActivationState, CancelReason
+from policy.activation import ActivationState, CancelReason, StartActivation
 from policy.ids import activation_id_of, activation_workflow_id
 from policy.models import ActivationStatus, ComplaintKind, ComplaintStatus, Order, RefundRecord
 from starter.desk import ComplaintDesk, Unresponsive
-from tests.factories import BACKEND, CLAIM, POLICY, customer, number_order
+from starter.desk.codec import encrypting_converter
+from tests.factories import BACKEND, CLAIM, PAYLOAD_KEYS, POLICY, customer, number_order
+from tests.record_histories import HISTORIES
+from tests.test_replay import load
 from worker import WORKFLOWS, build_worker
+from workflows.defect_complaint import DefectComplaintWorkflow
+from workflows.refund_claim import RefundClaimWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["--complaints", "50", "--seed", "7", "--kill-every", "6..10", "--min-kills", "2", "--timeout", "120"]
+SMALL = [
+    *("--complaints", "50", "--seed", "7", "--kill-every", "6..10", "--min-kills", "2", "--timeout", "120"),
+    *("--queries-per-second", "5"),
+]
 """Fifty scenarios (every path two or three times), a worker kill every 6-10 s and at least two of them,
-and the one server restart; the kills are spaced so that the activities a kill strands (30 s until their
-start-to-close timeout lets another worker retry them) still fit the budget."""
+the one server restart, and five state queries a second at random; the kills are spaced so that the
+activities a kill strands (30 s until their start-to-close timeout lets another worker retry them) still
+fit the budget."""
 
 
 async def test_r16_a_small_chaos_run_loses_no_complaint_and_moves_money_at_most_once(tmp_path: Path) -> None:
     """R16 "whatever retries, restarts or duplicate requests happen", as one command runs it: every
-    scenario ends as its path expects, nothing is lost, and the money adds up to the scenarios exactly."""
+    scenario ends as its path expects, nothing is lost, the money adds up to the scenarios exactly, and
+    every history the run wrote, queried at random while workers died, replays."""
     workdir = tmp_path / "chaos"
     command = [sys.executable, "-m", "bench.chaos", *SMALL, "--workdir", str(workdir)]
     run = await asyncio.to_thread(
@@ -73,7 +87,14 @@ async def test_r16_a_small_chaos_run_loses_no_complaint_and_moves_money_at_most_
     assert summary["max_refunds_per_complaint_or_activation"] == 1
     assert summary["max_refunds_per_order"] == 1
     assert summary["max_replacements_per_complaint"] == 1
+    # Every run of every workflow replayed: one per scenario, one more per run continued as new.
+    assert summary["unreplayable"] == 0
+    assert summary["histories_replayed"] == summary["started"] + summary["runs_continued_as_new"]
+    assert summary["histories_by_status"]["completed"] >= 1, summary["histories_by_status"]
+    assert summary["queries"]["answered"] > 0, summary["queries"]
     assert "worker kills" in run.stdout and "violations       0" in run.stdout
+    assert f"histories        {summary['histories_replayed']} replayed" in run.stdout
+    assert ", 0 unreplayable" in run.stdout and "random queries   " in run.stdout
 
 
 def finished(index: int, path: str, order: Order) -> Scenario:
@@ -181,3 +202,92 @@ async def test_r16_a_claim_acted_on_before_its_intake_check_finishes_still_start
 
     assert final.status is ComplaintStatus.WITHDRAWN
     assert trail == ["filed", "withdrawn"], trail
+
+
+# ------------------------------------------------------------------ the replay check is not vacuous
+# Today's activation as a careless change might make it, under the real type's name. Unsandboxed: the
+# sandbox would re-import this module (pytest) and refuse; what is checked is the command sequence.
+
+
+@workflow.defn(name="NumberActivationWorkflow", sandboxed=False)
+class ActivationThatWaitsFirst:
+    @workflow.run
+    async def run(self, start: StartActivation) -> ActivationState:
+        await workflow.sleep(timedelta(seconds=1))
+        raise AssertionError("replay must have failed before this point")
+
+
+def recorded(stem: str, run_id: str, status: str = "completed") -> Execution:
+    """A recorded history (tests/histories) as the replay check meets a listed run."""
+    history = load(HISTORIES / f"{stem}.json")
+
+    async def read() -> WorkflowHistory:
+        return history
+
+    return Execution(history.workflow_id, run_id, status, read)
+
+
+def saved(histories: Path) -> list[str]:
+    """The histories the check saved as unreplayable."""
+    return sorted(path.name for path in histories.iterdir())
+
+
+RECORDED = [
+    recorded("activation_completed", "run-a"),
+    recorded("claim_escalated_then_approved", "run-c"),
+    recorded("defect_continued_as_new", "run-d1", "continued_as_new"),
+    recorded("defect_continued_as_new.continued", "run-d2"),
+]
+
+
+async def test_the_replay_check_passes_histories_that_replay_with_the_workers_workflows(
+    tmp_path: Path,
+) -> None:
+    figures, violations = await replay_all(
+        RECORDED, data_converter=encrypting_converter(PAYLOAD_KEYS), lanes=2, histories=tmp_path
+    )
+
+    assert violations == []
+    assert (figures.replayed, figures.unreplayable) == (4, 0)
+    assert figures.by_status == {"completed": 3, "continued_as_new": 1}
+    assert saved(tmp_path) == []
+
+
+async def test_the_replay_check_counts_a_history_that_does_not_replay_as_a_violation(tmp_path: Path) -> None:
+    """The same histories against a worker whose activation changed: the activation's history is the run's
+    violation, named by workflow and run, with the nondeterminism's first line; the others still replay."""
+    changed = [ActivationThatWaitsFirst, DefectComplaintWorkflow, RefundClaimWorkflow]
+
+    figures, violations = await replay_all(
+        RECORDED,
+        workflows=changed,
+        data_converter=encrypting_converter(PAYLOAD_KEYS),
+        lanes=2,
+        histories=tmp_path,
+    )
+
+    activation = RECORDED[0]
+    [violation] = violations
+    assert violation.startswith(
+        f"{UNREPLAYABLE}: workflow {activation.workflow_id} run run-a (completed): NondeterminismError: "
+    ), violation
+    assert "\n" not in violation
+    assert (figures.replayed, figures.unreplayable) == (4, 1)
+    assert saved(tmp_path) == [f"{activation.workflow_id}.run-a.json"]
+
+
+async def test_the_replay_check_counts_a_history_it_could_not_read_as_a_violation() -> None:
+    async def unreadable() -> WorkflowHistory:
+        raise OSError("connection reset")
+
+    lost = Execution("complaint-x", "run-x", "running", unreadable)
+
+    figures, violations = await replay_all(
+        [lost, RECORDED[0]], data_converter=encrypting_converter(PAYLOAD_KEYS), lanes=1
+    )
+
+    assert violations == [
+        "the history of workflow complaint-x run run-x could not be read, so it was not replayed: "
+        "OSError: connection reset"
+    ]
+    assert (figures.replayed, figures.unreplayable) == (1, 0)
