@@ -1,6 +1,9 @@
 """What routes depend on: the desk, who is calling (by role), and whether a customer may see what they ask
 for. Role checks answer 401/403 before a route runs; ownership answers 404, the same as for an id that
-does not exist, so a customer cannot learn that another customer's complaint is there."""
+does not exist, so a customer cannot learn that another customer's complaint is there.
+
+Every dependency is `async def`, even those that only read the app's state: FastAPI runs a plain `def`
+dependency in its thread pool, a thread hop on every request."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from starter.desk import ComplaintDesk
 from starter.desk.webhooks import Webhooks
 
 
-def _desk(request: Request) -> ComplaintDesk:
+async def _desk(request: Request) -> ComplaintDesk:
     desk: ComplaintDesk = request.app.state.desk
     return desk
 
@@ -42,7 +45,7 @@ OwnComplaintId = Annotated[str, Depends(_customers_own_complaint)]
 """A complaint id in the path that belongs to the calling customer."""
 
 
-def _webhooks(request: Request) -> Webhooks:
+async def _webhooks(request: Request) -> Webhooks:
     """The desk's webhook calls: the desk itself once it composes `Webhooks`, else one made once per app
     over the desk's ledger and keyring (it needs nothing else)."""
     desk: ComplaintDesk = request.app.state.desk
@@ -58,7 +61,7 @@ def _webhooks(request: Request) -> Webhooks:
 WebhookDesk = Annotated[Webhooks, Depends(_webhooks)]
 
 
-def _dispatch_settings(request: Request) -> DispatchSettings:
+async def _dispatch_settings(request: Request) -> DispatchSettings:
     """The dispatcher's settings (the API's public URL, how long a redelivery is retried), read from the
     environment once per app."""
     settings: DispatchSettings | None = getattr(request.app.state, "dispatch_settings", None)

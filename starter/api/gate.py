@@ -14,8 +14,9 @@ would, and then, in this order:
 
 Only then does the app run, with the body already read. So an anonymous or wrong-role request never has
 its body read, let alone parsed, and a refused body costs no more than the bytes received so far. The
-route's own `allow(...)` checks the token again as the route runs; ownership (404 for another customer's)
-stays the routes' business. A request no route takes (404, 405) and the docs are passed on as they are.
+route's own `allow(...)` checks the role again as the route runs, on the gate's reading of the token;
+ownership (404 for another customer's) stays the routes' business. A request no route takes (404, 405)
+and the docs are passed on as they are.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from policy.models import Role
-from starter.api.auth import Allow, AllowByLink, Principal, TokenRules, admit, authenticate
+from starter.api.auth import ADMITTED, Allow, AllowByLink, Principal, TokenRules, admit, authenticate
 from starter.api.errors import ApiError, error_response
 from starter.api.limits import body_limit, json_shape_refusal
 from starter.api.ratelimit import RateLimiter
@@ -131,6 +132,7 @@ class Gate:
     ) -> Principal:
         principal = authenticate(self.tokens, scope, by_link=policy.by_link)
         admit(principal, roles, policy.route.path, params)
+        scope[ADMITTED] = principal  # the route's `allow(...)` takes it rather than reading the token again
         wait = self.limiter.wait((principal.role.value, principal.sub))
         if wait > 0:
             seconds = math.ceil(wait)

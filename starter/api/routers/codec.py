@@ -23,7 +23,7 @@ from starter.desk.codec import EncryptionCodec, PayloadUndecodable
 router = APIRouter(prefix="/codec", tags=["codec"], responses=documented(401, 403, 422, 503))
 
 
-def _codec(request: Request) -> EncryptionCodec:
+async def _codec(request: Request) -> EncryptionCodec:
     codec = request.app.state.desk.client.data_converter.payload_codec
     if not isinstance(codec, EncryptionCodec):
         raise ApiError(503, "codec_unavailable", "this API's Temporal client does not encrypt payloads")
