@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.refunds import refund_or_refusal
 
 SUPPORT = "support"
+S = ComplaintStatus
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,10 @@ class ComplaintWorkflow(WakeClock):
     `history_events_per_run`. A claim's cannot: a review or a withdrawal ends it, in a handful of events."""
 
     _continue_requested: bool = False
+    _late_reviews_waiting: int = 0
+    """Reviews that came after the deadline and wait for the run to escalate first (R13). While one waits,
+    the run escalates before it continues as new: continuing waits for every handler to finish, this one
+    included, which waits on the run."""
     """Set once this run's history reached its bound: the run continues as new at its next wait."""
 
     @workflow.query
@@ -158,7 +163,11 @@ class ComplaintWorkflow(WakeClock):
         if self._escalation_due() and workflow.patched(ESCALATION_BEFORE_LATE_REVIEW):
             # The deadline passed unreviewed: R13 escalates it, as it would have had this review come a
             # moment later; the run is about to, so the review decides the escalated complaint after it.
-            await workflow.wait_condition(lambda: self.complaint.status is not ComplaintStatus.UNDER_REVIEW)
+            self._late_reviews_waiting += 1
+            try:
+                await workflow.wait_condition(lambda: self.complaint.status is not S.UNDER_REVIEW)
+            finally:
+                self._late_reviews_waiting -= 1
             self._check_review(review)  # still open, and not decided by a review that came with this one
         self.complaint.review = ReviewRecord(
             decision=review.decision,
@@ -184,7 +193,7 @@ class ComplaintWorkflow(WakeClock):
         access grant moves the deadline (R10), and a status change (a review, a fix, an access request, a
         withdrawal) can end the review period."""
         while still_open():
-            if self._continue_requested:
+            if self._continue_requested and not self._late_reviews_waiting:
                 await self._continue_as_new()
                 continue
             due = deadline()
@@ -302,9 +311,15 @@ class ComplaintWorkflow(WakeClock):
 
     async def _continue_as_new(self) -> None:
         """Continue as new with the complaint as it stands, once no handler runs (one mid-activity would be
-        cut off). Returns, without continuing, only if a handler ended the complaint meanwhile."""
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        if self.complaint.is_final:
+        cut off). Returns, without continuing, if a handler ended the complaint meanwhile, or if a late
+        review waits for the run to escalate (`_late_reviews_waiting`): the caller escalates first.
+
+        Before a late review could wait here, a run in this state waited for ever (the review for the run,
+        the run for the review), unless a withdrawal ended it; such a run is the only history this changes."""
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() or self._late_reviews_waiting > 0
+        )
+        if self.complaint.is_final or self._late_reviews_waiting:
             return
         workflow.continue_as_new(self._continued_input())
 
