@@ -11,7 +11,6 @@ sent at random meanwhile, and every history of the run replayed at the end.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import random
 import subprocess
@@ -21,9 +20,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from temporalio import workflow
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowHistory, WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -34,9 +32,9 @@ from ledger.records import RefundIssue
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.activation import ActivationState, CancelReason, StartActivation
-from policy.ids import activation_id_of, activation_workflow_id
+from policy.complaint import FileClaim, Withdraw
+from policy.ids import activation_id_of, activation_workflow_id, complaint_workflow_id, new_complaint_id
 from policy.models import ActivationStatus, ComplaintKind, ComplaintStatus, Order, RefundRecord
-from starter.desk import ComplaintDesk, Unresponsive
 from starter.desk.codec import encrypting_converter
 from tests.factories import BACKEND, CLAIM, PAYLOAD_KEYS, POLICY, customer, number_order
 from tests.record_histories import HISTORIES
@@ -181,24 +179,38 @@ async def test_r16_the_chaos_checks_catch_a_refund_for_a_number_whose_sms_came(l
 
 
 async def test_r16_a_claim_acted_on_before_its_intake_check_finishes_still_starts_its_trail_with_filed(
-    env: WorkflowEnvironment, ledger: Ledger, keyring: VaultKeyring
+    env: WorkflowEnvironment, ledger: Ledger
 ) -> None:
     """What the chaos run saw when a worker died during an SMS claim's first activity, made deterministic:
     a worker with the workflows but no activities accepts the customer's withdrawal while the claim's R5
-    check (an activity) waits; then a whole worker runs the activities."""
+    check (an activity) waits; then a whole worker runs the activities. The desk's filing answers only once
+    the claim is filed, so this starts the workflow as any other Temporal client could."""
     queue = f"tq-{uuid.uuid4().hex[:8]}"
-    desk = ComplaintDesk(client=env.client, ledger=ledger, keyring=keyring, task_queue=queue)
-    impatient = dataclasses.replace(desk, patience=timedelta(seconds=2))
+    keyring = VaultKeyring.generate("test")
     order, _ = await ledger.record_order(number_order())
+    kind = ComplaintKind.SMS_NOT_RECEIVED
+    filing = FileClaim(
+        kind=kind,
+        complaint_id=new_complaint_id(order.order_id, kind),
+        order=order,
+        description=CLAIM,
+        filed_by=customer(order),
+        policy=POLICY,
+    )
     # Nothing cached, so no task waits on this worker's sticky queue once it is gone.
     async with Worker(env.client, task_queue=queue, workflows=list(WORKFLOWS), max_cached_workflows=0):
-        filed = await desk.file(order, ComplaintKind.SMS_NOT_RECEIVED, CLAIM, customer(order), policy=POLICY)
-        with pytest.raises(Unresponsive):  # accepted (not refused), then waits for an activity worker
-            await impatient.withdraw(filed.complaint_id, customer(order))
+        handle = await env.client.start_workflow(
+            RefundClaimWorkflow.run, filing, id=complaint_workflow_id(order.order_id, kind), task_queue=queue
+        )
+        await handle.start_update(  # accepted (not refused), then waits for an activity worker
+            RefundClaimWorkflow.withdraw,
+            Withdraw(actor=customer(order)),
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        )
 
     async with build_worker(env.client, ledger, keyring, queue):
-        final = await asyncio.wait_for(desk.outcome(filed.complaint_id), timeout=30)
-    trail = [event.type for event in await ledger.complaint_events(filed.complaint_id)]
+        final = await asyncio.wait_for(handle.result(), timeout=30)
+    trail = [event.type for event in await ledger.complaint_events(filing.complaint_id)]
 
     assert final.status is ComplaintStatus.WITHDRAWN
     assert trail == ["filed", "withdrawn"], trail
