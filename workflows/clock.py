@@ -14,6 +14,7 @@ Complaints started before this replay without it (`workflows.patches.DECIDE_FROM
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -23,15 +24,36 @@ with workflow.unsafe.imports_passed_through():
     from workflows.patches import DECIDE_FROM_WHAT_WOKE
 
 
+MIN_TIMER = timedelta(milliseconds=1)
+"""The shortest timer a wait arms: a wait for an instant that has passed still arms one, so that the run's
+commands never depend on what its clock says (a timer, whatever `workflow.now()` reads)."""
+
+
 class WakeClock:
-    """`_now()` and `_wait_until()` for a workflow whose decisions after a timer follow from the timer."""
+    """`_has_come()`, `_now()` and `_wait_until()`: a run decides that an instant has come because a timer
+    set for it fired, never because `workflow.now()` says so (it may be a stale clock)."""
 
     _woke_at: datetime | None = None
     """The latest instant a fired timer of this run was set for: that instant has certainly come."""
     _continue_requested: bool = False
+    _decides_from_wakes: bool | None = None
+    """Whether this run decides from what woke its waits (`DECIDE_FROM_WHAT_WOKE`): asked once per run."""
+
+    def _deciding_from_wakes(self) -> bool:
+        if self._decides_from_wakes is None:
+            self._decides_from_wakes = workflow.patched(DECIDE_FROM_WHAT_WOKE)
+        return self._decides_from_wakes
+
+    def _has_come(self, instant: datetime) -> bool:
+        """Whether the run may act on `instant` having come: once a timer set for it, or for later, has
+        fired. Complaints started before this decide by the clock, as they recorded."""
+        if self._deciding_from_wakes():
+            return self._woke_at is not None and self._woke_at >= instant
+        return workflow.now() >= instant
 
     def _now(self) -> datetime:
-        """`workflow.now()`, but never before an instant a fired timer has shown to have come."""
+        """`workflow.now()`, but never before an instant a fired timer has shown to have come: the instant
+        the complaint records for what it does."""
         now = workflow.now()
         return now if self._woke_at is None or self._woke_at <= now else self._woke_at
 
@@ -40,13 +62,22 @@ class WakeClock:
     ) -> bool:
         """A durable timer that a condition can cut short; returns whether the condition holds. With
         `or_continue`, a request to continue as new cuts it short too (the caller then continues). When the
-        timer fires, `when` has come, and `_now()` says so from then on."""
-        remaining = when - self._now()
-        if remaining > timedelta(0):
-            wake = (lambda: condition() or self._continue_requested) if or_continue else condition
-            try:
-                await workflow.wait_condition(wake, timeout=remaining)
-            except TimeoutError:
-                if workflow.patched(DECIDE_FROM_WHAT_WOKE):
-                    self._woke_at = when
+        timer fires, `when` has come: `_has_come(when)` and `_now()` say so from then on. The timer is armed
+        whatever the clock says (at least `MIN_TIMER`), unless the condition holds already."""
+
+        def wake() -> bool:
+            return condition() or (or_continue and self._continue_requested)
+
+        if not self._deciding_from_wakes():
+            remaining = when - workflow.now()
+            if remaining > timedelta(0):
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(wake, timeout=remaining)
+            return condition()
+        if wake():
+            return condition()
+        try:
+            await workflow.wait_condition(wake, timeout=max(when - workflow.now(), MIN_TIMER))
+        except TimeoutError:
+            self._woke_at = when if self._woke_at is None else max(self._woke_at, when)
         return condition()

@@ -96,11 +96,11 @@ class ComplaintWorkflow(WakeClock):
     `history_events_per_run`. A claim's cannot: a review or a withdrawal ends it, in a handful of events."""
 
     _continue_requested: bool = False
+    """Set once this run's history reached its bound: the run continues as new at its next wait."""
     _late_reviews_waiting: int = 0
     """Reviews that came after the deadline and wait for the run to escalate first (R13). While one waits,
     the run escalates before it continues as new: continuing waits for every handler to finish, this one
     included, which waits on the run."""
-    """Set once this run's history reached its bound: the run continues as new at its next wait."""
 
     @workflow.query
     def state(self) -> ComplaintState:
@@ -197,11 +197,10 @@ class ComplaintWorkflow(WakeClock):
                 await self._continue_as_new()
                 continue
             due = deadline()
-            now = self._now()
-            if now >= due:
+            if self._has_come(due):
                 return
             reminder_at = rules.review_reminder_at(due, self.complaint.policy)
-            if self.complaint.reminded_at is None and now >= reminder_at:
+            if self.complaint.reminded_at is None and self._has_come(reminder_at):
                 await self._remind_support()
                 continue
             wake_at = due if self.complaint.reminded_at is not None else reminder_at
