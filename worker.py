@@ -12,6 +12,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import LedgerActivities
 from dispatch.dispatcher import Dispatcher, LinkFor
@@ -31,7 +32,61 @@ from workflows.refund_claim import RefundClaimWorkflow
 
 WORKFLOWS: Sequence[type] = (DefectComplaintWorkflow, RefundClaimWorkflow, NumberActivationWorkflow)
 
+PASSED_THROUGH: tuple[str, ...] = (
+    "activities",
+    "ledger",
+    "policy",
+    "workflows.access",
+    "workflows.clock",
+    "workflows.common",
+    "workflows.once",
+    "workflows.patches",
+    "workflows.refunds",
+    "workflows.search_attributes",
+)
+"""The modules (each with its submodules) every workflow's sandbox shares with the worker instead of
+importing them again for itself: imported once, outside the sandbox, for every workflow the worker runs.
+
+Temporal's sandbox imports each workflow's module afresh for every workflow it builds, so a workflow's own
+module-level state dies with it; every other module the workflow imports is imported again too, unless it is
+passed through, and a cached workflow holds its copy (the SDK's README: pass through every module whose
+calls are deterministic, the activities' and the pydantic models' in particular). Passing one through is
+safe when nothing in it depends on which workflow imported it: no module-level state a workflow writes, no
+side effect on import, nothing a workflow calls that reads the clock, randomness, the environment or does
+I/O. Code in these modules runs unchecked by the sandbox's restrictions, which see only the workflow
+module's own code; the workflow tests and the replay suite are their check. One by one:
+
+- `activities`: a workflow references `LedgerActivities`' methods (their names and signatures) and the
+  `LEDGER_CALL` options to schedule activities; it never calls them (the worker runs them, outside any
+  sandbox). Importing it again per workflow would import the ledger, SQLAlchemy and the vault for nothing.
+- `ledger`, for `ledger.records`: frozen pydantic models, the activities' inputs and outputs, with no
+  module-level state. The whole package, because importing `ledger.records` imports `ledger` first, whose
+  `__init__` imports the repository and SQLAlchemy: the sandbox would refuse those (they ask the platform
+  at import), and a workflow calls none of them (the activities do, outside the sandbox).
+- `policy`: the return policy as pure functions, frozen pydantic models and constant tables (no I/O, no
+  clock: the package's own rule); `policy.ids`' random row ids and `policy.settings`' environment are for
+  the desk and the ledger, and no workflow calls them.
+- `workflows.access`, `.common`, `.once`, `.refunds`: the bases, mixins and helpers of the workflow classes:
+  functions and classes whose state lives on the workflow instance, and which take the time and every
+  decision from `temporalio.workflow` (sandbox-safe in or out of it); their constants are immutable.
+- `workflows.clock`, `.patches`, `.search_attributes`: the wake clock (per instance), the patch ids and the
+  search attribute keys: constants.
+
+The workflow modules themselves (`WORKFLOWS`' modules: `workflows.defect_complaint`, `.refund_claim`,
+`.activation`) stay sandboxed, re-imported for each workflow: that isolation is the sandbox's point, and the
+SDK keeps it. The workflow modules also import these inside `workflow.unsafe.imports_passed_through()`;
+naming them here makes it one place, which holds for a helper imported without that block too, and what
+`tests/test_worker_cache.py` checks: a workflow's sandbox imports nothing of its own but its module."""
+
 log = logging.getLogger("refund_desk.worker")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox every workflow of the worker runs in, with `PASSED_THROUGH` shared; the replay suite's
+    `Replayer` runs the recorded histories in the same one."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
+    )
 
 
 def build_worker(
@@ -44,7 +99,8 @@ def build_worker(
     inputs_sealed: bool = True,
     **options: Any,
 ) -> Worker:
-    """Every workflow and activity on `task_queue`; `options` go to `Worker` as they are.
+    """Every workflow and activity on `task_queue`, the workflows in `workflow_runner()`'s sandbox; `options`
+    go to `Worker` as they are (`TemporalSettings.worker_options()`: the sticky cache's bound and the slots).
 
     The worker runs on `client`'s connection with its own converter, which refuses a workflow's inputs
     unless the desk sealed them for that workflow (`starter.desk.sealed`; older releases' inputs pass until
@@ -52,15 +108,20 @@ def build_worker(
     `inputs_sealed=False`.
 
     Bytecode is written even where PYTHONDONTWRITEBYTECODE says not to: Temporal's sandbox imports a
-    workflow's module afresh for every workflow it builds (for every task, with the sticky cache off), and
-    without bytecode each of those imports compiles the source again (about a tenth of the worker's busy
-    time in a py-spy profile of the benchmarks)."""
+    workflow's module afresh for every workflow it builds (for every task of a workflow not in the sticky
+    cache), and without bytecode each of those imports compiles the source again (about a tenth of the
+    worker's busy time in a py-spy profile of the benchmarks, without the cache)."""
     sys.dont_write_bytecode = False
     activities = LedgerActivities(ledger, keyring)
     if inputs_sealed:
         client = worker_client(client, accept_unsealed_until)
     return Worker(
-        client, task_queue=task_queue, workflows=list(WORKFLOWS), activities=activities.all(), **options
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities.all(),
+        workflow_runner=workflow_runner(),
+        **options,
     )
 
 

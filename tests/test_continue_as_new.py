@@ -36,7 +36,7 @@ from starter.desk import ComplaintDesk
 from starter.desk.codec import encrypting_converter
 from tests.factories import DESCRIPTION, PAYLOAD_KEYS, POLICY, SUPPORT, credentials, customer, software_order
 from tests.record_histories import continued_from, customer_actor, runs_of
-from worker import WORKFLOWS, build_worker
+from worker import WORKFLOWS, build_worker, workflow_runner
 from workflows.defect_complaint import DefectComplaintWorkflow
 
 S = ComplaintStatus
@@ -77,7 +77,11 @@ async def offer_until_continued(desk: ComplaintDesk, complaint_id: str) -> tuple
 async def every_run_replays(desk: ComplaintDesk, complaint_id: str) -> list[WorkflowHistory]:
     """Each run's history of the complaint, replayed against today's workflow code."""
     runs = await runs_of(desk.client, workflow_id_of(complaint_id))
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=encrypting_converter(PAYLOAD_KEYS))
+    replayer = Replayer(
+        workflows=list(WORKFLOWS),
+        data_converter=encrypting_converter(PAYLOAD_KEYS),
+        workflow_runner=workflow_runner(),
+    )
     for history in runs:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, result.replay_failure

@@ -32,7 +32,7 @@ from starter.desk.settings import TemporalSettings
 from tests.conftest import in_ledger
 from tests.factories import DESCRIPTION, PAYLOAD_KEYS, POLICY, customer, software_order
 from tests.record_histories import runs_of
-from worker import WORKFLOWS, build_worker
+from worker import WORKFLOWS, build_worker, workflow_runner
 from workflows.defect_complaint import DefectComplaintWorkflow
 
 WINDOWS = POLICY.model_copy(
@@ -83,7 +83,11 @@ async def test_a_query_picked_up_after_a_timer_fired_leaves_a_history_that_repla
         assert [a.complaint_id for a in asked] == [f.complaint_id for f in filed]
         for complaint in filed:
             await in_ledger(ledger, complaint.complaint_id, ComplaintStatus.ESCALATED, seconds=30)
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=encrypting_converter(PAYLOAD_KEYS))
+    replayer = Replayer(
+        workflows=list(WORKFLOWS),
+        data_converter=encrypting_converter(PAYLOAD_KEYS),
+        workflow_runner=workflow_runner(),
+    )
     failures = []
     for handle in handles:
         for history in await runs_of(dev_server.client, handle.id):

@@ -26,7 +26,7 @@ from policy.models import ComplaintKind
 from starter.desk.codec import encrypting_converter
 from tests.factories import PAYLOAD_KEYS
 from tests.record_histories import FAMILIES, HISTORIES, PREVIOUS_RELEASE, SCENARIOS
-from worker import WORKFLOWS
+from worker import WORKFLOWS, workflow_runner
 from workflows.patches import INTAKE_IN_WORKFLOW
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
@@ -81,7 +81,11 @@ def test_the_intake_patch_has_histories_before_and_after_it() -> None:
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 async def test_recorded_history_replays_deterministically(path: Path) -> None:
     history = load(path)
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=encrypting_converter(PAYLOAD_KEYS))
+    replayer = Replayer(
+        workflows=list(WORKFLOWS),
+        data_converter=encrypting_converter(PAYLOAD_KEYS),
+        workflow_runner=workflow_runner(),
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
