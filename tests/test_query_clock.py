@@ -6,8 +6,9 @@ decided from `workflow.now()` what to do after its timer fired then decides as i
 due; with the sticky cache on, the commands of that decision go out with the next real task, and the
 history is one no worker can replay (`UpsertWorkflowSearchAttributesMachine does not handle TimerStarted`).
 The complaint workflows decide from what woke their wait instead. Here is the sequence, on the dev server,
-with the worker as deployed: a complaint waits for its reminder timer; its worker stops; a state query
-waits for a poller; the timer fires; a new worker picks up the query first, then the task.
+with the worker as deployed but for its sticky cache, which is on (the defect needs it): a complaint waits
+for its reminder timer; its worker stops; a state query waits for a poller; the timer fires; a new worker
+picks up the query first, then the task.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from policy.ids import workflow_id_of
 from policy.models import ComplaintStatus
 from starter.desk import ComplaintDesk
 from starter.desk.codec import encrypting_converter
-from starter.desk.settings import TemporalSettings
+from starter.desk.settings import CACHE_WITH_MEMORY_BOUND, TemporalSettings
 from tests.conftest import in_ledger
 from tests.factories import DESCRIPTION, PAYLOAD_KEYS, POLICY, customer, software_order
 from tests.record_histories import runs_of
@@ -77,8 +78,8 @@ async def test_a_query_picked_up_after_a_timer_fired_leaves_a_history_that_repla
     ]
     for handle in handles:
         await has_event(handle, EventType.EVENT_TYPE_TIMER_FIRED, 20)
-    deployed = TemporalSettings().worker_options()
-    async with build_worker(dev_server.client, ledger, keyring, queue, **deployed):
+    cached = TemporalSettings().worker_options() | {"max_cached_workflows": CACHE_WITH_MEMORY_BOUND}
+    async with build_worker(dev_server.client, ledger, keyring, queue, **cached):
         asked: list[ComplaintState] = await asyncio.gather(*queries)
         assert [a.complaint_id for a in asked] == [f.complaint_id for f in filed]
         for complaint in filed:

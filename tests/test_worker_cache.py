@@ -38,11 +38,11 @@ HISTORIES = ROOT / "tests" / "histories"
 WORKFLOW_MODULES = {cls.__module__ for cls in WORKFLOWS}
 
 
-def test_the_deployed_worker_keeps_a_sticky_cache_of_the_documented_default(
+def test_the_deployed_worker_keeps_no_sticky_cache_by_default_as_documented(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("REFUND_DESK_WORKFLOW_CACHE", raising=False)
-    assert DEFAULT_WORKFLOW_CACHE == 3_000
+    assert DEFAULT_WORKFLOW_CACHE == 0
     assert TemporalSettings().worker_options()["max_cached_workflows"] == DEFAULT_WORKFLOW_CACHE
     row = next(
         line

@@ -19,8 +19,12 @@ class SettingsError(Exception):
     """A setting is missing or unusable; the message says which and how to fix it."""
 
 
-DEFAULT_WORKFLOW_CACHE = 3_000
-"""`TemporalSettings.workflow_cache` unless REFUND_DESK_WORKFLOW_CACHE says otherwise: see its docstring."""
+DEFAULT_WORKFLOW_CACHE = 0
+"""`TemporalSettings.workflow_cache` unless REFUND_DESK_WORKFLOW_CACHE says otherwise: off (its docstring)."""
+
+CACHE_WITH_MEMORY_BOUND = 3_000
+"""Where to bound the cache for a worker that turns it on: each cached complaint holds about 180 KiB, so
+3,000 are about 530 MiB beside a worker's own 160 MiB, under 1 GiB however many complaints are open."""
 
 
 class TemporalSettings(BaseSettings):
@@ -43,23 +47,18 @@ class TemporalSettings(BaseSettings):
             "Workflows a worker keeps in memory between tasks (Temporal's sticky cache), at most; 0: none."
         ),
     )
-    """On, bounded at 3,000 workflows by default. A cached complaint's next task (an update, a timer, a query)
-    runs on the workflow in memory instead of replaying its history in a fresh sandbox: an update's round
-    trip fell from 2.2 s to 0.38 s at p50 with it (docs/performance.md).
+    """Off by default, and to stay off with temporalio 1.35: a worker answering a query that it picked up
+    after new events (a timer fired, an activity completed) while no worker polled runs the workflow on
+    those events ahead of their task, and with the cache on keeps that run and sends its commands with the
+    next task (docs/upstream/query-clock.md). The workflows no longer decide from that run's stale clock
+    (`workflows.clock`, tests/test_query_clock.py), but the full chaos run with the cache on (3,000) and
+    random queries still wrote histories no worker could replay in other ways the same defect allows: a
+    patch marker (`decide-from-what-woke`, `escalation-before-late-review`) and an update's acceptance
+    recorded out of the order a replay makes them. Without the cache each task replays the complaint's
+    history and keeps nothing of a query's run.
 
-    It was off because of what the chaos run found: a worker that answered a query on a cached complaint
-    after its timer had fired decided on a stale `workflow.now()` and wrote a history no worker could replay.
-    The workflows now decide from what woke a wait, not from that clock (`workflows.clock`, patch
-    `decide-from-what-woke`; tests/test_query_clock.py replays that sequence), so a cached complaint decides
-    as its replay will.
-
-    The bound is the worker's memory: each cached complaint holds about 180 KiB (bench 2 and
-    `bench.cache_memory`: most of it the workflow instance, sdk-core's state of the run and the sandbox's
-    own import of the workflow's module; the helper modules are passed through, `worker.PASSED_THROUGH`).
-    3,000 of them are about 530 MiB on a worker whose own base is about 160 MiB, so a worker stays under
-    1 GiB however many complaints are open, with room for longer histories than a fresh complaint's: the
-    least recently used is evicted, and replayed from its history when it is next needed. A worker given
-    more memory may keep more: about 180 MiB per 1,000."""
+    A deployment that turns it on should bound it at `CACHE_WITH_MEMORY_BOUND` (docs/performance.md: each
+    cached complaint holds about 180 KiB; the helper modules are passed through, `worker.PASSED_THROUGH`)."""
     max_concurrent_workflow_tasks: int | None = Field(
         default=None,
         gt=0,
