@@ -1,4 +1,5 @@
-"""The worker as deployed keeps a bounded sticky cache, and each cached workflow holds only what is its own.
+"""The worker's sticky cache as documented (off by default; bounded at `CACHE_WITH_MEMORY_BOUND` where a
+deployment turns it on), and a cached workflow holds only what is its own.
 
 A cached complaint holds its sandbox: every module imported in it for that workflow alone. The helper modules
 (`worker.PASSED_THROUGH`) are shared with the worker instead, and the workflow modules stay sandboxed. These
@@ -28,7 +29,7 @@ import workflows
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from starter.desk.codec import encrypting_converter
-from starter.desk.settings import DEFAULT_WORKFLOW_CACHE, TemporalSettings
+from starter.desk.settings import CACHE_WITH_MEMORY_BOUND, DEFAULT_WORKFLOW_CACHE, TemporalSettings
 from tests.factories import PAYLOAD_KEYS
 from tests.test_replay import load
 from worker import PASSED_THROUGH, WORKFLOWS, build_worker, workflow_runner
@@ -50,6 +51,7 @@ def test_the_deployed_worker_keeps_no_sticky_cache_by_default_as_documented(
         if line.startswith("| `REFUND_DESK_WORKFLOW_CACHE` |")
     )
     assert f"| `{DEFAULT_WORKFLOW_CACHE}` |" in row
+    assert f"bound it at `{CACHE_WITH_MEMORY_BOUND}` or less" in row
 
 
 def test_the_cache_is_still_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,8 +23,10 @@ DEFAULT_WORKFLOW_CACHE = 0
 """`TemporalSettings.workflow_cache` unless REFUND_DESK_WORKFLOW_CACHE says otherwise: off (its docstring)."""
 
 CACHE_WITH_MEMORY_BOUND = 3_000
-"""Where to bound the cache for a worker that turns it on: each cached complaint holds about 180 KiB, so
-3,000 are about 530 MiB beside a worker's own 160 MiB, under 1 GiB however many complaints are open."""
+"""Where to bound the cache for a worker that turns it on: each cached complaint holds about 190 KiB
+(`bench.cache_memory`), so 3,000 are about 560 MiB beside a worker's own 150 MiB or so: 722 MiB with 10,000
+complaints open and the last 3,000 filed cached (bench 2, 2026-11-30), under 1 GiB however many are open.
+All of 10,000 cached would take about 1.9 GiB."""
 
 
 class TemporalSettings(BaseSettings):
@@ -58,7 +60,8 @@ class TemporalSettings(BaseSettings):
     history and keeps nothing of a query's run.
 
     A deployment that turns it on should bound it at `CACHE_WITH_MEMORY_BOUND` (docs/performance.md: each
-    cached complaint holds about 180 KiB; the helper modules are passed through, `worker.PASSED_THROUGH`)."""
+    cached complaint holds about 190 KiB; the helper modules are passed through, `worker.PASSED_THROUGH`):
+    the least recently used complaint is evicted, and replayed from its history when it is next needed."""
     max_concurrent_workflow_tasks: int | None = Field(
         default=None,
         gt=0,
