@@ -6,6 +6,7 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.desk.codec import PayloadKeySettings, encrypting_converter
@@ -13,12 +14,16 @@ from starter.desk.settings import TemporalSettings
 from workflows import search_attributes
 
 
-async def connect(settings: TemporalSettings | None = None) -> Client:
+async def connect(settings: TemporalSettings | None = None, *, runtime: Runtime | None = None) -> Client:
     """A Temporal client speaking the project's data converter (pydantic models on the wire), every payload
-    encrypted with the payload keys (REFUND_DESK_PAYLOAD_KEYS, else `.data/payload.key`)."""
+    encrypted with the payload keys (REFUND_DESK_PAYLOAD_KEYS, else `.data/payload.key`). `runtime`: the
+    SDK runtime the client and its workers report metrics to (`starter.telemetry.runtime`); None: the
+    SDK's default."""
     settings = settings or TemporalSettings()
     converter = encrypting_converter(PayloadKeySettings().keyring())
-    return await Client.connect(settings.address, namespace=settings.namespace, data_converter=converter)
+    return await Client.connect(
+        settings.address, namespace=settings.namespace, data_converter=converter, runtime=runtime
+    )
 
 
 async def register_search_attributes(client: Client) -> None:
