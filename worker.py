@@ -26,6 +26,7 @@ from starter.desk import connect
 from starter.desk.codec import PayloadKeySettings
 from starter.desk.sealed import worker_client
 from starter.desk.settings import SettingsError, TemporalSettings
+from starter.telemetry.runtime import RuntimeMetricsSettings, metrics_runtime
 from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
 from workflows.refund_claim import RefundClaimWorkflow
@@ -131,7 +132,10 @@ async def run(stop: asyncio.Event | None = None) -> None:
     temporal = TemporalSettings()
     ledger_settings = LedgerSettings()
     dispatch = DispatchSettings()
-    client = await connect(temporal)
+    metrics = RuntimeMetricsSettings()
+    client = await connect(temporal, runtime=metrics_runtime(metrics))
+    if metrics.metrics_address is not None:
+        log.info("worker metrics (Temporal SDK, Prometheus) at http://%s/metrics", metrics.metrics_address)
     ledger = Ledger.connect(ledger_settings.database_url, delivery_retry_for=dispatch.delivery_retry_for)
     keyring = ledger_settings.keyring()
     stop = stop or asyncio.Event()
