@@ -1,5 +1,5 @@
 """How notices leave: the SMTP server, the addresses, the links in customers' emails, and the dispatcher's
-pace (environment: `REFUND_DESK_SMTP_URL`, `REFUND_DESK_MAIL_FROM`, ...)."""
+pace (environment: `REFUND_DESK_SMTP_URL` or `REFUND_DESK_SMTP_URL_FILE`, `REFUND_DESK_MAIL_FROM`, ...)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import timedelta
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.secret_files import secret_files
 from policy.settings import Duration
 
 
@@ -47,3 +48,5 @@ class DispatchSettings(BaseSettings):
     webhook_timeout: Duration = Field(
         default=timedelta(seconds=10), description="How long a webhook receiver has to answer."
     )
+
+    _secret_files = secret_files(smtp_url="REFUND_DESK_SMTP_URL")

@@ -1,4 +1,5 @@
-"""Where the ledger lives and which keys lock its vault (environment: DATABASE_URL, REFUND_DESK_VAULT_*)."""
+"""Where the ledger lives and which keys lock its vault (environment: DATABASE_URL, REFUND_DESK_VAULT_*;
+each secret also as a file: DATABASE_URL_FILE, REFUND_DESK_VAULT_KEYS_FILE, `ledger.secret_files`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.paths import data_dir
+from ledger.secret_files import secret_files
 from ledger.vault import VaultKeyring
 
 
@@ -21,7 +23,9 @@ class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     database_url: str = Field(
-        default_factory=default_database_url, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+        default_factory=default_database_url,
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        repr=False,  # a PostgreSQL URL may hold its password
     )
     vault_keys: SecretStr | None = Field(
         default=None,
@@ -33,6 +37,10 @@ class LedgerSettings(BaseSettings):
         validation_alias=AliasChoices("REFUND_DESK_VAULT_KEY_FILE", "vault_key_file"),
         description="Used when REFUND_DESK_VAULT_KEYS is unset: created with a fresh key on first use.",
     )
+    """Not REFUND_DESK_VAULT_KEYS_FILE: this file is the development keyring's home, made when missing;
+    REFUND_DESK_VAULT_KEYS_FILE names a file holding REFUND_DESK_VAULT_KEYS' value, which must exist."""
+
+    _secret_files = secret_files(database_url="DATABASE_URL", vault_keys="REFUND_DESK_VAULT_KEYS")
 
     def keyring(self) -> VaultKeyring:
         return VaultKeyring.configured(self.vault_keys, self.vault_key_file)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, AwareDatetime, Field, SecretStr
+from pydantic import AliasChoices, AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.paths import data_dir
+from ledger.secret_files import environ, read_secret_file, secret_from_file
 from policy.settings import Duration
 from starter.desk.settings import SettingsError
 
@@ -38,6 +40,9 @@ class ApiSettings(BaseSettings):
         validation_alias=AliasChoices("REFUND_DESK_JWT_SECRET_FILE", "jwt_secret_file"),
         description="Read when REFUND_DESK_JWT_SECRET is unset; `make run` creates it on first start.",
     )
+    """REFUND_DESK_JWT_SECRET_FILE was a file holding the secret before every other secret had a `_FILE`
+    variable (`ledger.secret_files`), and reads the same way; it is read when the secret is needed (the
+    worker runs without one), so a missing file is said then, by `secret()`."""
 
     currency: str = Field(
         default="USD",
@@ -99,6 +104,18 @@ class ApiSettings(BaseSettings):
         description="How long a request's whole body may take to arrive once its headers have.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def one_jwt_secret(cls, data: Any) -> Any:
+        """Refuses REFUND_DESK_JWT_SECRET and REFUND_DESK_JWT_SECRET_FILE both set, as for every secret; an
+        empty REFUND_DESK_JWT_SECRET beside the file counts as unset, as it does for every secret."""
+        secret_from_file("REFUND_DESK_JWT_SECRET", present=True)
+        if isinstance(data, dict) and environ("REFUND_DESK_JWT_SECRET_FILE") is not None:
+            return {
+                key: value for key, value in data.items() if value != "" or key != "REFUND_DESK_JWT_SECRET"
+            }
+        return data
+
     def codec_origins(self) -> list[str]:
         return [origin.strip() for origin in self.codec_cors_origins.split(",") if origin.strip()]
 
@@ -106,8 +123,9 @@ class ApiSettings(BaseSettings):
         """The secret, from the environment or else the file; refuses a missing or short one."""
         if self.jwt_secret is not None:
             value, source = self.jwt_secret.get_secret_value(), "REFUND_DESK_JWT_SECRET"
-        elif self.jwt_secret_file.is_file():
-            value, source = self.jwt_secret_file.read_text().strip(), str(self.jwt_secret_file)
+        elif self.jwt_secret_file.exists():  # a folder or an unreadable file is said as such
+            value = read_secret_file("REFUND_DESK_JWT_SECRET_FILE", self.jwt_secret_file)
+            source = str(self.jwt_secret_file)
         else:
             raise SettingsError(f"no JWT secret: set REFUND_DESK_JWT_SECRET or create {self.jwt_secret_file}")
         if len(value.encode()) < MIN_JWT_SECRET_BYTES:

@@ -35,6 +35,7 @@ from temporalio.converter import (
 
 from ledger.keyring import NONCE_BYTES, Keyring, KeyringError
 from ledger.paths import data_dir
+from ledger.secret_files import secret_files
 
 ENCODING = b"binary/encrypted"
 """The `encoding` metadata of an encrypted payload (the name the Temporal samples use)."""
@@ -65,6 +66,8 @@ class PayloadKeySettings(BaseSettings):
         validation_alias=AliasChoices("REFUND_DESK_PAYLOAD_KEY_FILE", "payload_key_file"),
         description="Used when REFUND_DESK_PAYLOAD_KEYS is unset: created with a fresh key on first use.",
     )
+    """Not REFUND_DESK_PAYLOAD_KEYS_FILE: this file is the development keyring's home, made when missing;
+    REFUND_DESK_PAYLOAD_KEYS_FILE names a file holding REFUND_DESK_PAYLOAD_KEYS' value, which must exist."""
 
     accept_unsealed_until: AwareDatetime | None = Field(
         default=None,
@@ -72,6 +75,8 @@ class PayloadKeySettings(BaseSettings):
         description="Until this instant the worker also accepts workflow inputs an older release wrote "
         "(plaintext, or encrypted without a workflow binding); unset: none (starter.desk.sealed).",
     )
+
+    _secret_files = secret_files(payload_keys="REFUND_DESK_PAYLOAD_KEYS")
 
     def keyring(self) -> PayloadKeyring:
         return PayloadKeyring.configured(self.payload_keys, self.payload_key_file)

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.service import TLSConfig
 
 from ledger.paths import data_dir
+from ledger.secret_files import read_named_file, secret_files
+from ledger.settings_error import SettingsError as SettingsError
 from policy.settings import PolicySettings, PolicySnapshot
 from starter.desk.validation import one_line
-
-
-class SettingsError(Exception):
-    """A setting is missing or unusable; the message says which and how to fix it."""
-
 
 DEFAULT_WORKFLOW_CACHE = 0
 """`TemporalSettings.workflow_cache` unless REFUND_DESK_WORKFLOW_CACHE says otherwise: off (its docstring)."""
@@ -37,6 +35,36 @@ class TemporalSettings(BaseSettings):
     )
     namespace: str = Field(
         default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "namespace")
+    )
+    tls: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS", "tls"),
+        description="TLS to the frontend; unset: on when a client certificate, a CA or an API key is set.",
+    )
+    tls_cert: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_CERT", "tls_cert"),
+        description="The client certificate (PEM) for mTLS, with TEMPORAL_TLS_KEY.",
+    )
+    tls_key: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_KEY", "tls_key"),
+        description="The client certificate's private key (PEM), with TEMPORAL_TLS_CERT.",
+    )
+    tls_ca: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_CA", "tls_ca"),
+        description="The CA (PEM) the server's certificate must chain to; unset: the system's roots.",
+    )
+    tls_server_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_SERVER_NAME", "tls_server_name"),
+        description="The name the server's certificate carries (and the SNI), if not the address's host.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_API_KEY", "api_key"),
+        description="A Temporal Cloud API key, sent as a bearer token; implies TLS.",
     )
     task_queue: str = Field(
         default="refund-desk", validation_alias=AliasChoices("REFUND_DESK_TASK_QUEUE", "task_queue")
@@ -76,6 +104,75 @@ class TemporalSettings(BaseSettings):
         validation_alias=AliasChoices("REFUND_DESK_MAX_CONCURRENT_ACTIVITIES", "max_concurrent_activities"),
         description="Activities a worker runs at once; unset: the SDK's default (100).",
     )
+
+    _secret_files = secret_files(api_key="TEMPORAL_API_KEY")
+
+    @model_validator(mode="after")
+    def tls_consistent(self) -> Self:
+        """Refuses half an mTLS pair, TLS material with TEMPORAL_TLS=false, and files that cannot be read,
+        each in a sentence (a `SettingsError`), when the settings are read rather than at the first call."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = (
+                ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")
+                if self.tls_key is None
+                else ("TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CERT")
+            )
+            raise SettingsError(
+                f"{given} is set but {missing} is not: a client certificate for mTLS needs its private key "
+                "and the key its certificate; set both, or neither"
+            )
+        material = [
+            name
+            for name, value in (
+                ("TEMPORAL_TLS_CERT", self.tls_cert),
+                ("TEMPORAL_TLS_CA", self.tls_ca),
+                ("TEMPORAL_TLS_SERVER_NAME", self.tls_server_name),
+                ("TEMPORAL_API_KEY", self.api_key),
+            )
+            if value is not None
+        ]
+        if self.tls is False and material:
+            raise SettingsError(
+                f"TEMPORAL_TLS is false but {', '.join(material)} is set, which needs TLS: unset "
+                "TEMPORAL_TLS (TLS follows from the others) or set it to true"
+            )
+        self.tls_config()  # reads the files now: a missing or unreadable one is said before connecting
+        return self
+
+    def uses_tls(self) -> bool:
+        """Whether the client speaks TLS: TEMPORAL_TLS if set, else whenever there is TLS material or an API
+        key (Temporal Cloud's endpoints take nothing else)."""
+        if self.tls is not None:
+            return self.tls
+        return any(
+            value is not None for value in (self.tls_cert, self.tls_ca, self.tls_server_name, self.api_key)
+        )
+
+    def tls_config(self) -> TLSConfig | None:
+        """The SDK's TLS configuration, the PEM files read; None without TLS. Holds the client's private key:
+        keep it out of logs (its dataclass repr prints the bytes)."""
+        if not self.uses_tls():
+            return None
+        return TLSConfig(
+            server_root_ca_cert=None
+            if self.tls_ca is None
+            else read_named_file("TEMPORAL_TLS_CA", self.tls_ca),
+            domain=self.tls_server_name,
+            client_cert=None
+            if self.tls_cert is None
+            else read_named_file("TEMPORAL_TLS_CERT", self.tls_cert),
+            client_private_key=(
+                None if self.tls_key is None else read_named_file("TEMPORAL_TLS_KEY", self.tls_key)
+            ),
+        )
+
+    def connection_options(self) -> dict[str, Any]:
+        """`Client.connect`'s options these settings set (the namespace, TLS, the API key), for every client
+        of the desk: the worker, the API and the CLI alike (`starter.desk.connect`)."""
+        options: dict[str, Any] = {"namespace": self.namespace, "tls": self.tls_config() or False}
+        if self.api_key is not None:
+            options["api_key"] = self.api_key.get_secret_value()
+        return options
 
     def worker_options(self) -> dict[str, Any]:
         """The `Worker` options these settings set; the SDK's defaults for the ones left unset."""
