@@ -26,6 +26,7 @@ from starter.desk import connect
 from starter.desk.codec import PayloadKeySettings
 from starter.desk.sealed import worker_client
 from starter.desk.settings import SettingsError, TemporalSettings
+from starter.telemetry import traces
 from starter.telemetry.runtime import RuntimeMetricsSettings, metrics_runtime
 from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
@@ -36,6 +37,7 @@ WORKFLOWS: Sequence[type] = (DefectComplaintWorkflow, RefundClaimWorkflow, Numbe
 PASSED_THROUGH: tuple[str, ...] = (
     "activities",
     "ledger",
+    "opentelemetry",
     "policy",
     "workflows.access",
     "workflows.clock",
@@ -72,6 +74,11 @@ module's own code; the workflow tests and the replay suite are their check. One 
   decision from `temporalio.workflow` (sandbox-safe in or out of it); their constants are immutable.
 - `workflows.clock`, `.patches`, `.search_attributes`: the wake clock (per instance), the patch ids and the
   search attribute keys: constants.
+- `opentelemetry`: where tracing is on (`starter.telemetry.traces`), the tracing interceptor's workflow side
+  starts each workflow span from the process's global tracer provider, its replay-safe one; a copy imported
+  in the sandbox would hold no provider, and no context shared with the worker. Temporal's own
+  `OpenTelemetryPlugin` passes it through for the same interceptor. Spans are no commands: nothing of it
+  reaches a workflow's history.
 
 The workflow modules themselves (`WORKFLOWS`' modules: `workflows.defect_complaint`, `.refund_claim`,
 `.activation`) stay sandboxed, re-imported for each workflow: that isolation is the sandbox's point, and the
@@ -192,6 +199,7 @@ def customer_links(dispatch: DispatchSettings) -> LinkFor | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    traces.start(traces.WORKER)  # before connecting: the client takes its interceptors from it
     # httpx logs every request's URL at INFO: a webhook endpoint's URL may carry the shop's own token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

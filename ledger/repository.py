@@ -69,6 +69,7 @@ from policy.models import (
     ProductKind,
     ReplacementOffer,
 )
+from starter.telemetry import traces
 
 
 class OrderConflict(Exception):
@@ -167,7 +168,9 @@ class Ledger:
 
     @classmethod
     def connect(cls, url: str, *, delivery_retry_for: timedelta = DELIVERY_RETRY_FOR) -> Ledger:
-        return cls(_engine(url), delivery_retry_for=delivery_retry_for)
+        engine = _engine(url)
+        traces.instrument_engine(engine)  # where this process traces: each statement a span (no values)
+        return cls(engine, delivery_retry_for=delivery_retry_for)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -37,6 +37,7 @@ from starter.api.routers import (
 )
 from starter.api.settings import ApiSettings
 from starter.desk import ComplaintDesk, open_desk
+from starter.telemetry import traces
 from starter.web.app import install_pages
 
 ROUTERS = (orders, activations, complaints, support, customer, customers, notices, health, codec, webhooks)
@@ -95,4 +96,5 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
         body_timeout=settings.body_timeout.total_seconds(),
     )
     app.add_middleware(CodecCors, origins=settings.codec_origins())
+    traces.instrument_app(app)  # where this process traces: a span per request, around everything
     return app

@@ -11,6 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter.desk.codec import PayloadKeySettings, encrypting_converter
 from starter.desk.settings import TemporalSettings
+from starter.telemetry import traces
 from workflows import search_attributes
 
 
@@ -22,7 +23,13 @@ async def connect(settings: TemporalSettings | None = None, *, runtime: Runtime 
     settings = settings or TemporalSettings()
     converter = encrypting_converter(PayloadKeySettings().keyring())
     return await Client.connect(
-        settings.address, namespace=settings.namespace, data_converter=converter, runtime=runtime
+        settings.address,
+        namespace=settings.namespace,
+        data_converter=converter,
+        runtime=runtime,
+        # Where tracing is on: each call's trace carried into the workflow, and by a worker on this
+        # client into the activities (starter.telemetry.traces).
+        interceptors=traces.client_interceptors(),
     )
 
 
