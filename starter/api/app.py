@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from starter.api import idempotency
+from starter.api import idempotency, metrics
 from starter.api.auth import TokenRules
 from starter.api.cors import CodecCors
 from starter.api.errors import documented, install
@@ -96,5 +96,6 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
         body_timeout=settings.body_timeout.total_seconds(),
     )
     app.add_middleware(CodecCors, origins=settings.codec_origins())
+    metrics.install(app)  # `/metrics` outside the gate's table; counts the gate's and CORS' answers too
     traces.instrument_app(app)  # where this process traces: a span per request, around everything
     return app
