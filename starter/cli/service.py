@@ -39,8 +39,10 @@ def serve(
 
     from starter.api.app import create_app  # FastAPI is only loaded by the command that serves it
     from starter.api.server import server_config
+    from starter.telemetry import traces
 
     with reported():
+        traces.start(traces.API)  # before the app and the desk's client: both ask it whether to trace
         checked_database_url()  # the API opens the desk only once it serves: a wrong URL is said here
         settings = ApiSettings()
         application = create_app(settings=settings)  # refuses a missing JWT secret before binding the port
@@ -48,6 +50,7 @@ def serve(
         server_config(application, settings, host=host, port=port, log_level=log_level.value)
     )
     server.run()
+    traces.stop()  # the last spans sent: `refund-desk` ends with os._exit, which skips the exporter's flush
     if not server.started:  # the port taken, or the desk not opened: exit 3, as uvicorn.run does
         raise typer.Exit(STARTUP_FAILURE)
 
