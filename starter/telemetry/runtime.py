@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from starter.desk.settings import SettingsError
+from starter.telemetry.logs import temporal_core_logging
 
 METRICS_ADDRESS_ENV = "REFUND_DESK_WORKER_METRICS_ADDRESS"
 
@@ -40,7 +41,7 @@ class RuntimeMetricsSettings(BaseSettings):
 def metrics_runtime(settings: RuntimeMetricsSettings | None = None) -> Runtime | None:
     """A runtime whose SDK metrics are served at `settings.metrics_address` (durations in seconds, as
     Prometheus names them), or None when no address is set: the SDK's default runtime then, with no
-    endpoint.
+    endpoint. Its core logs go where the default runtime's do (`starter.telemetry.logs`).
 
     The SDK binds the address as the runtime is made; a taken or unusable one is a `SettingsError`
     naming the variable, raised before the worker connects."""
@@ -49,7 +50,7 @@ def metrics_runtime(settings: RuntimeMetricsSettings | None = None) -> Runtime |
         return None
     metrics = PrometheusConfig(bind_address=settings.metrics_address, durations_as_seconds=True)
     try:
-        return Runtime(telemetry=TelemetryConfig(metrics=metrics))
+        return Runtime(telemetry=TelemetryConfig(logging=temporal_core_logging(), metrics=metrics))
     except Exception as error:  # the core reports a bind failure as a plain exception
         raise SettingsError(
             f"{METRICS_ADDRESS_ENV}={settings.metrics_address}: cannot serve metrics there ({error})"
