@@ -1,4 +1,7 @@
-"""Activities over the ledger. Workflow id and run id come from the activity context, not the payload."""
+"""Activities over the ledger. Workflow id and run id come from the activity context, not the payload.
+
+What they log names no one and carries no text a person wrote: event types, statuses, amounts and ids.
+The complaint and workflow each line is about are fields bound by the worker's `ActivityLogContext`."""
 
 from __future__ import annotations
 
@@ -42,6 +45,12 @@ class LedgerActivities:
         """Audit event + projection (R16). A retry finds the event recorded and changes nothing."""
         info = activity.info()
         await self._ledger.record_transition(info.workflow_id or "", info.workflow_run_id or "", transition)
+        activity.logger.info(
+            "complaint %s: %s",
+            transition.event.type,
+            transition.state.status.value,
+            extra={"event_type": transition.event.type, "status": transition.state.status.value},
+        )
 
     @activity.defn
     async def issue_refund(self, issue: RefundIssue) -> IssuedRefund:

@@ -6,6 +6,10 @@ lease runs out another claim sends it again: at least once, never lost, and the 
 the message id (the email's Message-ID, the webhook's `webhook-id`). Claims take at most one row per
 destination and complaint (the ledger holds later ones back), so a batch is sent concurrently without
 reordering anyone's messages.
+
+Each delivery is handled in a task of its own (`asyncio.gather`), with the complaint or activation it is
+about bound for its log lines (`starter.telemetry.log_context`), and one line says how it went: `sent`,
+`retry` or `undeliverable`, with its channel and id, never its address or its content.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
+import structlog
 
 from dispatch import email as mail
 from dispatch import smtp
@@ -30,6 +35,7 @@ from ledger.deliveries import EMAIL, WEBHOOK, Attempt, Deliveries, Delivery, Not
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from ledger.webhook_endpoints import WebhookEndpoints
+from starter.telemetry.log_context import subject_fields
 
 log = logging.getLogger("refund_desk.dispatch")
 
@@ -99,12 +105,16 @@ class Dispatcher:
     async def _deliver(self, delivery: Delivery) -> None:
         """One delivery; whatever goes wrong with it (a template, the ledger) is its own failed attempt,
         retried like any other, and never holds back the rest of the batch."""
-        try:
-            await self._send(delivery)
-        except Exception as err:
-            log.exception("delivery %s failed before it was sent", delivery.id)
-            with contextlib.suppress(Exception):
-                await self.deliveries.record_retry(delivery, Attempt(0, error=_reason(err)), self.clock())
+        about = subject_fields(delivery.sequence_key or "")
+        with structlog.contextvars.bound_contextvars(
+            delivery_id=delivery.id, channel=delivery.channel, **about
+        ):
+            try:
+                await self._send(delivery)
+            except Exception as err:
+                log.exception("delivery %s failed before it was sent", delivery.id)
+                with contextlib.suppress(Exception):
+                    await self._retry(delivery, Attempt(0, error=_reason(err)))
 
     async def _send(self, delivery: Delivery) -> None:
         if delivery.channel == EMAIL:
@@ -112,9 +122,7 @@ class Dispatcher:
         elif delivery.channel == WEBHOOK:
             await self._webhook(delivery)
         else:
-            await self.deliveries.record_undeliverable(
-                delivery, f"no channel {delivery.channel}", self.clock()
-            )
+            await self._undeliverable(delivery, f"no channel {delivery.channel}")
 
     # ---------------------------------------------------------------------------------------- email
 
@@ -122,14 +130,12 @@ class Dispatcher:
         notice = await self.deliveries.notice(delivery.source_id)
         address = await self._address(notice.recipient)
         if address is None:
-            await self.deliveries.record_undeliverable(
-                delivery, "the customer gave no email address", self.clock()
-            )
+            await self._undeliverable(delivery, "the customer gave no email address")
             return
         try:
             rendered = mail.render(await self._context(notice))
         except mail.TemplateError as err:  # sending again would make the same email: none
-            await self.deliveries.record_undeliverable(delivery, _reason(err), self.clock())
+            await self._undeliverable(delivery, _reason(err))
             return
         message = mail.build_message(
             rendered, to=address, sender=self.settings.mail_from, message_id=delivery.message_id
@@ -139,11 +145,9 @@ class Dispatcher:
             await smtp.send(message, self.settings)
         except Exception as err:  # any failure to hand it over is retried, a 5xx too (a server's
             # configuration can be mended within `delivery_retry_for`); the reason, without addresses
-            await self.deliveries.record_retry(
-                delivery, Attempt(_ms(started), error=_reason(err)), self.clock()
-            )
+            await self._retry(delivery, Attempt(_ms(started), error=_reason(err)))
             return
-        await self.deliveries.record_sent(delivery, Attempt(_ms(started)), self.clock())
+        await self._sent(delivery, Attempt(_ms(started)))
 
     async def _address(self, recipient: str) -> str | None:
         if recipient == SUPPORT:
@@ -183,7 +187,7 @@ class Dispatcher:
         endpoint = await self.endpoints.get(delivery.destination)
         if endpoint is None or not endpoint.enabled:
             why = "the endpoint was deleted" if endpoint is None else "the endpoint is disabled"
-            await self.deliveries.record_undeliverable(delivery, why, now)
+            await self._undeliverable(delivery, why)
             return
         result = await send_webhook(
             self.http,
@@ -194,9 +198,35 @@ class Dispatcher:
         )
         attempt = Attempt(result.latency_ms, status_code=result.status_code, error=result.error)
         if result.delivered:
-            await self.deliveries.record_sent(delivery, attempt, self.clock())
+            await self._sent(delivery, attempt)
         else:
-            await self.deliveries.record_retry(delivery, attempt, self.clock())
+            await self._retry(delivery, attempt)
+
+    # ------------------------------------------------------------------------------------ outcomes
+
+    async def _sent(self, delivery: Delivery, attempt: Attempt) -> None:
+        await self.deliveries.record_sent(delivery, attempt, self.clock())
+        log.info("delivery sent", extra=_fields(delivery, attempt))
+
+    async def _retry(self, delivery: Delivery, attempt: Attempt) -> None:
+        await self.deliveries.record_retry(delivery, attempt, self.clock())
+        log.warning("delivery failed; retried later", extra=_fields(delivery, attempt))
+
+    async def _undeliverable(self, delivery: Delivery, why: str) -> None:
+        """`why` is the desk's own sentence or an error's kind (`_reason`), never a server's text."""
+        await self.deliveries.record_undeliverable(delivery, why, self.clock())
+        log.warning("delivery undeliverable", extra={"attempts": delivery.attempts + 1, "reason": why})
+
+
+def _fields(delivery: Delivery, attempt: Attempt) -> dict[str, object]:
+    """What a delivery's outcome line carries beside the bound context: which try, how long it took, the
+    receiver's status and the error's kind."""
+    return {
+        "attempts": delivery.attempts + 1,
+        "latency_ms": attempt.latency_ms,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+    }
 
 
 def _ms(started: float) -> int:

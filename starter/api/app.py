@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from starter.api import idempotency, metrics
+from starter.api import idempotency, metrics, request_ids
 from starter.api.auth import TokenRules
 from starter.api.cors import CodecCors
 from starter.api.errors import documented, install
@@ -98,4 +98,5 @@ def create_app(desk: ComplaintDesk | None = None, settings: ApiSettings | None =
     app.add_middleware(CodecCors, origins=settings.codec_origins())
     metrics.install(app)  # `/metrics` outside the gate's table; counts the gate's and CORS' answers too
     traces.instrument_app(app)  # where this process traces: a span per request, around everything
+    request_ids.install(app)  # outermost: every line of a request, the gate's refusals too, has its id
     return app

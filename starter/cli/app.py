@@ -31,6 +31,9 @@ from starter.cli import service
 from starter.cli.activations import activations
 from starter.cli.complaints import complaints
 from starter.cli.mail import mail
+from starter.cli.reporting import USAGE
+from starter.desk.settings import SettingsError
+from starter.telemetry.logs import configure_process_logging
 
 app = typer.Typer(
     name="refund-desk",
@@ -56,7 +59,11 @@ def main() -> None:
     """
     code = 0
     try:
+        configure_process_logging()  # every log line JSON on stderr, beside the command's own output
         app(prog_name="refund-desk")
+    except SettingsError as wrong:
+        typer.echo(f"error: {wrong}", err=True)
+        code = USAGE
     except SystemExit as done:
         if isinstance(done.code, str):
             typer.echo(done.code, err=True)

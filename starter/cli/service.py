@@ -46,9 +46,10 @@ def serve(
         checked_database_url()  # the API opens the desk only once it serves: a wrong URL is said here
         settings = ApiSettings()
         application = create_app(settings=settings)  # refuses a missing JWT secret before binding the port
-    server = uvicorn.Server(
-        server_config(application, settings, host=host, port=port, log_level=log_level.value)
-    )
+    # log_config=None: uvicorn's records go to the root logger's JSON handler (starter.telemetry.logs)
+    # rather than to the text handlers uvicorn's default configuration would give its loggers.
+    options = {"host": host, "port": port, "log_level": log_level.value, "log_config": None}
+    server = uvicorn.Server(server_config(application, settings, **options))
     server.run()
     traces.stop()  # the last spans sent: `refund-desk` ends with os._exit, which skips the exporter's flush
     if not server.started:  # the port taken, or the desk not opened: exit 3, as uvicorn.run does

@@ -21,6 +21,7 @@ from starter.api.schemas.complaints import (
     encode_cursor,
 )
 from starter.api.schemas.support_doors import EVIDENCE_FILE, NO_STORE, EvidenceRef, attachment
+from starter.telemetry.log_context import bind_complaint
 
 router = APIRouter(prefix="/v1/complaints", tags=["complaints"])
 
@@ -38,6 +39,7 @@ async def file_complaint(body: ComplaintIn, desk: Desk, principal: BackendOrCust
     R15) and start its workflow. A refusal stores nothing, not even the evidence."""
     evidence = [e.to_file() for e in body.evidence]
     state = await desk.file_complaint(body.order_id, body.kind, body.description, principal.actor, evidence)
+    bind_complaint(state.complaint_id)  # the request's access line names the complaint it filed
     return ComplaintOut.of(state)
 
 
