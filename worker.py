@@ -27,6 +27,8 @@ from starter.desk.codec import PayloadKeySettings
 from starter.desk.sealed import worker_client
 from starter.desk.settings import SettingsError, TemporalSettings
 from starter.telemetry import traces
+from starter.telemetry.log_context import ActivityLogContext
+from starter.telemetry.logs import configure_process_logging
 from starter.telemetry.runtime import RuntimeMetricsSettings, metrics_runtime
 from workflows.activation import NumberActivationWorkflow
 from workflows.defect_complaint import DefectComplaintWorkflow
@@ -129,6 +131,7 @@ def build_worker(
         workflows=list(WORKFLOWS),
         activities=activities.all(),
         workflow_runner=workflow_runner(),
+        interceptors=[ActivityLogContext()],  # an activity's lines name its complaint
         **options,
     )
 
@@ -198,10 +201,8 @@ def customer_links(dispatch: DispatchSettings) -> LinkFor | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_process_logging()  # JSON on stderr; httpx's request URLs held back (QUIET_LOGGERS)
     traces.start(traces.WORKER)  # before connecting: the client takes its interceptors from it
-    # httpx logs every request's URL at INFO: a webhook endpoint's URL may carry the shop's own token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def _main() -> None:
         stop = asyncio.Event()

@@ -45,6 +45,7 @@ from starter.desk.settings import (
 )
 from starter.local.banner import banner
 from starter.local.preflight import API_HOST, Plan, port_problems, read_plan, refuse
+from starter.telemetry.logs import configure_process_logging
 from workflows.search_attributes import REGISTRATION
 
 
@@ -256,4 +257,10 @@ def _start(
 
 
 def main() -> None:
+    """Its own log lines (the mail sink's, the Temporal client's) as JSON on stderr, as its children's
+    are: they read the same REFUND_DESK_LOG_* settings from the environment they inherit."""
+    try:
+        configure_process_logging()
+    except SettingsError as error:
+        sys.exit(refuse(str(error)))
     sys.exit(run())

@@ -47,11 +47,12 @@ FORMAT_ENV = "REFUND_DESK_LOG_FORMAT"
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Format = Literal["json", "console"]
 
-QUIET_LOGGERS = ("httpx", "httpcore", "sqlalchemy", "aiosmtpd", "mail.log", "hpack")
+QUIET_LOGGERS = ("httpx", "httpcore", "sqlalchemy", "aiosqlite", "asyncpg", "aiosmtpd", "mail.log", "hpack")
 """Loggers held at WARNING whatever the level: at INFO and below they write what the desk keeps out of its
 logs. httpx and httpcore: every request's URL (a webhook endpoint's URL may carry the shop's own token);
-SQLAlchemy: every statement with its parameters (descriptions, addresses); aiosmtpd (`mail.log`, the
-local sink's server): every SMTP command it reads, addresses included."""
+SQLAlchemy, and aiosqlite and asyncpg at DEBUG: every statement with its parameters (descriptions,
+addresses); aiosmtpd (`mail.log`, the local sink's server): every SMTP command it reads, addresses
+included."""
 
 NOISY_LOGGERS = ("alembic",)
 """Held at WARNING too, for noise rather than secrets: the ledger's migrations say at INFO what the
