@@ -25,6 +25,8 @@ RUN useradd --create-home --uid 10001 --user-group refunddesk
 USER refunddesk
 WORKDIR /home/refunddesk
 
-EXPOSE 8000
+# 8000: `refund-desk serve`; 9464: the worker's metrics where docker-compose.yml sets
+# REFUND_DESK_WORKER_METRICS_ADDRESS.
+EXPOSE 8000 9464
 ENTRYPOINT ["refund-desk"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
