@@ -24,12 +24,12 @@ async def connect(settings: TemporalSettings | None = None, *, runtime: Runtime 
     converter = encrypting_converter(PayloadKeySettings().keyring())
     return await Client.connect(
         settings.address,
-        namespace=settings.namespace,
         data_converter=converter,
         runtime=runtime,
         # Where tracing is on: each call's trace carried into the workflow, and by a worker on this
         # client into the activities (starter.telemetry.traces).
         interceptors=traces.client_interceptors(),
+        **settings.connection_options(),  # namespace, TLS and the API key (docs/temporal-cloud.md)
     )
 
 
