@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -167,12 +168,33 @@ async def run(stop: asyncio.Event | None = None) -> None:
                 temporal.namespace,
                 temporal.worker_options(),
             )
-            dispatching = asyncio.create_task(dispatcher.run(stop))
-            await stop.wait()
-            log.info("stopping: finishing in-flight tasks")
-            await dispatching
+            await serve(worker, dispatcher, stop, temporal.worker_shutdown_grace)
     finally:
         await ledger.close()
+
+
+async def serve(worker: Worker, dispatcher: Dispatcher, stop: asyncio.Event, grace: timedelta) -> None:
+    """Dispatch beside the running `worker` until `stop` is set; then stop polling, and give the activities
+    in flight and the deliveries being sent `grace` to finish (together, not one after the other) before
+    they are cancelled. The worker's own `graceful_shutdown_timeout` is the same grace
+    (`TemporalSettings.worker_options`); a cancelled delivery stays leased and is sent again once its lease
+    runs out."""
+    dispatching = asyncio.create_task(dispatcher.run(stop))
+    await stop.wait()
+    log.info("stopping: in-flight activities and deliveries have %s to finish", grace)
+    await asyncio.gather(worker.shutdown(), finish_within(dispatching, grace))
+
+
+async def finish_within(task: asyncio.Task[None], grace: timedelta) -> None:
+    """Wait up to `grace` for `task`, then cancel it and wait for it to unwind."""
+    done, _ = await asyncio.wait({task}, timeout=grace.total_seconds())
+    if not done:
+        log.warning(
+            "deliveries still in flight after %s: cancelled, to be sent again after their lease", grace
+        )
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def customer_links(dispatch: DispatchSettings) -> LinkFor | None:

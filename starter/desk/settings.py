@@ -4,10 +4,11 @@ the worker, the API and the CLI alike."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.service import TLSConfig
 
@@ -15,6 +16,7 @@ from ledger.paths import data_dir
 from ledger.secret_files import read_named_file, secret_files
 from ledger.settings_error import SettingsError as SettingsError
 from policy.settings import PolicySettings, PolicySnapshot
+from policy.settings import _seconds_or_iso as seconds_or_iso
 from starter.desk.validation import one_line
 
 DEFAULT_WORKFLOW_CACHE = 0
@@ -25,6 +27,15 @@ CACHE_WITH_MEMORY_BOUND = 3_000
 (`bench.cache_memory`), so 3,000 are about 560 MiB beside a worker's own 150 MiB or so: 722 MiB with 10,000
 complaints open and the last 3,000 filed cached (bench 2, 2026-11-30), under 1 GiB however many are open.
 All of 10,000 cached would take about 1.9 GiB."""
+
+
+DEFAULT_SHUTDOWN_GRACE = timedelta(seconds=30)
+"""`TemporalSettings.worker_shutdown_grace` unless REFUND_DESK_WORKER_SHUTDOWN_GRACE says otherwise. A
+deployment gives the worker's container at least this long between SIGTERM and SIGKILL (compose's
+`stop_grace_period`, Kubernetes' `terminationGracePeriodSeconds`), with a few seconds to spare."""
+
+Grace = Annotated[timedelta, BeforeValidator(seconds_or_iso), Field(ge=timedelta(0))]
+"""A duration that may be zero: ISO-8601 (`PT30S`) or seconds (`30`), as the other duration settings."""
 
 
 class TemporalSettings(BaseSettings):
@@ -105,6 +116,17 @@ class TemporalSettings(BaseSettings):
         description="Activities a worker runs at once; unset: the SDK's default (100).",
     )
 
+    worker_shutdown_grace: Grace = Field(
+        default=DEFAULT_SHUTDOWN_GRACE,
+        validation_alias=AliasChoices("REFUND_DESK_WORKER_SHUTDOWN_GRACE", "worker_shutdown_grace"),
+        description="How long a stopping worker lets in-flight activities and deliveries finish.",
+    )
+    """On SIGTERM the worker stops polling, and the activities it runs and the deliveries its dispatcher is
+    sending get this long to finish before they are cancelled (`worker.serve`). A cancelled activity is
+    retried by Temporal on another worker, a cancelled delivery sent again once its lease runs out, so
+    nothing is lost either way; a grace long enough for a ledger write or a webhook's answer saves the
+    retry and the duplicate a receiver would have to deduplicate."""
+
     _secret_files = secret_files(api_key="TEMPORAL_API_KEY")
 
     @model_validator(mode="after")
@@ -176,7 +198,10 @@ class TemporalSettings(BaseSettings):
 
     def worker_options(self) -> dict[str, Any]:
         """The `Worker` options these settings set; the SDK's defaults for the ones left unset."""
-        options: dict[str, Any] = {"max_cached_workflows": self.workflow_cache}
+        options: dict[str, Any] = {
+            "max_cached_workflows": self.workflow_cache,
+            "graceful_shutdown_timeout": self.worker_shutdown_grace,
+        }
         if self.max_concurrent_workflow_tasks is not None:
             options["max_concurrent_workflow_tasks"] = self.max_concurrent_workflow_tasks
         if self.max_concurrent_activities is not None:
