@@ -9,11 +9,8 @@ with REFUND_DESK_WORKER_METRICS_ADDRESS on a free port, against the real dev ser
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import socket
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,7 +21,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
-import worker
 from dispatch.dispatcher import Dispatcher
 from dispatch.events import ALL_TYPES, WebhookEvent
 from dispatch.mail_sink import MailSink, list_mail
@@ -34,13 +30,10 @@ from ledger.metrics import LedgerMetrics, MoneyMoved
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from ledger.webhook_endpoints import WebhookEndpoints
-from policy.complaint import Review
-from policy.models import ComplaintKind, ComplaintStatus, ReviewDecision
+from policy.models import ComplaintKind, ComplaintStatus
 from starter.desk import ComplaintDesk
-from starter.desk.settings import SettingsError
-from starter.telemetry.runtime import METRICS_ADDRESS_ENV, RuntimeMetricsSettings, metrics_runtime
-from tests.conftest import Api, in_ledger, migrated_ledger, serving
-from tests.factories import DESCRIPTION, PAYLOAD_KEYS, POLICY, SUPPORT, customer, software_order
+from tests.conftest import Api, in_ledger, serving
+from tests.factories import DESCRIPTION, software_order
 from tests.test_api import new_customer, order_body
 from tests.test_ledger import complaint, file, refund_issue, replacement_issue, step
 
@@ -295,118 +288,3 @@ async def test_the_ledgers_figures_on_both_databases(any_ledger: Ledger) -> None
     assert figures.notices[("webhook", "undeliverable")] == 1
     assert figures.notices[("email", "delivered")] == 0
     assert figures.dispatcher_lag == timedelta(seconds=90), "the fourth still waits, since NOW"
-
-
-# --------------------------------------------------------------------------- the worker's SDK metrics
-
-
-@pytest.fixture
-async def sdk_worker(
-    dev_server: WorkflowEnvironment,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> AsyncIterator[tuple[ComplaintDesk, str]]:
-    """`worker.run` as `refund-desk worker` runs it, from its environment: the dev server, a ledger of its
-    own, the sticky cache on (its metrics count only with it), the SDK's metrics on a free port. Yields a
-    desk on the same task queue and the metrics' URL."""
-    address = f"127.0.0.1:{free_port()}"
-    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
-    database_url = f"sqlite+aiosqlite:///{tmp_path}/ledger.db"
-    ledger = await migrated_ledger(database_url)
-    keyring = VaultKeyring.generate("metrics")
-    for name, value in {
-        "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
-        "REFUND_DESK_TASK_QUEUE": task_queue,
-        "DATABASE_URL": database_url,
-        "REFUND_DESK_VAULT_KEYS": keyring.spec(),
-        "REFUND_DESK_PAYLOAD_KEYS": PAYLOAD_KEYS.spec(),
-        "REFUND_DESK_WORKFLOW_CACHE": "10",
-        METRICS_ADDRESS_ENV: address,
-    }.items():
-        monkeypatch.setenv(name, value)
-    caplog.set_level(logging.INFO, logger="refund_desk.worker")
-    stop = asyncio.Event()
-    running = asyncio.create_task(worker.run(stop))
-    try:
-        yield ComplaintDesk(dev_server.client, ledger, keyring, task_queue), f"http://{address}/metrics"
-    finally:
-        stop.set()
-        await running
-        await ledger.close()
-
-
-async def sdk_scrape(url: str) -> Scrape:
-    for _ in range(100):  # the worker's runtime binds its port as it starts
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                response = await client.get(url)
-            assert response.status_code == 200, response.text
-            return Scrape.parse(response.text)
-        except httpx.ConnectError:
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"nothing serves {url}")
-
-
-def total(scraped: Scrape, name: str, **labels: str) -> float:
-    """The sum of every sample named `name` whose labels include `labels`."""
-    wanted = set(labels.items())
-    return sum(
-        value for (sample, found), value in scraped.samples.items() if sample == name and wanted <= found
-    )
-
-
-async def test_the_workers_sdk_metrics_count_its_tasks_and_its_sticky_cache(
-    sdk_worker: tuple[ComplaintDesk, str], caplog: pytest.LogCaptureFixture
-) -> None:
-    desk, url = sdk_worker
-    before = await sdk_scrape(url)
-    assert url in caplog.text, "the worker says where its metrics are"
-    order = software_order()
-    await desk.record_order(order)
-    state = await desk.file_defect_complaint(order, DESCRIPTION, customer(order), POLICY)
-    await in_ledger(desk.ledger, state.complaint_id)
-    await desk.review(state.complaint_id, Review(actor=SUPPORT, decision=ReviewDecision.APPROVE))
-    await in_ledger(desk.ledger, state.complaint_id, S.RECTIFYING)
-    after = await sdk_scrape(url)
-    queue = {"task_queue": desk.task_queue}
-
-    for name in (
-        "temporal_workflow_task_schedule_to_start_latency_count",
-        "temporal_workflow_task_execution_latency_count",
-        "temporal_activity_schedule_to_start_latency_count",
-        "temporal_activity_execution_latency_count",
-        "temporal_sticky_cache_hit_total",  # the parser's name for the SDK's `temporal_sticky_cache_hit`
-    ):
-        assert total(after, name, **queue) > total(before, name, **queue), name
-    waited = total(after, "temporal_workflow_task_schedule_to_start_latency_sum", **queue)
-    tasks = total(after, "temporal_workflow_task_schedule_to_start_latency_count", **queue)
-    assert waited / tasks < 30, "durations are in seconds, not milliseconds"
-    assert total(after, "temporal_worker_task_slots_available", worker_type="WorkflowWorker", **queue) > 0
-    assert total(after, "temporal_sticky_cache_size", **queue) >= 1
-    assert {
-        "temporal_sticky_cache_hit",
-        "temporal_sticky_cache_size",
-        "temporal_worker_task_slots_available",
-        "temporal_worker_task_slots_used",
-        "temporal_workflow_task_schedule_to_start_latency_bucket",
-        "temporal_activity_schedule_to_start_latency_bucket",
-        "temporal_workflow_task_execution_latency_bucket",
-    } <= exposed_names(after.text), "the names as Prometheus stores them (docs/metrics.md)"
-
-
-def exposed_names(text: str) -> set[str]:
-    """Each sample's name as the text exposes it (the parser would add `_total` to a counter's)."""
-    return {
-        line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")
-    }
-
-
-def test_no_address_no_runtime_and_a_taken_port_is_a_settings_error() -> None:
-    assert metrics_runtime(RuntimeMetricsSettings()) is None
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        held.listen()
-        taken = f"127.0.0.1:{held.getsockname()[1]}"
-        with pytest.raises(SettingsError, match=METRICS_ADDRESS_ENV):
-            metrics_runtime(RuntimeMetricsSettings(metrics_address=taken))

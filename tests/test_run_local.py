@@ -286,6 +286,15 @@ def signs_in_to_the_console(banner: str, api_port: int) -> str:
         return again.text
 
 
+def scraped(banner: str) -> tuple[str, str]:
+    """What the two metrics URLs the banner prints answer: the API's, then the worker's."""
+    found = re.search(r"^  Metrics    (\S+) .*\n {13}(\S+) ", banner, re.MULTILINE)
+    assert found is not None, banner
+    answers = [httpx.get(url, timeout=30) for url in found.groups()]
+    assert [answer.status_code for answer in answers] == [200, 200], answers
+    return answers[0].text, answers[1].text
+
+
 def mail_arrives(folder: Path, containing: str, seconds: float = 60) -> Mail:
     """The first message in the sink's folder whose subject holds `containing`, once it is there."""
     deadline = time.monotonic() + seconds
@@ -335,6 +344,7 @@ def test_running_it_tells_a_second_shell_what_to_export_and_a_second_run_is_refu
         complaint_id = file_a_complaint(tmp_path, ports["api"])
         filed = mail_arrives(tmp_path / ".data" / "mail", complaint_id)
         used_again = signs_in_to_the_console(banner, ports["api"])
+        api_metrics, worker_metrics = scraped(banner)
     finally:
         left = stop(first, env)
     assert first.returncode == 0, out.read_text()
@@ -348,6 +358,8 @@ def test_running_it_tells_a_second_shell_what_to_export_and_a_second_run_is_refu
     assert f"  Mail       {sink_line}; read: .venv/bin/refund-desk mail list\n" in banner
     assert filed.recipient == "support@localhost" and complaint_id in filed.text
     assert "used already" in used_again, "the banner's console link signs in once"
+    assert "refund_desk_complaints_open{" in api_metrics and "temporal_worker_task_slots" in worker_metrics
+    assert f"http://{worker['REFUND_DESK_WORKER_METRICS_ADDRESS']}/metrics" in banner
     listed = CliRunner().invoke(app, ["mail", "list"], env={DATA_DIR_ENV: str(tmp_path / ".data")})
     assert listed.exit_code == 0 and complaint_id in listed.stdout, listed.output
 

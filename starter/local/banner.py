@@ -121,9 +121,25 @@ def console_line(api: str, plan: Plan, jwt_secret: str) -> str:
     )
 
 
-def banner(plan: Plan, jwt_secret: str, sink_port: int | None = None) -> str:
+def metrics_line(api: str, worker_metrics: str | None) -> str:
+    """Where Prometheus scrapes: the API's `/metrics` (requests, and the ledger's figures) and, when the
+    worker serves them, the Temporal SDK's (docs/metrics.md)."""
+    if worker_metrics is None:
+        return f"  Metrics    {api}/metrics\n"
+    host, _, port = worker_metrics.rpartition(":")
+    shown_host = API_HOST if host in ("0.0.0.0", "::", "[::]") else host
+    return (
+        f"  Metrics    {api}/metrics (the API's requests, the ledger's figures)\n"
+        f"             http://{shown_host}:{port}/metrics (the worker's Temporal SDK)\n"
+    )
+
+
+def banner(
+    plan: Plan, jwt_secret: str, sink_port: int | None = None, worker_metrics: str | None = None
+) -> str:
     """What a person needs next: where each part listens and mail lands, the policy, a second shell's
-    exports, tokens. `sink_port` is the local mail sink's, None when mail goes to REFUND_DESK_SMTP_URL."""
+    exports, tokens. `sink_port` is the local mail sink's, None when mail goes to REFUND_DESK_SMTP_URL;
+    `worker_metrics` the host:port where the worker serves its SDK metrics, if it does."""
     api = f"http://{API_HOST}:{plan.ports.api_port}"
     ui_host = API_HOST if plan.ip in ("0.0.0.0", "::") else plan.ip
     ttl = min(DEV_TOKEN_TTL, plan.api.token_max_lifetime)  # the API refuses a token living longer
@@ -140,6 +156,7 @@ def banner(plan: Plan, jwt_secret: str, sink_port: int | None = None) -> str:
         f"  Temporal UI http://{ui_host}:{plan.ports.ui_port}\n"
         f"  Temporal   {plan.temporal.address} (namespace {plan.temporal.namespace})\n"
         f"  Worker     task queue {plan.temporal.task_queue}\n"
+        f"{metrics_line(api, worker_metrics)}"
         f"  Mail       {mail_line(plan, sink_port)}\n"
         f"  Data       {shown(plan.data)}/\n"
         f"\nPolicy in force, saved to {shown(policy_file())} for the CLI (a REFUND_DESK_* window set in"

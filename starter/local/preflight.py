@@ -29,6 +29,7 @@ from starter.desk.settings import (
     TemporalSettings,
 )
 from starter.desk.validation import one_line
+from starter.telemetry.runtime import METRICS_ADDRESS_ENV, RuntimeMetricsSettings
 
 
 class LocalPorts(BaseSettings):
@@ -79,6 +80,9 @@ class Plan:
     port: int
     data: Path
     dispatch: DispatchSettings
+    worker_metrics: RuntimeMetricsSettings
+    """Where the worker serves the SDK's metrics, if REFUND_DESK_WORKER_METRICS_ADDRESS says; else `make run`
+    takes a free loopback port for it as it starts the worker."""
 
     @property
     def mail_sink(self) -> bool:
@@ -116,7 +120,8 @@ def read_plan() -> Plan:
             raise SettingsError(str(error)) from None
     ports = _read(LocalPorts)
     payload = _read(PayloadKeySettings)
-    return Plan(ledger, temporal, ports, api, payload, policy, ip, port, data_dir(), dispatch=dispatch)
+    worker_metrics = _read(RuntimeMetricsSettings)
+    return Plan(ledger, temporal, ports, api, payload, policy, ip, port, data_dir(), dispatch, worker_metrics)
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,11 @@ def listeners(plan: Plan) -> list[Listener]:
         Listener("the web UI's", "TEMPORAL_UI_PORT", plan.ip, plan.ports.ui_port),
         Listener("the API's", "REFUND_DESK_API_PORT", API_HOST, plan.ports.api_port),
     ]
+    if plan.worker_metrics.metrics_address is not None:
+        host, _, port = plan.worker_metrics.metrics_address.rpartition(":")
+        found.append(
+            Listener("the worker's metrics", METRICS_ADDRESS_ENV, host, int(port), "another host:port")
+        )
     if plan.mail_sink and plan.ports.mail_sink_port != 0:
         sink = Listener("the mail sink's", "REFUND_DESK_MAIL_SINK_PORT", SINK_HOST, plan.ports.mail_sink_port)
         found.append(sink)

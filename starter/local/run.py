@@ -19,6 +19,7 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +47,7 @@ from starter.desk.settings import (
 from starter.local.banner import banner
 from starter.local.preflight import API_HOST, Plan, port_problems, read_plan, refuse
 from starter.telemetry.logs import configure_process_logging
+from starter.telemetry.runtime import METRICS_ADDRESS_ENV
 from workflows.search_attributes import REGISTRATION
 
 
@@ -152,6 +154,17 @@ def start_mail_sink(plan: Plan) -> MailSink | None:
     return MailSink(plan.ports.mail_sink_port, plan.data / MAIL_FOLDER).start()
 
 
+def worker_metrics_address(plan: Plan) -> str:
+    """Where the worker serves the Temporal SDK's metrics: REFUND_DESK_WORKER_METRICS_ADDRESS if set (its
+    port checked free with the others), else a loopback port free now, so the banner can print it."""
+    if plan.worker_metrics.metrics_address is not None:
+        return plan.worker_metrics.metrics_address
+    with socket.socket() as sock:
+        sock.bind((API_HOST, 0))
+        port: int = sock.getsockname()[1]
+    return f"{API_HOST}:{port}"
+
+
 def dispatch_environment(plan: Plan, sink: MailSink | None) -> dict[str, str]:
     """What the worker's dispatcher needs beside the JWT secret (which signs the links in customers'
     emails): the sink's URL, when there is one, and the API's URL for those links, unless set already."""
@@ -210,6 +223,7 @@ def _serve(plan: Plan, jwt_secret: str, sink: MailSink | None, stopping: threadi
         DATA_DIR_ENV: str(plan.data),
         CODEC_ORIGINS_ENV: os.environ.get(CODEC_ORIGINS_ENV) or web_ui_origins(plan.ports.ui_port),
         **dispatch_environment(plan, sink),
+        METRICS_ADDRESS_ENV: worker_metrics_address(plan),
     }
     processes: list[subprocess.Popen[bytes]] = []
     with (plan.data / "temporal.log").open("ab") as server_log:
@@ -221,7 +235,8 @@ def _serve(plan: Plan, jwt_secret: str, sink: MailSink | None, stopping: threadi
             api_command = [*cli, "serve", "--host", API_HOST, "--port", str(plan.ports.api_port)]
             api = _start([*api_command, "--log-level", "warning"], processes, env=env)
             wait_for_health(f"http://{API_HOST}:{plan.ports.api_port}/healthz", api)
-            print(banner(plan, jwt_secret, sink.port if sink is not None else None), flush=True)
+            sink_port = sink.port if sink is not None else None
+            print(banner(plan, jwt_secret, sink_port, env[METRICS_ADDRESS_ENV]), flush=True)
             watched = {"temporal server": server, "worker": worker, "API": api}
             while not stopping.wait(timeout=1):
                 for name, process in watched.items():
