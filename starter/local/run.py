@@ -225,6 +225,8 @@ def _serve(plan: Plan, jwt_secret: str, sink: MailSink | None, stopping: threadi
         **dispatch_environment(plan, sink),
         METRICS_ADDRESS_ENV: worker_metrics_address(plan),
     }
+    # The secret is handed over as REFUND_DESK_JWT_SECRET; beside it, a _FILE variant is a conflict.
+    env.pop("REFUND_DESK_JWT_SECRET_FILE", None)
     processes: list[subprocess.Popen[bytes]] = []
     with (plan.data / "temporal.log").open("ab") as server_log:
         command = dev_server_command(plan.ip, plan.port, plan.ports.ui_port, plan.data)
@@ -245,7 +247,8 @@ def _serve(plan: Plan, jwt_secret: str, sink: MailSink | None, stopping: threadi
                         return 1
             return 0
         finally:
-            stop_in_order(processes)
+            # Time for the worker's in-flight activities and deliveries (REFUND_DESK_WORKER_SHUTDOWN_GRACE).
+            stop_in_order(processes, grace=plan.temporal.worker_shutdown_grace.total_seconds() + 10)
             print("stopped", flush=True)
 
 
