@@ -23,6 +23,8 @@ from starter.api.settings import ApiSettings
 from starter.desk.codec import PayloadKeyring, PayloadKeySettings
 from starter.desk.settings import SettingsError as DeskSettingsError
 from starter.desk.settings import TemporalSettings
+from starter.local.banner import second_shell
+from starter.local.preflight import read_plan
 
 
 def keys(kid: str) -> str:
@@ -222,3 +224,19 @@ def test_a_value_given_in_code_wins_over_the_file(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("REFUND_DESK_VAULT_KEYS_FILE", str(path))
     given = keys("in-code")
     assert revealed(LedgerSettings(vault_keys=given).vault_keys) == given
+
+
+def test_make_run_tells_a_second_shell_the_files_not_the_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI in another shell needs the same keys: `make run`'s banner exports the files' paths."""
+    vault, database = keys("v1"), f"sqlite+aiosqlite:///{tmp_path}/ledger.db"
+    (tmp_path / "vault-keys").write_text(vault + "\n")
+    (tmp_path / "database-url").write_text(database + "\n")
+    monkeypatch.setenv("REFUND_DESK_VAULT_KEYS_FILE", str(tmp_path / "vault-keys"))
+    monkeypatch.setenv("DATABASE_URL_FILE", str(tmp_path / "database-url"))
+
+    told = second_shell(read_plan())
+    assert f"export REFUND_DESK_VAULT_KEYS_FILE={tmp_path / 'vault-keys'}" in told
+    assert f"export DATABASE_URL_FILE={tmp_path / 'database-url'}" in told
+    assert vault not in told

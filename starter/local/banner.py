@@ -89,6 +89,10 @@ def second_shell(plan: Plan) -> str:
         "REFUND_DESK_JWT_SECRET_FILE": plan.api.jwt_secret_file,
     }
     exports |= {name: str(path.absolute()) for name, path in files.items() if os.environ.get(name)}
+    # Secrets given as files (ledger.secret_files): the path is no secret, and the CLI needs the same file.
+    for name in (*SECRET_SETTINGS, "DATABASE_URL"):
+        if path := os.environ.get(f"{name}_FILE"):
+            exports[f"{name}_FILE"] = str(Path(path).absolute())
     hidden = [name for name in SECRET_SETTINGS if os.environ.get(name)]
     if "DATABASE_URL" in exports and make_url(exports["DATABASE_URL"]).password:
         del exports["DATABASE_URL"]
