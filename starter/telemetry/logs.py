@@ -175,6 +175,9 @@ def configure_logging(settings: LogSettings | None = None, stream: TextIO | None
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter(settings, stream))
+    # The handler filters too: a logger with a level of its own (uvicorn's, from `--log-level`) passes
+    # its records on to the root's handlers whatever the root's level says.
+    handler.setLevel(settings.level)
     setattr(handler, HANDLER_MARK, True)
     root = logging.getLogger()
     for existing in [h for h in root.handlers if getattr(h, HANDLER_MARK, False)]:
