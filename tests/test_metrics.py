@@ -135,6 +135,7 @@ async def test_the_apis_metrics_follow_complaints_money_and_notices(
     unknown = await api.client().get(f"/v1/complaints/{refunded}")  # no token: the gate's 401
     assert unknown.status_code == 401
     assert (await api.client().get("/no/such/path")).status_code == 404
+    assert (await api.client().get("/assets/web.css")).status_code == 200
     during = await scrape(api.base_url)
 
     def moved(name: str, **labels: str) -> float:
@@ -150,6 +151,7 @@ async def test_the_apis_metrics_follow_complaints_money_and_notices(
     one = "/v1/complaints/{complaint_id}"
     assert moved("refund_desk_http_requests_total", route=one, method="GET", status="401") == 1
     assert moved("refund_desk_http_requests_total", route="unmatched", method="GET", status="404") == 1
+    assert moved("refund_desk_http_requests_total", route="/assets", method="GET", status="200") == 1
     defect = ComplaintKind.MAJOR_DEFECT.value
     assert moved("refund_desk_complaints_open", kind=defect, status="rectifying") == 2
     assert moved("refund_desk_complaints_open", kind=defect, status="under_review") == 1

@@ -41,7 +41,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.metrics import LedgerFigures, LedgerMetrics
@@ -82,16 +82,16 @@ class HttpMetrics:
         self.duration.labels(route, method).observe(seconds)
 
 
-def route_template(routes: Iterable[BaseRoute], scope: Scope) -> str:
+def route_template(routes: Iterable[BaseRoute], chosen: object, request: Scope) -> str:
     """The template of the route that takes (or would take, but for its method) the request; `UNMATCHED`
-    if none. The router leaves the route it chose in the scope; a request the gate or CORS answered never
-    reached the router, and is matched against `routes`, the gate's (those it answers for)."""
-    chosen = scope.get("route")
+    if none. `chosen` is the route the router left in the scope, if it ran and says; a request the gate or
+    CORS answered never reached the router, and a mount (`/assets`) does not say, so `request` (its path and
+    method as they came) is matched against `routes` as the router would."""
     if isinstance(chosen, BaseRoute):
         return str(getattr(chosen, "path", UNMATCHED))
     partial: BaseRoute | None = None
     for route in routes:
-        match, _ = route.matches(scope)
+        match, _ = route.matches(request)
         if match is Match.FULL:
             return str(getattr(route, "path", UNMATCHED))
         if match is Match.PARTIAL and partial is None:
@@ -112,6 +112,8 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        # The router rewrites the scope's paths for a mount: keep them as they came, to match afterwards.
+        request = {key: scope[key] for key in ("type", "method", "path", "root_path") if key in scope}
         status = 500  # what the server answers when the app raises before it starts a response
 
         async def counted(message: Message) -> None:
@@ -124,7 +126,7 @@ class RequestMetrics:
             await self.app(scope, receive, counted)
         finally:
             method = scope["method"] if scope["method"] in METHODS else "other"
-            route = route_template(self.routes, scope)
+            route = route_template(self.routes, scope.get("route"), request)
             self.metrics.observe(route, method, status, time.perf_counter() - started)
 
 
@@ -226,5 +228,6 @@ def install(app: FastAPI) -> None:
     added: a middleware added later runs outside them, and so counts and times their refusals too."""
     app.state.http_metrics = HttpMetrics()
     app.include_router(router)
-    gated = [policy.route for policy in app.state.route_policies]
-    app.add_middleware(RequestMetrics, routes=gated, metrics=app.state.http_metrics)
+    gated: list[BaseRoute] = [policy.route for policy in app.state.route_policies]
+    mounts = [route for route in app.router.routes if isinstance(route, Mount)]
+    app.add_middleware(RequestMetrics, routes=[*gated, *mounts], metrics=app.state.http_metrics)
