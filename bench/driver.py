@@ -1,4 +1,4 @@
-"""The chaos run's client side: a retrying, idempotent driver over `ComplaintDesk`.
+"""The chaos run's client side: a retrying, idempotent driver over `ComplaintDesk` (or the API: `HttpDesk`).
 
 While the worker is dead or the server restarting, a call to the desk fails or times out, and an action sent
 may still take effect later. So the driver does what a careful client does: it resends a step until the
@@ -27,6 +27,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from bench.http_desk import HttpDesk
 from bench.notices import chaos_email
 from ledger.repository import Ledger
 from policy import refusals
@@ -38,6 +39,7 @@ from policy.models import Actor, ComplaintKind, Order
 from policy.refusals import PolicyRefusal
 from policy.settings import PolicySnapshot
 from starter.desk import ComplaintDesk, ComplaintNotFound, OrderNotFound, Unresponsive
+from starter.desk.errors import ActivationNotFound
 from workflows.activation import NumberActivationWorkflow
 from workflows.common import ComplaintWorkflow
 
@@ -49,11 +51,12 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     RPCError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
     TimeoutError,
-    ConnectionError,
+    ConnectionError,  # an API process down or killed mid-request (`bench.api_client`) among them
     OSError,
     sqlalchemy.exc.OperationalError,
     ComplaintNotFound,  # a query that raced a restart; the complaint exists, we filed it
     OrderNotFound,
+    ActivationNotFound,  # over HTTP, a read that raced the activation's start
 )
 """What a client meets while the worker is dead or the server restarting: try again later."""
 
@@ -109,9 +112,13 @@ class Scenario:
         return complaint_workflow_id(self.order.order_id, kind)
 
 
+Desk = ComplaintDesk | HttpDesk
+"""The desk in the run's process, or the API processes over HTTP: the same calls either way."""
+
+
 @dataclass
 class Driver:
-    desk: ComplaintDesk
+    desk: Desk
     duplicate_rate: float
     transient: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
@@ -126,7 +133,7 @@ class Driver:
     def ledger(self) -> Ledger:
         return self.desk.ledger
 
-    def desk_for(self, policy: PolicySnapshot) -> ComplaintDesk:
+    def desk_for(self, policy: PolicySnapshot) -> Desk:
         """The same desk filing under `policy` (each complaint and activation keeps its own copy)."""
         return dataclasses.replace(self.desk, policy=policy)
 
@@ -277,7 +284,7 @@ class Driver:
         for _ in range(sends):
             await self.retry(scenario, lambda: self.desk.record_order(scenario.order, email=email))
 
-    async def start_activation(self, scenario: Scenario, desk: ComplaintDesk, actor: Actor) -> str:
+    async def start_activation(self, scenario: Scenario, desk: Desk, actor: Actor) -> str:
         """Idempotent by design: the same number again answers with the activation."""
         order_id = scenario.order.order_id
         phone = f"+4477009{scenario.index % 100_000:05d}"
@@ -298,7 +305,7 @@ class Driver:
     async def file(
         self,
         scenario: Scenario,
-        desk: ComplaintDesk,
+        desk: Desk,
         kind: ComplaintKind,
         description: str,
         actor: Actor,

@@ -64,23 +64,51 @@ SCREENSHOT = EvidenceFile(name="2fa-refused.png", content_type="image/png", data
 
 @dataclass(frozen=True)
 class Windows:
-    """`short`: a timer the scenario waits for; `long`: one the driver must beat whatever the chaos."""
+    """`short`: a timer the scenario waits for; `long`: one the driver must beat whatever the chaos.
+
+    With `profiles`, every path files under one of three policies (`PROFILES`) instead of one of its own:
+    an API process files under its environment's policy, so a run over HTTP needs API processes for each
+    policy its paths file under, and three are enough. "short" has every window short that some path waits
+    out, except the access window, and the history bound the continuing path needs: no path that files
+    under it must beat one of those windows (a remedy chosen before the deadline makes the remedy window
+    moot; an activation knows only its SMS wait, a claim only its review window). "access" has only the
+    access window short: the unanswered request, which must be made before any other deadline."""
 
     short: timedelta
     long: timedelta
+    profiles: bool = False
 
     def policy(self, **short: bool) -> PolicySnapshot:
-        """Every window long except those named, which are short (the reminder comes halfway)."""
-        names = (
-            "sms_wait",
-            "rectify_window",
-            "access_response_window",
-            "remedy_choice_window",
-            "review_window",
-        )
-        values = {name: self.short if short.get(name) else self.long for name in names}
+        """Every window long except those named, which are short (the reminder comes halfway); with
+        `profiles`, the profile that has those windows short."""
+        if self.profiles:
+            return self.profile(_profile_of(short))
+        return self._policy(set(name for name, on in short.items() if on))
+
+    def _policy(self, short: set[str], **other: int) -> PolicySnapshot:
+        values: dict[str, object] = {name: self.short if name in short else self.long for name in WINDOWS}
         values["review_reminder_before"] = self.short / 2
-        return PolicySnapshot.model_validate(values)
+        return PolicySnapshot.model_validate({**values, **other})
+
+    def profile(self, name: str) -> PolicySnapshot:
+        """One of `PROFILES` at this run's windows."""
+        if name == "short":
+            short = set(WINDOWS) - {"access_response_window"}
+            return self._policy(short, history_events_per_run=HISTORY_BOUND)
+        if name == "access":
+            return self._policy({"access_response_window"})
+        return self._policy(set())
+
+
+WINDOWS = ("sms_wait", "rectify_window", "access_response_window", "remedy_choice_window", "review_window")
+PROFILES = ("long", "short", "access")
+"""The policies a run with `Windows.profiles` files under (`Windows`' docstring)."""
+
+
+def _profile_of(short: dict[str, bool]) -> str:
+    if short.get("access_response_window"):
+        return "access"
+    return "short" if any(short.values()) else "long"
 
 
 Drive = Callable[[Driver, Scenario, Windows], Awaitable[None]]
