@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
 import secrets
@@ -44,6 +43,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench.chaos_report import KindFigures, Summary, render
 from bench.checks import (
     LedgerFigures,
     ReplayFigures,
@@ -52,17 +52,13 @@ from bench.checks import (
     runs_continued,
     temporal_violations,
 )
+from bench.deployment import SCALED, Deployment, Shape, deployed
 from bench.driver import PATIENCE, Driver, RandomQueries, Scenario, StepFailed
 from bench.notices import People, people
-from bench.processes import DevServer, Supervisor, WorkerProcess, free_port
-from bench.scenarios import PATH_BY_NAME, PATHS, Windows, check_activation, check_complaint
-from ledger.migrate import upgrade_url
-from ledger.repository import Ledger
-from ledger.vault import VaultKeyring
+from bench.scenarios import PATH_BY_NAME, PATHS, PROFILES, Windows, check_activation, check_complaint
+from bench.supervisor import Supervisor
 from policy.models import Money, Order, Product, ProductKind
-from starter.desk import ComplaintDesk, connect
 from starter.desk.codec import PayloadKeyring, encrypting_converter
-from starter.desk.settings import TemporalSettings
 
 PRODUCTS = {
     ProductKind.VIRTUAL_NUMBER: Product(
@@ -89,67 +85,11 @@ class Options:
     queries_per_second: float = 10.0
     query_timeout: float = 5.0
     replay_lanes: int = 4
+    shape: Shape = field(default_factory=Shape)
+    api_kill_every: tuple[float, float] = (5.0, 15.0)
+    min_api_kills: int = 2
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chaos-")))
     json_path: Path | None = None
-
-
-@dataclass
-class KindFigures:
-    rules: str
-    expected: str
-    count: int = 0
-    started: int = 0
-    finished: int = 0
-    lost: int = 0
-    as_expected: int = 0
-    """Ended as the path expects, with no violation found in it by any check."""
-
-
-@dataclass
-class Summary:
-    seed: int
-    scenarios: int
-    started: int
-    finished: int
-    lost: int
-    complaints: dict[str, int]
-    activations: dict[str, int]
-    by_kind: dict[str, KindFigures]
-    refunds: int
-    refunded: dict[str, str]
-    replacements: int
-    max_refunds_per_complaint_or_activation: int
-    max_refunds_per_order: int
-    max_replacements_per_complaint: int
-    customers_checked: int
-    audit_events: int
-    duplicate_requests: int
-    worker_kills: int
-    worker_starts: int
-    worker_exits_by_itself: list[int]
-    server_restarts: int
-    server_down_seconds: float
-    server_signal: str
-    transient_errors: dict[str, int]
-    transient_examples: dict[str, str]
-    elapsed_seconds: float
-    timed_out: bool
-    violations: list[str]
-    workdir: str
-    runs_continued_as_new: int = 0
-    """Runs whose history reached its bound and continued as new (the `defect_continued_as_new` path)."""
-    notices: dict[str, int] = field(default_factory=dict)
-    """Emails and webhooks delivered, notices with no address, webhooks sent again (a refused first try, a
-    worker killed between sending and recording)."""
-    histories_replayed: int = 0
-    """Every run of every workflow of the run, replayed at the end with the worker's workflows."""
-    unreplayable: int = 0
-    histories_by_status: dict[str, int] = field(default_factory=dict)
-    replay_seconds: float = 0.0
-    queries: dict[str, int] = field(default_factory=dict)
-    """The random state queries: sent, answered, timed out, failed."""
-    query_failures: dict[str, int] = field(default_factory=dict)
-    query_failure_examples: dict[str, str] = field(default_factory=dict)
 
 
 class Log:
@@ -222,87 +162,45 @@ async def _run(options: Options, workdir: Path, folks: People) -> Summary:
     say = Log(workdir / "chaos.log")
     rng = random.Random(options.seed)
     say(f"chaos run: {options.complaints} scenarios, seed {options.seed}, work dir {workdir}")
-
-    vault_keys = VaultKeyring.generate("vault1").spec()
-    payload_keys = PayloadKeyring.generate("payload1").spec()
-    keys = workdir / "keys.env"  # throwaway keys, kept to decode the run's histories afterwards
-    keys.touch(mode=0o600)
-    keys.write_text(f"REFUND_DESK_VAULT_KEYS={vault_keys}\nREFUND_DESK_PAYLOAD_KEYS={payload_keys}\n")
-    os.environ["REFUND_DESK_PAYLOAD_KEYS"] = payload_keys  # connect() reads it, as the worker's does
-    database_url = f"sqlite+aiosqlite:///{workdir / 'ledger.db'}"
-    await upgrade_url(database_url)
-
-    server = DevServer(db_file=workdir / "temporal.db", port=free_port(), log=workdir / "temporal.log")
-    queue = f"chaos-{secrets.token_hex(4)}"
-    worker = WorkerProcess(
-        environment={
-            "TEMPORAL_ADDRESS": server.address,
-            "TEMPORAL_NAMESPACE": "default",
-            "REFUND_DESK_TASK_QUEUE": queue,
-            "DATABASE_URL": database_url,
-            "REFUND_DESK_VAULT_KEYS": vault_keys,
-            "REFUND_DESK_PAYLOAD_KEYS": payload_keys,
-            **folks.environment(),
-        },
-        log=workdir / "worker.log",
+    shape = options.shape
+    say(
+        f"deployment: ledger {shape.ledger}, {shape.workers} worker(s), "
+        f"{shape.api_processes or 'no'} API process(es)"
     )
-    supervisor = Supervisor(
-        server,
-        worker,
-        random.Random(rng.getrandbits(64)),
-        options.kill_every,
-        say,
-        server_signal=options.server_signal,
+    chaos_rng = random.Random(rng.getrandbits(64))  # drawn first, so a seed kills as it always did
+    windows = Windows(
+        short=timedelta(seconds=options.short),
+        long=timedelta(seconds=options.long),
+        profiles=shape.apis > 0,
     )
-    ledger = Ledger.connect(database_url)
-    began = time.monotonic()
-    try:
-        server.start()
-        await server.ready()
-        say(f"dev server up on {server.address}")
-        worker.start()
-        client = await connect(TemporalSettings(address=server.address, task_queue=queue))
-        desk = ComplaintDesk(
-            client=client,
-            ledger=ledger,
-            keyring=VaultKeyring.parse(vault_keys),
-            task_queue=queue,
-            patience=timedelta(seconds=options.patience),
+    async with deployed(shape, workdir, folks, windows, options.patience, rng) as d:
+        say(f"dev server up on {d.server.address}" + (", API processes healthy" if d.apis else ""))
+        began = time.monotonic()
+        supervisor = Supervisor(
+            d.server,
+            d.workers,
+            chaos_rng,
+            options.kill_every,
+            say,
+            apis=d.apis,
+            api_kill_every=options.api_kill_every,
+            server_signal=options.server_signal,
         )
-        await folks.subscribe(ledger, desk.keyring)
-        driver = Driver(desk, duplicate_rate=options.duplicates)
+        await folks.subscribe(d.ledger, d.desk.keyring)
+        driver = Driver(d.desk, duplicate_rate=options.duplicates)
         scenarios = plan(options, rng)
         queries = RandomQueries(
-            client,
+            d.client,
             options.queries_per_second,
             timedelta(seconds=options.query_timeout),
             random.Random(rng.getrandbits(64)),  # drawn after the plan, so a seed plans as it always did
             kills=lambda: supervisor.kills,
         )
-        timed_out = await _drive(options, driver, scenarios, supervisor, say, queries)
+        timed_out = await _drive(options, windows, driver, scenarios, supervisor, say, queries)
         elapsed = time.monotonic() - began
-        say("checking the ledger and Temporal")
-        violations = [v for s in scenarios for v in s.violations]
-        found, figures = await ledger_violations(ledger, scenarios)
-        violations += found
-        started_workflows = sum(1 for s in scenarios if s.workflow_id is not None)
-        violations += await temporal_violations(client, started_workflows, workdir / "histories")
-        continuing = sum(s.finished for s in scenarios if s.kind == "defect_continued_as_new")
-        continued, found = await runs_continued(client, continuing)
-        violations += found
-        say("replaying every history")
-        replayed, found = await replay_violations(
-            client,
-            queue,
-            [s.workflow_id for s in scenarios if s.workflow_id is not None],
-            data_converter=encrypting_converter(PayloadKeyring.parse(payload_keys)),
-            lanes=options.replay_lanes,
-            histories=workdir / "histories",
-        )
-        violations += found
-        say(f"{replayed.replayed} histories replayed in {replayed.seconds} s, {replayed.unreplayable} failed")
+        violations, figures, continued, replayed = await _check(options, d, scenarios, say)
         say("waiting for the outbox to empty")
-        violations += await folks.settle(ledger, within=120)
+        violations += await folks.settle(d.ledger, within=120)
         summary = _summary(options, scenarios, figures, driver, supervisor, elapsed, timed_out, violations)
         summary.runs_continued_as_new = continued
         summary.notices = folks.figures
@@ -310,11 +208,50 @@ async def _run(options: Options, workdir: Path, folks: People) -> Summary:
         summary.queries = queries.figures()
         summary.query_failures = dict(queries.failed.most_common())
         summary.query_failure_examples = queries.examples
-    finally:
-        await worker.stop()
-        await server.stop()
-        await ledger.close()
+        _add_deployment(summary, d, supervisor)
     return summary
+
+
+async def _check(
+    options: Options, d: Deployment, scenarios: list[Scenario], say: Log
+) -> tuple[list[str], LedgerFigures, int, ReplayFigures]:
+    """The checks of the ledger and of Temporal, and the replay of every history: the violations, the
+    ledger's figures, the runs continued as new, and the replay's figures."""
+    say("checking the ledger and Temporal")
+    violations = [v for s in scenarios for v in s.violations]
+    found, figures = await ledger_violations(d.ledger, scenarios)
+    violations += found
+    histories = options.workdir / "histories"
+    started_workflows = sum(1 for s in scenarios if s.workflow_id is not None)
+    violations += await temporal_violations(d.client, started_workflows, histories)
+    continuing = sum(s.finished for s in scenarios if s.kind == "defect_continued_as_new")
+    continued, found = await runs_continued(d.client, continuing)
+    violations += found
+    say("replaying every history")
+    replayed, found = await replay_violations(
+        d.client,
+        d.queue,
+        [s.workflow_id for s in scenarios if s.workflow_id is not None],
+        data_converter=encrypting_converter(PayloadKeyring.parse(d.payload_keys)),
+        lanes=options.replay_lanes,
+        histories=histories,
+    )
+    violations += found
+    say(f"{replayed.replayed} histories replayed in {replayed.seconds} s, {replayed.unreplayable} failed")
+    return violations, figures, continued, replayed
+
+
+def _add_deployment(summary: Summary, d: Deployment, supervisor: Supervisor) -> None:
+    summary.deployment = {
+        "ledger": d.shape.ledger,
+        "workers": d.shape.workers,
+        "api_processes": len(d.apis),
+        "api_policies": list(PROFILES) if d.apis else [],
+    }
+    summary.api_kills = supervisor.api_kills
+    summary.api_starts = supervisor.api_starts
+    summary.api_exits_by_itself = supervisor.unexpected_api_exits
+    summary.http = d.pool.figures.as_dict() if d.pool is not None else {}
 
 
 def _add_replay(summary: Summary, replayed: ReplayFigures) -> None:
@@ -326,6 +263,7 @@ def _add_replay(summary: Summary, replayed: ReplayFigures) -> None:
 
 async def _drive(
     options: Options,
+    windows: Windows,
     driver: Driver,
     scenarios: list[Scenario],
     supervisor: Supervisor,
@@ -334,7 +272,6 @@ async def _drive(
 ) -> bool:
     """Run every scenario under the supervisor's chaos and the random queries; True if the timeout cut the
     run short."""
-    windows = Windows(short=timedelta(seconds=options.short), long=timedelta(seconds=options.long))
     gate = asyncio.Semaphore(options.concurrency)
     ended = 0
     middle = (len(scenarios) + 1) // 2
@@ -358,8 +295,9 @@ async def _drive(
             await asyncio.sleep(10)
             started = sum(s.started for s in scenarios)
             finished = sum(s.finished for s in scenarios)
+            api_kills = f"API kills {supervisor.api_kills}, " if supervisor.apis else ""
             say(
-                f"started {started}, finished {finished}, kills {supervisor.kills}, "
+                f"started {started}, finished {finished}, kills {supervisor.kills}, {api_kills}"
                 f"server restarts {supervisor.server_restarts}, retries {sum(driver.transient.values())}, "
                 f"queries answered {queries.answered} of {queries.sent}"
             )
@@ -419,6 +357,10 @@ def _summary(
         violations.append(
             f"only {supervisor.kills} worker kills happened, at least {options.min_kills} asked"
         )
+    if supervisor.apis and supervisor.api_kills < options.min_api_kills:
+        violations.append(
+            f"only {supervisor.api_kills} API kills happened, at least {options.min_api_kills} asked"
+        )
     wanted_restarts = 1 if options.server_restart else 0
     if supervisor.server_restarts != wanted_restarts:
         violations.append(f"{supervisor.server_restarts} server restarts, expected {wanted_restarts}")
@@ -451,7 +393,7 @@ def _summary(
         audit_events=figures.events,
         duplicate_requests=driver.duplicates_sent,
         worker_kills=supervisor.kills,
-        worker_starts=supervisor.worker.starts,
+        worker_starts=supervisor.worker_starts,
         worker_exits_by_itself=supervisor.unexpected_worker_exits,
         server_restarts=supervisor.server_restarts,
         server_down_seconds=round(supervisor.server_down_seconds, 1),
@@ -462,78 +404,6 @@ def _summary(
         timed_out=timed_out,
         violations=violations,
         workdir=str(options.workdir),
-    )
-
-
-def render(summary: Summary) -> str:
-    """The summary table a person reads at the end of the run."""
-    lines = [
-        "",
-        f"{'scenario':<28} {'rules':<11} {'expected':<15} {'count':>5} {'ended':>5} {'lost':>4} {'ok':>5}",
-    ]
-    for name, k in summary.by_kind.items():
-        lines.append(
-            f"{name:<28} {k.rules:<11} {k.expected:<15} "
-            f"{k.count:>5} {k.finished:>5} {k.lost:>4} {k.as_expected:>5}"
-        )
-    c, a = summary.complaints, summary.activations
-    money = ", ".join(f"{amount} {currency}" for currency, amount in summary.refunded.items())
-    lines += [
-        "",
-        f"scenarios        {summary.scenarios} (seed {summary.seed})",
-        f"complaints       started {c['started']}, finished {c['finished']}, lost {c['lost']}",
-        f"activations      started {a['started']}, finished {a['finished']}, lost {a['lost']}",
-        f"refunds          {summary.refunds} ({money or '-'}); "
-        f"at most {summary.max_refunds_per_complaint_or_activation} per complaint or activation, "
-        f"{summary.max_refunds_per_order} per order",
-        f"replacements     {summary.replacements}; "
-        f"at most {summary.max_replacements_per_complaint} per complaint",
-        f"balances         {summary.customers_checked} customers, each equal to the sum of their refunds",
-        f"audit events     {summary.audit_events}",
-        f"continued runs   {summary.runs_continued_as_new} (histories past their bound, continued as new)",
-        f"histories        {summary.histories_replayed} replayed ({_statuses(summary.histories_by_status)}) "
-        f"in {summary.replay_seconds} s, {summary.unreplayable} unreplayable",
-        f"random queries   {_queries(summary)}",
-        f"notices          {_notices(summary.notices)}",
-        f"duplicates sent  {summary.duplicate_requests}",
-        f"worker kills     {summary.worker_kills} (SIGKILL; {summary.worker_starts} worker starts, "
-        f"{len(summary.worker_exits_by_itself)} exits by itself)",
-        f"server restarts  {summary.server_restarts} (SIG{summary.server_signal.upper()}, back after "
-        f"{summary.server_down_seconds} s)",
-        f"retries          {sum(summary.transient_errors.values())} {summary.transient_errors}",
-        f"elapsed          {summary.elapsed_seconds} s",
-        f"violations       {len(summary.violations)}",
-    ]
-    lines += [f"  - {v}" for v in summary.violations[:50]]
-    if len(summary.violations) > 50:
-        lines.append(f"  ... and {len(summary.violations) - 50} more in the JSON summary")
-    return "\n".join(lines)
-
-
-def _statuses(by_status: dict[str, int]) -> str:
-    return ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in by_status.items()) or "-"
-
-
-def _queries(summary: Summary) -> str:
-    q = summary.queries
-    if not q.get("sent"):
-        return "-"
-    failed = f" {summary.query_failures}" if summary.query_failures else ""
-    answers = (
-        f"{q['answered']} answered ({q['answered_after_a_kill']} of them by the worker after a kill), "
-        f"{q['timed_out']} timed out, {q['failed']} failed"
-    )
-    return f"{q['sent']} sent: {answers}{failed}"
-
-
-def _notices(figures: dict[str, int]) -> str:
-    if not figures:
-        return "-"
-    return (
-        f"{figures['emails_sent']} emails and {figures['webhooks_sent']} webhooks delivered, "
-        f"{figures['undeliverable']} with no address; webhooks sent again: "
-        f"{figures['webhooks_refused_first']} after the receiver's 503, "
-        f"{figures['webhooks_again_after_a_kill']} after a kill (at least once)"
     )
 
 
@@ -576,6 +446,7 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--replay-lanes", type=int, default=4, help="histories replayed at once at the end")
     p.add_argument("--workdir", type=Path, default=None, help="empty or new directory (default: a temp one)")
     p.add_argument("--json", type=Path, default=None, help="where to write the summary (WORKDIR/chaos.json)")
+    _deployment_arguments(p)
     a = p.parse_args(argv)
     options = Options(
         complaints=a.complaints,
@@ -594,10 +465,42 @@ def parse(argv: list[str] | None = None) -> Options:
         query_timeout=a.query_timeout,
         replay_lanes=a.replay_lanes,
         json_path=a.json,
+        shape=_shape(a),
+        api_kill_every=a.api_kill_every,
+        min_api_kills=a.min_api_kills,
     )
     if a.workdir is not None:
         options.workdir = a.workdir
     return options
+
+
+def _deployment_arguments(p: argparse.ArgumentParser) -> None:
+    scaled = f"--ledger {SCALED.ledger} --workers {SCALED.workers} --apis {SCALED.apis}"
+    p.add_argument("--scaled", action="store_true", help=f"the scaled deployment: {scaled}")
+    p.add_argument("--ledger", choices=("sqlite", "postgresql"), default=None, help="default: sqlite")
+    p.add_argument("--workers", type=int, default=None, help="`python worker.py` processes (default: 1)")
+    p.add_argument(
+        "--apis",
+        type=int,
+        default=None,
+        help=f"API processes for each of the {len(PROFILES)} policies the scenarios file under, the driver "
+        "talking HTTP to them (default: 0, the desk in the run's process)",
+    )
+    p.add_argument("--api-kill-every", type=_range, default=(5.0, 15.0), metavar="MIN..MAX", help="seconds")
+    p.add_argument("--min-api-kills", type=int, default=2, help="fewer API kills is a violation")
+
+
+def _shape(a: argparse.Namespace) -> Shape:
+    """`--scaled`'s shape, or the single one, with what `--ledger`, `--workers` and `--apis` say instead."""
+    base = SCALED if a.scaled else Shape()
+    shape = Shape(
+        ledger=a.ledger or base.ledger,
+        workers=base.workers if a.workers is None else a.workers,
+        apis=base.apis if a.apis is None else a.apis,
+    )
+    if shape.workers < 1 or shape.apis < 0:
+        raise SystemExit("--workers must be at least 1 and --apis at least 0")
+    return shape
 
 
 def _jsonable(summary: Summary) -> dict[str, Any]:

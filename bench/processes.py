@@ -1,10 +1,11 @@
-"""The processes a chaos run plays with: the Temporal dev server, the worker, and the supervisor that kills
-them.
+"""The processes a chaos run plays with: the Temporal dev server, the workers and the API processes
+(`bench.supervisor` kills them).
 
-Both are real child processes, each in a session of its own so that a signal meant for the run (Ctrl-C)
-does not reach them behind the supervisor's back. The worker is `python worker.py`, configured only through
-the environment, exactly as an operator runs it; the dev server persists to a SQLite file, so killing it
-and starting it again on the same file and port is a server restart, not a new server.
+All are real child processes, each in a session of its own so that a signal meant for the run (Ctrl-C)
+does not reach them behind the supervisor's back. The worker is `python worker.py` and the API `refund-desk
+serve`, configured only through the environment, exactly as an operator runs them; the dev server persists
+to a SQLite file, so killing it and starting it again on the same file and port is a server restart, not a
+new server.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from starter.binaries import tool_path
 from starter.desk import connect
@@ -122,20 +123,25 @@ class DevServer:
 
 @dataclass
 class WorkerProcess:
-    """`python worker.py` (or another worker's `arguments`), configured only through its environment."""
+    """`python worker.py` (or another worker's `arguments`), configured only through its environment: the
+    run's own process environment, less the names in `unset`, plus `environment`."""
 
     environment: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     arguments: tuple[str, ...] = ("worker.py",)
+    unset: tuple[str, ...] = ()
+    """Names of the run's environment the process must not inherit (a metrics port two workers on one
+    machine cannot both bind, say)."""
 
     def start(self) -> None:
+        inherited = {name: value for name, value in os.environ.items() if name not in self.unset}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, *self.arguments],
                 cwd=ROOT,
-                env={**os.environ, **self.environment},
+                env={**inherited, **self.environment},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -160,60 +166,41 @@ class WorkerProcess:
             await asyncio.to_thread(_stop, self.process, signal.SIGTERM, 30)
 
 
+def serve_arguments(port: int) -> tuple[str, ...]:
+    """`refund-desk serve` on a loopback port, as `python -m starter.cli` runs it (the console script's
+    entry point) with uvicorn's warnings only."""
+    address = ("--host", "127.0.0.1", "--port", str(port))
+    return ("-m", "starter.cli", "serve", *address, "--log-level", "warning")
+
+
 @dataclass
-class Supervisor:
-    """Kills the worker with SIGKILL at random intervals and starts a new one at once; restarts the dev
-    server when asked. A worker that exits on its own is started again too, and counted apart: that is
-    not chaos the run made, it is something the worker did."""
+class ApiProcess(WorkerProcess):
+    """An API process (`refund-desk serve`) on its own loopback port, configured through its environment
+    like the worker; `name` tells it apart in the logs and the run's report."""
 
-    server: DevServer
-    worker: WorkerProcess
-    rng: random.Random
-    kill_every: tuple[float, float]
-    say: Callable[[str], None]
-    kills: int = 0
-    unexpected_worker_exits: list[int] = field(default_factory=list)
-    server_signal: str = "kill"
-    """How the one server restart stops it: "kill" (SIGKILL) or "term" (a clean stop)."""
-    server_restarts: int = 0
-    server_down_seconds: float = 0.0
-    _restarting: asyncio.Task[None] | None = None
+    port: int = 0
+    name: str = "api"
+    profile: str = ""
+    """The policy it files under (`bench.scenarios.PROFILES`): its environment sets it."""
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """The kill loop, until `stop` is set. Ticks every 0.1 s so a worker that died by itself is replaced
-        as fast as a killed one."""
-        next_kill = time.monotonic() + self.rng.uniform(*self.kill_every)
-        while not stop.is_set():
-            code = self.worker.exited()
-            if code is not None:
-                self.unexpected_worker_exits.append(code)
-                self.say(f"worker exited by itself with {code}; starting another")
-                self.worker.start()
-            elif time.monotonic() >= next_kill:
-                await self.worker.kill()
-                self.kills += 1
-                self.worker.start()
-                self.say(f"kill {self.kills}: worker SIGKILLed and restarted")
-                next_kill = time.monotonic() + self.rng.uniform(*self.kill_every)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=0.1)
+    def __post_init__(self) -> None:
+        self.arguments = serve_arguments(self.port)
 
-    def restart_server_soon(self) -> None:
-        """Start the one server restart in the background (the kill loop keeps going meanwhile)."""
-        if self._restarting is None:
-            self._restarting = asyncio.create_task(self._restart_server())
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
-    async def _restart_server(self) -> None:
-        began = time.monotonic()
-        self.say(f"dev server: SIG{self.server_signal.upper()}")
-        await (self.server.kill() if self.server_signal == "kill" else self.server.stop())
-        self.server.start()
-        await self.server.ready()
-        self.server_down_seconds = time.monotonic() - began
-        self.server_restarts += 1
-        self.say(f"dev server back on the same file and port after {self.server_down_seconds:.1f} s")
-
-    async def settle(self) -> None:
-        """Wait for a server restart still under way, so the checks run against a server that is up."""
-        if self._restarting is not None:
-            await self._restarting
+    async def ready(self, seconds: float = 120) -> None:
+        """Until `/healthz` answers 200 (the ledger and Temporal both reached from the process)."""
+        deadline = time.monotonic() + seconds
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as probe:
+            while True:
+                code = self.exited()
+                if code is not None:
+                    raise RuntimeError(f"the API process {self.name} exited with {code}: see {self.log}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await probe.get("/healthz")).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the API process {self.name} never became healthy: see {self.log}")
+                await asyncio.sleep(0.2)
