@@ -3,11 +3,20 @@ and the Temporal dev server is stopped and restarted once, then checked for lost
 
     .venv/bin/python -m bench.chaos [--complaints 1000] [--seed S] [--kill-every 2..10] [--timeout 1200]
                                     [--server-signal term|kill] [--queries-per-second 10]
+                                    [--scaled | --ledger sqlite|postgresql --workers N --apis N]
+                                    [--api-kill-every 5..15]
 
 Everything runs on loopback under a work directory of its own (the dev server's `temporal.db`, the SQLite
 ledger, the processes' logs, `chaos.log` and the summary `chaos.json`), on ports picked free at start. The
 run is bounded by `--timeout`: whatever has not ended by then counts as lost, and the run fails saying so.
 Exit status 0 when every check holds, 1 on any violation.
+
+`--scaled` runs it on a deployment's shape (`bench.deployment`): the ledger on a throwaway PostgreSQL
+cluster, three workers on one task queue, and API processes (`refund-desk serve`, two for each of the three
+policies the scenarios file under) that the driver talks to over HTTP (`bench.http_desk`), an idempotency
+key on every POST; the supervisor then also SIGKILLs a random API process every `--api-kill-every` seconds
+and starts it again after a short pause, and a request that loses its answer is sent again, with its key,
+to another process. The checks are the same.
 
 The dev server is restarted with SIGKILL by default (`--server-signal term` for a clean stop), the harder
 case: whatever it acknowledged must survive in its SQLite file, and the checks at the end (every

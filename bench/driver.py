@@ -140,7 +140,7 @@ class Driver:
     # ------------------------------------------------------------------------------------- retrying
 
     def _note(self, scenario: Scenario | None, err: BaseException) -> None:
-        name = type(err).__name__
+        name = getattr(err, "transient_name", None) or type(err).__name__
         if isinstance(err, RPCError):
             name = f"RPCError.{err.status.name if err.status else 'None'}"
         self.transient[name] += 1

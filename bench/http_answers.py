@@ -59,6 +59,11 @@ UNRESPONSIVE: dict[str, type[Exception]] = {
 class ApiUnavailable(ConnectionError):
     """A 503 other than a workflow's silence: Temporal or the ledger away from the API process."""
 
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.transient_name = f"ApiUnavailable.{code}"
+        """How the driver counts it among its retries: by the API's code."""
+
 
 class UnexpectedAnswer(Exception):
     """An answer no policy explains (a 500, a 401, a validation error): the run's violation, not a retry."""
@@ -73,7 +78,9 @@ def body_of(response: httpx.Response, what: str) -> dict[str, Any]:
         return body
     code, message = error_of(response)
     if status == 503:
-        raise UNRESPONSIVE.get(code, ApiUnavailable)(f"{code}: {message}")
+        if code in UNRESPONSIVE:
+            raise UNRESPONSIVE[code](f"{code}: {message}")
+        raise ApiUnavailable(code, message)
     if status == 404 and code in NOT_FOUND:
         raise NOT_FOUND[code](message)
     if status in (409, 422) and code not in NOT_POLICY:

@@ -3,9 +3,10 @@ an API process at random intervals and starts it again after a short pause, and 
 once when asked.
 
 A process that exits on its own is started again too, and counted apart: that is not chaos the run made,
-it is something the process did. No process is killed or started while the dev server restarts: a worker
-or an API process connects to Temporal as it starts and gives up if nobody answers, which would count as
-an exit of its own.
+it is something the process did. A worker or an API process connects to Temporal as it starts and exits if
+nobody answers, which would count as an exit of its own; so no process is killed or started from the
+moment the server restart is asked until the server is back, and the restart waits until the last process
+started has had `quiet_before_restart` seconds to connect.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Supervisor:
     """How the one server restart stops it: "kill" (SIGKILL) or "term" (a clean stop)."""
     server_restarts: int = 0
     server_down_seconds: float = 0.0
+    quiet_before_restart: float = 10.0
+    """Seconds since the last process start before the server is stopped: time to import and connect."""
+    _last_start: float = 0.0
     _restarting: asyncio.Task[None] | None = None
     _down: set[int] = field(default_factory=set)
     """The API processes (by index) killed and not yet started again."""
@@ -59,10 +63,11 @@ class Supervisor:
         next_kill = time.monotonic() + self.rng.uniform(*self.kill_every)
         next_api_kill = time.monotonic() + self.rng.uniform(*self.api_kill_every)
         while not stop.is_set():
-            self._replace_exited()
             now = time.monotonic()
             if self._server_restarting():
-                pass  # no kill while the server is away: see the module's docstring
+                pass  # no kill and no start while the server restart is under way: the module's docstring
+            elif self._replace_exited():
+                pass
             elif now >= next_kill:
                 await self._kill_a_worker()
                 next_kill = time.monotonic() + self.rng.uniform(*self.kill_every)
@@ -73,25 +78,30 @@ class Supervisor:
                 await asyncio.wait_for(stop.wait(), timeout=0.1)
         await asyncio.gather(*self._pending, return_exceptions=True)
 
-    def _replace_exited(self) -> None:
+    def _replace_exited(self) -> bool:
+        """Start again each process that exited by itself; whether there was one."""
+        found = False
         for n, worker in enumerate(self.workers):
             code = worker.exited()
             if code is not None:
                 self.unexpected_worker_exits.append(code)
                 self.say(f"worker {n + 1} exited by itself with {code}; starting another")
-                worker.start()
+                self._start(worker)
+                found = True
         for n, api in enumerate(self.apis):
             code = api.exited()
             if code is not None and n not in self._down:
                 self.unexpected_api_exits.append(code)
                 self.say(f"API process {api.name} exited by itself with {code}; starting it again")
-                api.start()
+                self._start(api)
+                found = True
+        return found
 
     async def _kill_a_worker(self) -> None:
         n = self.rng.randrange(len(self.workers))
         await self.workers[n].kill()
         self.kills += 1
-        self.workers[n].start()
+        self._start(self.workers[n])
         which = f"worker {n + 1} of {len(self.workers)}" if len(self.workers) > 1 else "worker"
         self.say(f"kill {self.kills}: {which} SIGKILLed and restarted")
 
@@ -113,8 +123,12 @@ class Supervisor:
         await asyncio.sleep(pause)
         if self._restarting is not None:
             await self._restarting  # the process connects to Temporal as it starts
-        self.apis[n].start()
+        self._start(self.apis[n])
         self._down.discard(n)
+
+    def _start(self, process: WorkerProcess) -> None:
+        process.start()
+        self._last_start = time.monotonic()
 
     def _server_restarting(self) -> bool:
         return self._restarting is not None and not self._restarting.done()
@@ -125,6 +139,10 @@ class Supervisor:
             self._restarting = asyncio.create_task(self._restart_server())
 
     async def _restart_server(self) -> None:
+        # Nothing starts once the restart is asked (the kill loop and the API restarts wait for it).
+        quiet_left = self._last_start + self.quiet_before_restart - time.monotonic()
+        if quiet_left > 0:
+            await asyncio.sleep(quiet_left)
         began = time.monotonic()
         self.say(f"dev server: SIG{self.server_signal.upper()}")
         await (self.server.kill() if self.server_signal == "kill" else self.server.stop())
