@@ -8,6 +8,11 @@ expires. Revoking every API token (`REFUND_DESK_TOKENS_NOT_BEFORE`) revokes the 
 
 Support signs in with a support token pasted into a form, or with a one-time link (`make run` prints one):
 a JWT for the audience `<aud>/console-sign-in` whose `jti` is spent at its first use.
+
+A console sign-in also hands the browser a codec pass (`codec_pass`): the same session (`sid`, `sub`,
+`exp`) for an audience of its own (`<aud>/codec`), in a cookie scoped to `/codec`, which the API's codec
+takes instead of a support token (`starter.api.cors`), so the Temporal web UI decodes payloads for whoever
+signed in to the console. Its `sid` is the session's, so the sign-out that spends one spends both.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ SESSION_CLAIMS = ("sub", "role", "iat", "exp", "iss", "aud", "sid")
 LINK_CLAIMS = ("sub", "role", "iat", "exp", "iss", "aud", "jti")
 LINK_QUERY = "link"
 """The query parameter a console sign-in link carries its token in."""
+CODEC_COOKIE = "rd_codec_session"
+CODEC_PATH = "/codec"
+"""The codec pass's cookie and the path it is scoped to: the codec's routes, nothing else."""
 
 
 class Area(StrEnum):
@@ -112,6 +120,10 @@ class SessionTokens:
     def link_audience(self) -> str:
         return link_audience(self.rules)
 
+    @property
+    def codec_audience(self) -> str:
+        return f"{self.rules.audience}/codec"
+
     def open_session(
         self, principal: Principal, lifetime: timedelta, *, now: datetime, ends_by: datetime | None = None
     ) -> tuple[str, WebSession]:
@@ -142,7 +154,10 @@ class SessionTokens:
     async def read_session(self, value: str, area: Area) -> WebSession | None:
         """The session a cookie carries, or None if it is not one of ours for `area`, has expired, predates
         the deployment's revocation or was signed out of."""
-        claims = self._decode(value, self.session_audience, SESSION_CLAIMS)
+        return await self._read(value, self.session_audience, area)
+
+    async def _read(self, value: str, audience: str, area: Area) -> WebSession | None:
+        claims = self._decode(value, audience, SESSION_CLAIMS)
         if claims is None or claims.get("role") != area.role.value:
             return None
         cid = claims.get("cid")
@@ -159,6 +174,28 @@ class SessionTokens:
         if await self.spent.is_spent(session.sid):
             return None
         return session
+
+    def codec_pass(self, session: WebSession, *, now: datetime) -> str:
+        """The cookie value that lets a support `session` decode payloads at `/codec`: the session itself,
+        for the codec's audience, ending with it."""
+        if session.role is not Role.SUPPORT or session.complaint_id is not None:
+            raise ValueError("only support's console session decodes payloads")
+        claims: dict[str, Any] = {
+            "sub": session.sub,
+            "role": session.role.value,
+            "iat": now.replace(microsecond=0),
+            "exp": session.expires_at,
+            "iss": self.rules.issuer,
+            "aud": self.codec_audience,
+            "sid": session.sid,
+        }
+        return jwt.encode(claims, self.rules.secret, algorithm=ALGORITHM)
+
+    async def read_codec_pass(self, value: str) -> WebSession | None:
+        """The support session a codec pass carries, or None if it is not one (a console or customer
+        session's cookie, a bearer token, a forgery), has expired, predates the deployment's revocation
+        or was signed out of."""
+        return await self._read(value, self.codec_audience, Area.CONSOLE)
 
     async def end_session(self, session: WebSession) -> None:
         """Sign-out: the session's id is spent, so its cookie opens nothing from now on."""
