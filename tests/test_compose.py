@@ -711,6 +711,25 @@ def test_the_ui_decodes_through_the_apis_codec_route() -> None:
     assert yaml.safe_load(f"m: {message}") == {"m": message}, "the UI puts this unquoted into its YAML config"
 
 
+def test_the_ui_sends_the_consoles_codec_pass() -> None:
+    """The codec decodes for support's console session: the UI must send the browser's cookies, and the
+    console that sets them must be on the codec's own host (the codec pass is scoped to its `/codec`) and
+    the same site as the UI (SameSite=Strict), which for loopback means the same host, any port."""
+    from urllib.parse import urlsplit
+
+    from starter.web.sessions import CODEC_PATH
+
+    env = environment("temporal-ui")
+    assert env.get("TEMPORAL_CODEC_INCLUDE_CREDENTIALS") == "true", "else the browser sends no cookie"
+    assert env.get("TEMPORAL_CODEC_PASS_ACCESS_TOKEN") == "false", "the UI has no tokens the API accepts"
+    endpoint = urlsplit(env["TEMPORAL_CODEC_ENDPOINT"])
+    console = urlsplit(interpolate(environment("api")["REFUND_DESK_PUBLIC_URL"]))
+    assert (endpoint.scheme, endpoint.netloc, endpoint.path) == (console.scheme, console.netloc, CODEC_PATH)
+    ui_origin = f"http://127.0.0.1:{published_port('temporal-ui', 8080)}"
+    assert urlsplit(ui_origin).hostname == endpoint.hostname, "the UI and the API on the same site"
+    assert f"{console.scheme}://{console.netloc}/console" in env["TEMPORAL_CODEC_DEFAULT_ERROR_MESSAGE"]
+
+
 # -------------------------------------------------------------------------------------------- the worker
 
 

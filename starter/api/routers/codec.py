@@ -5,8 +5,10 @@ There is no `/codec/encode`: the worker accepts a workflow's inputs only when se
 
 The Temporal CLI (`--codec-endpoint http://API/codec --codec-auth "Bearer $SUPPORT_TOKEN"`) and the web UI
 send a history's encrypted payloads here and show what comes back. Only support may ask: a decoded history
-holds customers' descriptions and amounts. The keys are the API's own client's (`starter.desk.codec`), so
-there is one keyring per deployment and nothing to configure twice.
+holds customers' descriptions and amounts. The CLI sends a support token; the web UI, configured to include
+credentials, sends the codec pass its browser got at console sign-in (`starter.api.cors` turns a live pass
+from the UI's origin into the support caller the gate and `Support` judge). The keys are the API's own
+client's (`starter.desk.codec`), so there is one keyring per deployment and nothing to configure twice.
 """
 
 from __future__ import annotations
