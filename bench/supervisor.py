@@ -61,7 +61,9 @@ class Supervisor:
         """The kill loop, until `stop` is set. Ticks every 0.1 s so a process that died by itself is replaced
         as fast as a killed one."""
         next_kill = time.monotonic() + self.rng.uniform(*self.kill_every)
-        next_api_kill = time.monotonic() + self.rng.uniform(*self.api_kill_every)
+        # Drawn only with API processes (and a worker's index only among several), so that a seed kills
+        # the one worker of a single run at the times it always did.
+        next_api_kill = time.monotonic() + self.rng.uniform(*self.api_kill_every) if self.apis else 0.0
         while not stop.is_set():
             now = time.monotonic()
             if self._server_restarting():
@@ -98,7 +100,7 @@ class Supervisor:
         return found
 
     async def _kill_a_worker(self) -> None:
-        n = self.rng.randrange(len(self.workers))
+        n = self.rng.randrange(len(self.workers)) if len(self.workers) > 1 else 0
         await self.workers[n].kill()
         self.kills += 1
         self._start(self.workers[n])
@@ -134,7 +136,7 @@ class Supervisor:
         return self._restarting is not None and not self._restarting.done()
 
     def restart_server_soon(self) -> None:
-        """Start the one server restart in the background (the kill loop keeps going meanwhile)."""
+        """Start the one server restart in the background (the kill loop pauses until the server is back)."""
         if self._restarting is None:
             self._restarting = asyncio.create_task(self._restart_server())
 
