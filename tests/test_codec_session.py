@@ -5,32 +5,38 @@ does. Over real HTTP on the real API, and in Chromium from a page on a second lo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
 
 from ledger.schema import SpentTokenRow
 from ledger.spent_tokens import SpentTokens
 from policy.models import Role
 from starter.api.auth import ALGORITHM, Principal, TokenRules
 from starter.desk import ComplaintDesk
-from starter.desk.codec import EncryptionCodec
+from starter.desk.codec import EncryptionCodec, encrypting_converter
+from starter.local.run import dev_server_command
 from starter.web.sessions import CODEC_COOKIE, SessionTokens, WebSession
-from tests.browser import NewContext, console_link, sign_in_with_token
+from tests.browser import NewContext, console_link, screenshot, sign_in_with_token
 from tests.browser import chromium as chromium
 from tests.browser import contexts as contexts
 from tests.conftest import JWT_SECRET, Api, served, serving
@@ -357,3 +363,71 @@ async def test_a_page_on_the_uis_origin_decodes_with_the_consoles_cookie(
 
 def decoded_payloads(text: str) -> str:
     return "\n".join(base64.b64decode(p["data"]).decode() for p in json.loads(text)["payloads"])
+
+
+# --------------------------------------------------------------------- the dev server's own web UI
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def connected(address: str) -> Client:
+    """A client of the dev server at `address`, sealing with the test keys, once the server answers."""
+    for _ in range(120):
+        try:
+            return await Client.connect(address, data_converter=encrypting_converter(PAYLOAD_KEYS))
+        except RuntimeError:
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"the dev server at {address} never answered")
+
+
+async def test_the_dev_servers_web_ui_decodes_once_told_to_send_credentials(
+    desk: ComplaintDesk, contexts: NewContext, tmp_path: Path
+) -> None:
+    """`make run`'s Temporal: the real web UI of `temporal server start-dev --ui-codec-endpoint` (the
+    command `make run` builds). The dev server has no flag for the UI to include credentials, so as
+    started it calls the codec without the cookie and shows the payload encrypted; with "Include
+    cross-origin credentials" ticked in its Codec Server settings (kept in the browser's localStorage),
+    it shows it decoded to support signed in to the console."""
+    port, ui_port = free_port(), free_port()
+    ui = f"http://127.0.0.1:{ui_port}"
+    async with serving(desk, codec_cors_origins=ui) as api:
+        codec = f"{api.base_url}/codec"
+        command = dev_server_command("127.0.0.1", port, ui_port, tmp_path, codec_endpoint=codec)
+        log = (tmp_path / "temporal.log").open("wb")
+        process = await asyncio.create_subprocess_exec(*command, stdout=log, stderr=log)
+        try:
+            client = await connected(f"127.0.0.1:{port}")
+            workflow_id = f"codec-ui-{uuid.uuid4().hex[:8]}"
+            handle = await client.start_workflow(
+                "NobodyRunsThis", SECRET_TEXT, id=workflow_id, task_queue="nobody-polls-this"
+            )
+            context = await contexts()
+            await sign_in_with_token(await context.new_page(), api)
+            page = await context.new_page()
+            history = f"{ui}/namespaces/default/workflows/{workflow_id}/{handle.result_run_id}/history"
+            await page.goto(history)
+            await expect(page.get_by_text(workflow_id).first).to_be_visible()
+            await expect(page.get_by_text("Codec Server could not connect")).to_be_visible()  # its 401
+            await screenshot(page, "temporal-ui-codec-without-credentials")
+            assert SECRET_TEXT not in await page.content()
+
+            await page.evaluate(
+                """(endpoint) => {
+                  localStorage.setItem("endpoint", JSON.stringify(endpoint));
+                  localStorage.setItem("includeCredentials", "true");
+                  localStorage.setItem("overrideRemoteCodecConfiguration", "true");
+                }""",
+                codec,
+            )
+            await page.goto(history)
+            await expect(page.get_by_text(SECRET_TEXT).first).to_be_visible()
+            await screenshot(page, "temporal-ui-codec-with-credentials")
+        finally:
+            process.terminate()
+            await process.wait()
+            log.close()

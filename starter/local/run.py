@@ -48,12 +48,21 @@ from starter.local.banner import banner
 from starter.local.preflight import API_HOST, Plan, port_problems, read_plan, refuse
 from starter.telemetry.logs import configure_process_logging
 from starter.telemetry.runtime import METRICS_ADDRESS_ENV
+from starter.web.sessions import CODEC_PATH
 from workflows.search_attributes import REGISTRATION
 
 
 def dev_server_command(
-    ip: str = "127.0.0.1", port: int = 7233, ui_port: int = 8233, data: Path | None = None
+    ip: str = "127.0.0.1",
+    port: int = 7233,
+    ui_port: int = 8233,
+    data: Path | None = None,
+    *,
+    codec_endpoint: str | None = None,
 ) -> list[str]:
+    """The dev server's command line; its web UI decodes payloads through `codec_endpoint` (the API's
+    `/codec`). The dev server has no flag to make its UI send cookies with those calls: support ticks
+    "Include cross-origin credentials" in the UI's Codec Server settings (docs/encryption.md)."""
     command = [
         tool_path("temporal"),
         "server",
@@ -69,6 +78,8 @@ def dev_server_command(
         "--log-level",
         "warn",
     ]
+    if codec_endpoint is not None:
+        command += ["--ui-codec-endpoint", codec_endpoint]
     for name, kind in REGISTRATION.items():
         command += ["--search-attribute", f"{name}={kind}"]
     return command
@@ -229,7 +240,8 @@ def _serve(plan: Plan, jwt_secret: str, sink: MailSink | None, stopping: threadi
     env.pop("REFUND_DESK_JWT_SECRET_FILE", None)
     processes: list[subprocess.Popen[bytes]] = []
     with (plan.data / "temporal.log").open("ab") as server_log:
-        command = dev_server_command(plan.ip, plan.port, plan.ports.ui_port, plan.data)
+        codec = f"http://{API_HOST}:{plan.ports.api_port}{CODEC_PATH}"
+        command = dev_server_command(plan.ip, plan.port, plan.ports.ui_port, plan.data, codec_endpoint=codec)
         server = _start(command, processes, stdout=server_log)
         try:
             asyncio.run(wait_for_temporal(plan.temporal))
