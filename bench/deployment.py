@@ -123,25 +123,7 @@ async def deployed(
             **folks.environment(),
             "REFUND_DESK_JWT_SECRET": jwt_secret,
         }
-        workers = [
-            WorkerProcess(
-                environment=environment,
-                log=workdir / _log("worker", n, shape.workers),
-                unset=(METRICS_ADDRESS,),
-            )
-            for n in range(shape.workers)
-        ]
-        apis = [
-            ApiProcess(
-                environment={**environment, **policy_environment(windows.profile(profile))},
-                log=workdir / f"api-{profile}-{n + 1}.log",
-                port=free_port(),
-                name=f"api-{profile}-{n + 1}",
-                profile=profile,
-            )
-            for profile in PROFILES
-            for n in range(shape.apis)
-        ]
+        workers, apis = _processes(shape, workdir, environment, windows)
         ledger = Ledger.connect(database_url)
         http = httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_connections=500))
         try:
@@ -160,18 +142,7 @@ async def deployed(
             deployment = Deployment(shape, server, queue, payload_keys, ledger, client, reader, workers, apis)
             if apis:
                 await asyncio.gather(*(api.ready() for api in apis))
-                deployment.pool = ApiPool(
-                    http=http,
-                    urls=[api.url for api in apis],
-                    filing={
-                        windows.profile(profile): [
-                            api.url for api in apis if api.name.startswith(f"api-{profile}-")
-                        ]
-                        for profile in PROFILES
-                    },
-                    secret=jwt_secret,
-                    rng=random.Random(rng.getrandbits(64)),
-                )
+                deployment.pool = _pool(http, apis, windows, jwt_secret, rng)
                 deployment.desk = HttpDesk(deployment.pool, reader, policy=windows.profile("long"))
             yield deployment
         finally:
@@ -180,6 +151,45 @@ async def deployed(
             await server.stop()
             await http.aclose()
             await ledger.close()
+
+
+def _processes(
+    shape: Shape, workdir: Path, environment: dict[str, str], windows: Windows
+) -> tuple[list[WorkerProcess], list[ApiProcess]]:
+    """The workers, and the API processes of each policy (its windows in their environment), not started."""
+    workers = [
+        WorkerProcess(
+            environment=environment,
+            log=workdir / _log("worker", n, shape.workers),
+            unset=(METRICS_ADDRESS,),
+        )
+        for n in range(shape.workers)
+    ]
+    apis = [
+        ApiProcess(
+            environment={**environment, **policy_environment(windows.profile(profile))},
+            log=workdir / f"api-{profile}-{n + 1}.log",
+            port=free_port(),
+            name=f"api-{profile}-{n + 1}",
+            profile=profile,
+        )
+        for profile in PROFILES
+        for n in range(shape.apis)
+    ]
+    return workers, apis
+
+
+def _pool(
+    http: httpx.AsyncClient, apis: list[ApiProcess], windows: Windows, secret: str, rng: random.Random
+) -> ApiPool:
+    """The driver's client over every API process, filing under a policy through that policy's."""
+    return ApiPool(
+        http=http,
+        urls=[api.url for api in apis],
+        filing={windows.profile(p): [api.url for api in apis if api.profile == p] for p in PROFILES},
+        secret=secret,
+        rng=random.Random(rng.getrandbits(64)),
+    )
 
 
 def _log(kind: str, n: int, count: int) -> str:
