@@ -263,11 +263,16 @@ async def test_the_temporal_ui_origin_may_call_the_codec_from_a_browser(api: Api
     )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
+    assert preflight.headers["access-control-allow-credentials"] == "true", "the UI sends the console's pass"
+    assert "origin" in preflight.headers["vary"].lower()
     elsewhere = await api.client().options(
         "/codec/decode",
         headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
     )
+    assert elsewhere.status_code == 403
     assert "access-control-allow-origin" not in elsewhere.headers
+    assert "access-control-allow-credentials" not in elsewhere.headers
+    # tests/test_codec_session.py: the UI's calls with the console's cookie instead of a token.
 
 
 async def test_the_temporal_cli_shows_a_history_decrypted_through_the_endpoint(
