@@ -45,13 +45,14 @@ from workflows.refund_claim import RefundClaimWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = [
-    *("--complaints", "50", "--seed", "7", "--kill-every", "6..10", "--min-kills", "2", "--timeout", "120"),
+    *("--complaints", "50", "--seed", "7", "--kill-every", "6..10", "--min-kills", "2", "--timeout", "420"),
     *("--queries-per-second", "5"),
 ]
 """Fifty scenarios (every path two or three times), a worker kill every 6-10 s and at least two of them,
 the one server restart, and five state queries a second at random; the kills are spaced so that the
 activities a kill strands (30 s until their start-to-close timeout lets another worker retry them) still
-fit the budget."""
+fit the budget. A quiet machine ends it in 40-60 s; the 420 s budget is for a busy one (a CI run beside
+other chaos runs took 60 s to finish its first scenario), since the run ends when its scenarios do."""
 
 
 async def test_r16_a_small_chaos_run_loses_no_complaint_and_moves_money_at_most_once(tmp_path: Path) -> None:
@@ -61,7 +62,7 @@ async def test_r16_a_small_chaos_run_loses_no_complaint_and_moves_money_at_most_
     workdir = tmp_path / "chaos"
     command = [sys.executable, "-m", "bench.chaos", *SMALL, "--workdir", str(workdir)]
     run = await asyncio.to_thread(
-        subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=300
+        subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     summary = json.loads((workdir / "chaos.json").read_text())
 

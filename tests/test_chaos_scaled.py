@@ -44,11 +44,11 @@ from tests.factories import DESCRIPTION, POLICY, customer, number_order, softwar
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_SCALED = [
     "--scaled",
-    *("--complaints", "50", "--seed", "11", "--timeout", "300", "--queries-per-second", "5"),
+    *("--complaints", "50", "--seed", "11", "--timeout", "600", "--queries-per-second", "5"),
     *("--kill-every", "6..10", "--min-kills", "2", "--api-kill-every", "5..10", "--min-api-kills", "2"),
 ]
 """Fifty scenarios (every path two or three times); a worker kill every 6-10 s and an API kill every
-5-10 s, at least two of each; the one server restart. The drive's budget is generous (300 s, the run takes
+5-10 s, at least two of each; the one server restart. The drive's budget is generous (600 s, the run takes
 about a minute on a quiet machine) so that a busy machine slows the run rather than failing it."""
 
 
