@@ -295,6 +295,7 @@ class DeliveryRow(Base):
 
     __table_args__ = (
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_pending", "destination", "sequence_key", "status", "id"),
         Index("ix_deliveries_sequence", "destination", "sequence_key", "id"),
     )
 

@@ -207,7 +207,7 @@ async def test_upgrading_twice_is_a_no_op(any_ledger: Ledger) -> None:
     assert await schema_diff(any_ledger) == []
     async with any_ledger.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-    assert versions == ["0007"]
+    assert versions == ["0008"]
 
 
 # ------------------------------------------------------------------------------------------- orders
