@@ -107,7 +107,11 @@ async def one_complaint(ledger: Ledger, n: int) -> None:
         sent = []
         if notifies:
             key = f"{complaint_id}:{seq}:{event_type}"
-            sent.append(Notification(dedupe_key=key, recipient="customer", template=event_type))
+            sent.append(
+                Notification(
+                    dedupe_key=key, recipient="customer", template=event_type, complaint_id=complaint_id
+                )
+            )
             notices.append(key)
         transition = ComplaintTransition(state=state, event=event, notifications=sent)
         await ledger.record_transition(f"complaint.{complaint_id}", "run-1", transition)
