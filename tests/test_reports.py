@@ -213,3 +213,30 @@ async def test_the_desk_refuses_at_once_what_the_projection_shows_for_certain(
         await desk.report(cid, DEPLOY_BOT, ReportedAction.FIXED)
     assert ended.value.code == INVALID_STATE and "already withdrawn" in ended.value.message
     assert types(await desk.get(cid)) == ["filed", "withdrawn"]
+
+
+async def test_r11_a_report_repeated_after_a_continue_as_new_is_still_taken_once(
+    desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    """The run that continues hands its report ids over: the same report sent to the new run is ignored,
+    while another one is taken (and so the new run does take reports)."""
+    from tests.test_continue_as_new import BOUNDED, latest_run, offer_until_continued
+
+    order = software_order()
+    await ledger.record_order(order)
+    cid = (await desk.file_defect_complaint(order, DESCRIPTION, customer(order), BOUNDED)).complaint_id
+    await desk.request_access(cid, SUPPORT, scope="ssh", reason="reproduce")
+    await desk.report(cid, DEPLOY_BOT, ReportedAction.FIXED, report_id="rpt_before")  # refused: awaiting
+    await settled(desk, cid, lambda s: "report_refused" in types(s))
+    await desk.grant_access(cid, customer(order), credentials())
+    first_run = await latest_run(desk, cid)
+    await offer_until_continued(desk, cid)
+    assert await latest_run(desk, cid) != first_run
+    await desk.request_access(cid, SUPPORT, scope="ssh again", reason="reproduce again")
+    for report_id in ("rpt_before", "rpt_after"):
+        await desk.report(cid, DEPLOY_BOT, ReportedAction.FIXED, report_id=report_id)
+    state = await settled(desk, cid, lambda s: types(s).count("report_refused") >= 2)
+    await asyncio.sleep(0.3)
+    state = await desk.get(cid)
+    refused = [e.detail["report_id"] for e in state.events if e.type == "report_refused"]
+    assert refused == ["rpt_before", "rpt_after"], refused
