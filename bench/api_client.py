@@ -112,12 +112,15 @@ class ApiPool:
         actor: Actor,
         body: dict[str, Any] | None = None,
         urls: list[str] | None = None,
+        prefer: str | None = None,
     ) -> httpx.Response:
         """The first answer a process gives to the request (any status but `idempotency_key_in_use` and
         `rate_limited`, which are waited out), sent to `urls` (default: every process) starting at a random
-        one and moving on when one is down."""
+        one and moving on when one is down; `prefer` is the request's `Prefer` header (RFC 7240)."""
         self.figures.requests += 1
         headers = {"Authorization": f"Bearer {self.token(actor)}"}
+        if prefer is not None:
+            headers["Prefer"] = prefer
         content = None
         if body is not None:
             content = json.dumps(body).encode()  # the same bytes on every retry, as the key requires

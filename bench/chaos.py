@@ -89,6 +89,7 @@ class Options:
     concurrency: int = 200
     patience: float = PATIENCE.total_seconds()
     duplicates: float = 0.1
+    reports: float = 0.3
     short: float = 4.0
     long: float = 300.0
     queries_per_second: float = 10.0
@@ -196,7 +197,7 @@ async def _run(options: Options, workdir: Path, folks: People) -> Summary:
             server_signal=options.server_signal,
         )
         await folks.subscribe(d.ledger, d.desk.keyring)
-        driver = Driver(d.desk, duplicate_rate=options.duplicates)
+        driver = Driver(d.desk, duplicate_rate=options.duplicates, report_rate=options.reports)
         scenarios = plan(options, rng)
         queries = RandomQueries(
             d.client,
@@ -401,6 +402,7 @@ def _summary(
         customers_checked=figures.customers,
         audit_events=figures.events,
         duplicate_requests=driver.duplicates_sent,
+        reports=asdict(driver.reports),
         worker_kills=supervisor.kills,
         worker_starts=supervisor.worker_starts,
         worker_exits_by_itself=supervisor.unexpected_worker_exits,
@@ -443,6 +445,12 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--concurrency", type=int, default=200, help="scenarios in flight at once")
     p.add_argument("--patience", type=float, default=PATIENCE.total_seconds(), help="seconds per desk call")
     p.add_argument("--duplicates", type=float, default=0.1, help="share of requests sent twice at once")
+    p.add_argument(
+        "--reports",
+        type=float,
+        default=0.3,
+        help="share of fixes, access answers and withdrawals sent as signals (Prefer: respond-async)",
+    )
     p.add_argument("--short", type=float, default=4.0, help="seconds of a window the scenario waits out")
     p.add_argument("--long", type=float, default=300.0, help="seconds of a window the driver must beat")
     p.add_argument(
@@ -468,6 +476,7 @@ def parse(argv: list[str] | None = None) -> Options:
         concurrency=a.concurrency,
         patience=a.patience,
         duplicates=a.duplicates,
+        reports=a.reports,
         short=a.short,
         long=a.long,
         queries_per_second=a.queries_per_second,

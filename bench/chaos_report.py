@@ -56,6 +56,8 @@ class Summary:
     notices: dict[str, int] = field(default_factory=dict)
     """Emails and webhooks delivered, notices with no address, webhooks sent again (a refused first try, a
     worker killed between sending and recording)."""
+    reports: dict[str, int] = field(default_factory=dict)
+    """Steps sent as the `report` signal rather than the update: in all, raced with the update, sent twice."""
     histories_replayed: int = 0
     """Every run of every workflow of the run, replayed at the end with the worker's workflows."""
     unreplayable: int = 0
@@ -106,6 +108,7 @@ def render(summary: Summary) -> str:
         f"random queries   {_queries(summary)}",
         f"notices          {_notices(summary.notices)}",
         f"duplicates sent  {summary.duplicate_requests}",
+        f"reports          {_reports(summary.reports)}",
         f"deployment       {_deployment(summary.deployment)}",
         f"worker kills     {summary.worker_kills} (SIGKILL; {summary.worker_starts} worker starts, "
         f"{len(summary.worker_exits_by_itself)} exits by itself)",
@@ -120,6 +123,15 @@ def render(summary: Summary) -> str:
     if len(summary.violations) > 50:
         lines.append(f"  ... and {len(summary.violations) - 50} more in the JSON summary")
     return "\n".join(lines)
+
+
+def _reports(reports: dict[str, int]) -> str:
+    if not reports.get("sent"):
+        return "none (every step an update)"
+    return (
+        f"{reports['sent']} steps sent as signals, {reports['raced_with_update']} of them raced with "
+        f"the update, {reports['sent_twice']} sent twice with one id"
+    )
 
 
 def _statuses(by_status: dict[str, int]) -> str:

@@ -178,8 +178,12 @@ def _complaint(
     if len(outcomes) != 1 or not steps or steps[-1][1] != row.status:
         kinds = [kind for _, kind in steps]
         found.append(f"audit trail of {cid} does not end with one {row.status} event: {kinds}")
-    if s.expect.credentials_filed and "access_granted" not in [kind for _, kind in steps]:
-        found.append(f"access was granted on {cid} but its trail does not say so (R9)")
+    kinds = [kind for _, kind in steps]
+    if s.expect.credentials_filed and kinds.count("access_granted") != 1:
+        granted = kinds.count("access_granted")
+        found.append(f"access was granted on {cid} but its trail says so {granted} times")
+    if "report_refused" in kinds:
+        found.append(f"audit trail of {cid} has a refused report, though every step was in time: {kinds}")
     if cid in rows.vaulted:
         found.append(f"{cid} ended and the vault still holds its credentials (R9 lends them to the fix only)")
     return found

@@ -124,6 +124,10 @@ class Driver:
     examples: dict[str, str] = field(default_factory=dict)
     """The first message of each kind of transient error, for the summary."""
     duplicates_sent: int = 0
+    report_rate: float = 0.0
+    """The share of the steps a system may report (a fix, an access answer, a withdrawal) sent as the
+    `report` signal (`Prefer: respond-async` over HTTP) instead of the update."""
+    reports: ReportFigures = field(default_factory=lambda: ReportFigures())
 
     @property
     def client(self) -> Client:
@@ -177,16 +181,26 @@ class Driver:
         read: Callable[[], Awaitable[S]],
         done: Callable[[S], bool],
         underway: Callable[[S], bool] | None = None,
+        report: Callable[[str], Awaitable[Any]] | None = None,
     ) -> S | None:
         """Send `what` until it has taken effect; returns the state that shows it (None if the send itself
         answered and nothing needed reading). A refusal counts as success only if the state shows the step
         done (an earlier send took effect), or `underway` (an earlier send is still being carried out: wait
-        for it), within `PROJECTION_LAG`; otherwise it is this scenario's violation."""
+        for it), within `PROJECTION_LAG`; otherwise it is this scenario's violation.
+
+        A step a system may report comes with `report`, which sends it as a report with the id it is given.
+        At `report_rate` the step goes as a report (with its duplicate, if any, as the update or as the same
+        report again), and once one send is taken the driver waits for the state to show the step done."""
         delay = 0.2
-        sends = 2 if self._twice(scenario) else 1
+        first = [send] * (2 if self._twice(scenario) else 1)
+        reported = report is not None and self.report_rate > 0 and scenario.rng.random() < self.report_rate
+        if report is not None and reported:
+            first, send = self._as_report(scenario, what, send, report, len(first) > 1)
         while True:
-            outcomes = await asyncio.gather(*(self._attempt(scenario, send) for _ in range(sends)))
-            sends = 1
+            outcomes = await asyncio.gather(*(self._attempt(scenario, one) for one in first))
+            first = [send]
+            if any(o is None for o in outcomes) and reported:
+                return await self.wait_until(scenario, what, read, done)
             if all(o is None for o in outcomes):
                 return None
             state = await self.retry(scenario, read)
@@ -229,6 +243,31 @@ class Driver:
             state = await self.retry(scenario, read)
         return state
 
+    def _as_report(
+        self,
+        scenario: Scenario,
+        what: str,
+        update: Callable[[], Awaitable[Any]],
+        report: Callable[[str], Awaitable[Any]],
+        twice: bool,
+    ) -> tuple[list[Callable[[], Awaitable[Any]]], Callable[[], Awaitable[Any]]]:
+        """The first sends of `what` as a report, and the send its retries repeat: one id for all of them,
+        as a retrying system keeps it. Sent `twice`, its duplicate is the update half of the time (a signal
+        racing an update), the same report otherwise."""
+        report_id = f"chaos-{scenario.index}-{what.replace(' ', '-')}"
+        self.reports.sent += 1
+
+        async def as_report() -> Any:
+            return await report(report_id)
+
+        if not twice:
+            return [as_report], as_report
+        if scenario.rng.random() < 0.5:
+            self.reports.raced_with_update += 1
+            return [as_report, update], as_report
+        self.reports.sent_twice += 1
+        return [as_report, as_report], as_report
+
     async def _attempt(self, scenario: Scenario, send: Callable[[], Awaitable[Any]]) -> BaseException | None:
         try:
             await send()
@@ -247,6 +286,9 @@ class Driver:
             state = await self.retry(scenario, read)
             if until(state):
                 return state
+            if isinstance(state, ComplaintState) and (refused := _refused_report(state)) is not None:
+                scenario.violation(f"{what}: a report was refused: {refused}")
+                raise StepFailed(what)
             if _is_final(state):
                 scenario.violation(f"ended before {what}: {_describe(state)}")
                 raise StepFailed(what)
@@ -476,6 +518,26 @@ class RandomQueries:
     def _failed(self, kind: str, err: BaseException) -> None:
         self.failed[kind] += 1
         self.examples.setdefault(kind, str(err)[:300])
+
+
+@dataclass
+class ReportFigures:
+    """The steps the driver sent as reports (signals), for the run's report."""
+
+    sent: int = 0
+    raced_with_update: int = 0
+    """Sent twice at once: as the report and as the update."""
+    sent_twice: int = 0
+    """Sent twice at once as the same report (one id)."""
+
+
+def _refused_report(state: ComplaintState) -> str | None:
+    """The first `report_refused` of the trail, told: no step of a scenario is one the policy refuses."""
+    for event in state.events:
+        if event.type == "report_refused":
+            detail = event.detail
+            return f"{detail.get('action')}: {detail.get('reason_code')} {detail.get('reason')}"
+    return None
 
 
 def _is_final(state: ComplaintState | ActivationState) -> bool:

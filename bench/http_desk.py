@@ -29,7 +29,7 @@ from typing import Any
 from temporalio.client import Client
 
 from bench.api_client import ApiPool
-from bench.http_answers import activation_state, body_of, complaint_state
+from bench.http_answers import UnexpectedAnswer, activation_state, body_of, complaint_state
 from ledger.repository import Ledger
 from ledger.vault import VaultKeyring
 from policy.activation import ActivationState
@@ -37,7 +37,9 @@ from policy.complaint import ComplaintState, Review
 from policy.credentials import ServerCredentials
 from policy.evidence import EvidenceFile
 from policy.models import Actor, ComplaintKind, Money, Order, RemedyChoice, ReplacementOffer, Role
+from policy.reports import ReportedAction
 from policy.settings import PolicySnapshot
+from starter.api.respond_async import RESPOND_ASYNC
 from starter.desk import ComplaintDesk
 
 SHOP = Actor(role=Role.BACKEND, id="chaos-shop")
@@ -71,9 +73,14 @@ class HttpDesk:
         return self.reader.keyring
 
     async def _post(
-        self, path: str, actor: Actor, body: dict[str, Any] | None = None, urls: list[str] | None = None
+        self,
+        path: str,
+        actor: Actor,
+        body: dict[str, Any] | None = None,
+        urls: list[str] | None = None,
+        prefer: str | None = None,
     ) -> tuple[dict[str, Any], int]:
-        response = await self.pool.call("POST", path, actor, body, urls)
+        response = await self.pool.call("POST", path, actor, body, urls, prefer)
         return body_of(response, f"POST {path}"), response.status_code
 
     async def _get(self, path: str, actor: Actor) -> dict[str, Any]:
@@ -200,14 +207,7 @@ class HttpDesk:
         self, complaint_id: str, actor: Actor, credentials: ServerCredentials
     ) -> ComplaintState:
         """The credentials in clear to the API, which seals them before they reach Temporal."""
-        given: dict[str, Any] = {
-            "host": credentials.host,
-            "username": credentials.username,
-            "secret": credentials.secret.get_secret_value(),
-        }
-        if credentials.notes is not None:
-            given["notes"] = credentials.notes
-        body = {"grant": True, "credentials": given}
+        body = {"grant": True, "credentials": _credentials(credentials)}
         return await self._complaint(f"/v1/complaints/{complaint_id}/access", actor, body)
 
     async def refuse_access(self, complaint_id: str, actor: Actor) -> ComplaintState:
@@ -219,3 +219,52 @@ class HttpDesk:
 
     async def withdraw(self, complaint_id: str, actor: Actor, note: str = "") -> ComplaintState:
         return await self._complaint(f"/v1/complaints/{complaint_id}/withdraw", actor, {"note": note})
+
+    # --------------------------------------------------------------------------------------- reports
+
+    async def report(
+        self,
+        complaint_id: str,
+        actor: Actor,
+        action: ReportedAction,
+        *,
+        note: str = "",
+        credentials: ServerCredentials | None = None,
+        report_id: str | None = None,
+    ) -> str:
+        """The action's own route with `Prefer: respond-async`: a report, answered 202 (docs/api.md). The
+        API derives the report's id from the caller and the request's `Idempotency-Key`, which the pool
+        keeps for the request's retries, so `report_id` is not sent: each request is its own report."""
+        path, body = _reported(complaint_id, action, note, credentials)
+        shown, status = await self._post(path, actor, body, prefer=RESPOND_ASYNC)
+        if status != 202:
+            raise UnexpectedAnswer(f"POST {path} with Prefer: {RESPOND_ASYNC}: {status}, not 202")
+        report: str = shown["report_id"]
+        return report
+
+
+def _credentials(credentials: ServerCredentials) -> dict[str, Any]:
+    given: dict[str, Any] = {
+        "host": credentials.host,
+        "username": credentials.username,
+        "secret": credentials.secret.get_secret_value(),
+    }
+    if credentials.notes is not None:
+        given["notes"] = credentials.notes
+    return given
+
+
+def _reported(
+    complaint_id: str, action: ReportedAction, note: str, credentials: ServerCredentials | None
+) -> tuple[str, dict[str, Any]]:
+    """The route and body of the update `action` stands for."""
+    base = f"/v1/complaints/{complaint_id}"
+    if action is ReportedAction.FIXED:
+        return f"{base}/fix", {"note": note}
+    if action is ReportedAction.WITHDRAWN:
+        return f"{base}/withdraw", {"note": note}
+    if action is ReportedAction.ACCESS_REFUSED:
+        return f"{base}/access", {"grant": False}
+    if credentials is None:
+        raise ValueError("a grant reports the credentials it gives")
+    return f"{base}/access", {"grant": True, "credentials": _credentials(credentials)}

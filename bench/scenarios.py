@@ -37,6 +37,7 @@ from policy.models import (
     ReviewDecision,
     Role,
 )
+from policy.reports import ReportedAction
 from policy.settings import PolicySnapshot
 
 BACKEND = Actor(role=Role.BACKEND, id="chaos-shop")
@@ -166,6 +167,7 @@ async def _withdraw(d: Driver, s: Scenario, cid: str) -> None:
         lambda: d.desk.withdraw(cid, _customer(s), "solved it myself"),
         _complaint_reader(d, cid),
         lambda c: c.status is SK.WITHDRAWN,
+        report=_reporter(d, s, cid, ReportedAction.WITHDRAWN, note="solved it myself"),
     )
 
 
@@ -176,6 +178,24 @@ async def _mark_fixed(d: Driver, s: Scenario, cid: str) -> None:
         lambda: d.desk.mark_fixed(cid, SUPPORT, "patched"),
         _complaint_reader(d, cid),
         lambda c: c.status is SK.RECTIFIED,
+        report=_reporter(d, s, cid, ReportedAction.FIXED, actor=SUPPORT, note="patched"),
+    )
+
+
+def _reporter(
+    d: Driver,
+    s: Scenario,
+    cid: str,
+    action: ReportedAction,
+    *,
+    actor: Actor | None = None,
+    note: str = "",
+    credentials: ServerCredentials | None = None,
+) -> Callable[[str], Awaitable[str]]:
+    """The step as a system reports it (`Driver.act` decides when), as `actor` (default: the customer)."""
+    by = actor or _customer(s)
+    return lambda report_id: d.desk.report(
+        cid, by, action, note=note, credentials=credentials, report_id=report_id
     )
 
 
@@ -371,6 +391,7 @@ async def defect_access_refused(d: Driver, s: Scenario, w: Windows) -> None:
         lambda: d.desk.refuse_access(cid, _customer(s)),
         _complaint_reader(d, cid),
         lambda c: c.status is SK.ACCESS_REFUSED,
+        report=_reporter(d, s, cid, ReportedAction.ACCESS_REFUSED),
     )
     await _finish_complaint(d, s)
 
@@ -395,6 +416,7 @@ async def defect_access_granted_then_fixed(d: Driver, s: Scenario, w: Windows) -
         _complaint_reader(d, cid),
         lambda c: c.access is not None and c.access.granted is True,
         lambda c: c.access is not None and c.access.answered_at is not None,  # credentials being filed
+        report=_reporter(d, s, cid, ReportedAction.ACCESS_GRANTED, credentials=credentials),
     )
     await _review(d, s, cid, ReviewDecision.APPROVE, None)
     await _mark_fixed(d, s, cid)

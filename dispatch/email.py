@@ -56,6 +56,7 @@ NOTICES: Final[Mapping[str, NoticeKind]] = {
     "replacement_offered": NoticeKind("customer", "complaint", ("sku",)),
     "defect_rectified": NoticeKind("customer", "complaint"),
     "claim_rejected": NoticeKind("customer", "complaint", ("reason_code",)),
+    "report_refused": NoticeKind("support", "complaint", ("action", "reason_code", "by")),
     "activation_canceled": NoticeKind("customer", "activation", ("reason", "refund")),
     "sms_received": NoticeKind("customer", "activation"),
 }

@@ -60,6 +60,9 @@ class FileDefectComplaint(Filing):
     handled_updates: list[str] = Field(default_factory=list)
     """With `continued`: the ids of the updates the previous runs handled, which the new run answers
     without acting again (a client's retry of one that raced the continuation)."""
+    handled_reports: list[str] = Field(default_factory=list, max_length=100)
+    """With `continued`: the ids of the latest reports the previous runs took (`workflows.reports`), which
+    the new run ignores if they come again."""
 
 
 class FileClaim(Filing):

@@ -60,6 +60,7 @@ from policy.models import (
     Role,
 )
 from policy.refusals import PolicyRefusal
+from policy.reports import ReportedAction
 from policy.settings import PolicySnapshot
 from starter.binaries import tool_path
 from starter.desk import ComplaintDesk, Unresponsive, register_search_attributes
@@ -179,6 +180,35 @@ async def withdrawn_while_choosing(
     await desk.withdraw(cid, customer_actor(cust))
 
 
+async def fixed_by_report(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
+    """A deployment pipeline reports the fix as a signal (R11), twice with one id, as a retry sends it."""
+    await desk.review(cid, APPROVE)
+    await env.sleep(timedelta(days=1))
+    pipeline = Actor(role=Role.SUPPORT, id="deploy-bot")
+    for _ in range(2):
+        await desk.report(
+            cid, pipeline, ReportedAction.FIXED, note="2.3.1 deployed", report_id="rpt_deploy-231"
+        )
+    fixed = await settled(desk, cid, lambda state: state.is_final)
+    expect([e.type for e in fixed.events] == ["filed", "deficiency_approved", "rectified"], fixed.events)
+
+
+async def report_refused(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
+    """A hosting panel reports access granted when none was requested (R9): refused, in the trail; the
+    same report again is not recorded again; then the customer reports access refused once it is asked."""
+    owner = customer_actor(cust)
+    for _ in range(2):
+        await desk.report(
+            cid, owner, ReportedAction.ACCESS_GRANTED, credentials=credentials(), report_id="rpt_panel-1"
+        )
+    await settled(desk, cid, lambda state: "report_refused" in [e.type for e in state.events])
+    await desk.request_access(cid, SUPPORT, scope="ssh", reason="reproduce")
+    await desk.report(cid, owner, ReportedAction.ACCESS_REFUSED, report_id="rpt_panel-2")
+    ended = await settled(desk, cid, lambda state: state.is_final)
+    trail = [e.type for e in ended.events]
+    expect(trail == ["filed", "report_refused", "access_requested", "access_refused"], trail)
+
+
 # ---------------------------------------------------------------------------------- claims on a number
 
 
@@ -230,6 +260,11 @@ async def withdrawn_before_filing(stage: Stage) -> Final:
         final = await desk.outcome(filed.complaint_id)
     expect([e.type for e in final.events] == ["filed", "withdrawn"], final.events)
     return Final(workflow_id_of(filed.complaint_id), final.status.value)
+
+
+async def withdrawn_by_report(desk: ComplaintDesk, env: WorkflowEnvironment, cid: str, cust: str) -> None:
+    await env.sleep(timedelta(hours=2))
+    await desk.report(cid, customer_actor(cust), ReportedAction.WITHDRAWN, note="the code came after all")
 
 
 # ----------------------------------------------------------------------------------------- activations
@@ -377,6 +412,8 @@ SCENARIOS: dict[str, Recipe] = {
     "defect_credentials_revealed": defect(credentials_revealed, S.RECTIFIED),
     "defect_woke_escalated_then_rejected": defect(escalated_then_rejected, S.REJECTED),
     "defect_woke_refunded_by_default_after_access": defect(refunded_by_default_after_access, S.REFUNDED),
+    "defect_fixed_by_report": defect(fixed_by_report, S.RECTIFIED),
+    "defect_report_refused": defect(report_refused, S.ACCESS_REFUSED),
     "claim_sms_refunded_on_approval": claim(ComplaintKind.SMS_NOT_RECEIVED, approved, S.REFUNDED),
     "claim_invalid_number_rejected": claim(
         ComplaintKind.INVALID_NUMBER, number_found_valid, S.REJECTED, evidence=[SCREENSHOT]
@@ -389,6 +426,7 @@ SCENARIOS: dict[str, Recipe] = {
         ComplaintKind.SMS_NOT_RECEIVED, escalated_then_approved, S.REFUNDED
     ),
     "claim_withdrawn_before_filing": Recipe(withdrawn_before_filing, S.WITHDRAWN.value),
+    "claim_withdrawn_by_report": claim(ComplaintKind.SMS_NOT_RECEIVED, withdrawn_by_report, S.WITHDRAWN),
     "activation_completed": activation(sms_in_time, "completed"),
     "activation_timed_out_refunded": activation(no_sms, "canceled"),
     "activation_canceled_by_customer": activation(canceled_twice_then_late_sms, "canceled"),

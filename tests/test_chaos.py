@@ -91,6 +91,8 @@ async def test_r16_a_small_chaos_run_loses_no_complaint_and_moves_money_at_most_
     assert summary["histories_replayed"] == summary["started"] + summary["runs_continued_as_new"]
     assert summary["histories_by_status"]["completed"] >= 1, summary["histories_by_status"]
     assert summary["queries"]["answered"] > 0, summary["queries"]
+    assert summary["reports"]["sent"] > 0, summary["reports"]  # fixes, answers, withdrawals as signals
+    assert "steps sent as signals" in run.stdout
     assert "worker kills" in run.stdout and "violations       0" in run.stdout
     assert f"histories        {summary['histories_replayed']} replayed" in run.stdout
     assert ", 0 unreplayable" in run.stdout and "random queries   " in run.stdout

@@ -89,6 +89,8 @@ async def test_r16_a_small_scaled_chaos_run_over_http_loses_nothing_and_moves_mo
     assert summary["unreplayable"] == 0
     assert summary["histories_replayed"] == summary["started"] + summary["runs_continued_as_new"]
     assert summary["notices"]["emails_sent"] > 0 and summary["notices"]["webhooks_sent"] > 0
+    assert summary["reports"]["sent"] > 0, summary["reports"]  # sent with Prefer: respond-async, 202
+    assert "202" in summary["http"]["by_status"], summary["http"]
     http = summary["http"]
     assert http["requests"] > 50 * 3 and "500" not in http["by_status"], http
     assert "deployment       ledger postgresql, 3 workers, 6 API processes" in run.stdout

@@ -408,6 +408,27 @@ async def test_fix_rectifies(cli: Cli, desk: ComplaintDesk, ledger: Ledger) -> N
     assert fixed.status is S.RECTIFIED and fixed.events[-1].detail["note"] == "patched in 2.3.1"
 
 
+async def test_r11_fix_async_reports_the_fix_and_says_where_to_read_it(
+    cli: Cli, desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    state = await filed(desk, ledger)
+    succeeded(await cli("complaints", "review", state.complaint_id, "--approve"))
+    fix = ["complaints", "fix", state.complaint_id, "--async"]
+    args = [*fix, "--note", "2.3.1 deployed", "--as", "deploy-bot"]
+    out = succeeded(await cli(*args))
+    reported, read = out.splitlines()
+    assert reported.startswith(f"reported mark_fixed on {state.complaint_id} as rpt_"), out
+    assert read == f"read it: refund-desk complaints show {state.complaint_id}"
+    for _ in range(300):
+        fixed = await desk.get(state.complaint_id)
+        if fixed.is_final:
+            break
+        await asyncio.sleep(0.02)
+    assert fixed.status is S.RECTIFIED and fixed.events[-1].actor == "support:deploy-bot"
+    assert fixed.events[-1].detail["note"] == "2.3.1 deployed"
+    failed(await cli(*args), 1, "invalid_state: the complaint is already rectified")
+
+
 async def test_offer_replacement_checks_the_tolerance_and_keeps_the_value_exact(
     cli: Cli, desk: ComplaintDesk, ledger: Ledger
 ) -> None:

@@ -108,6 +108,7 @@ PAYLOADS: dict[str, Json] = {
     "access_requested": {"scope": "SSH to the web server", "due": (NOW + timedelta(days=4)).isoformat()},
     "replacement_offered": {"sku": "plugin-seo-max"},
     "claim_rejected": {"reason_code": "sms_delivered"},
+    "report_refused": {"action": "mark_fixed", "reason_code": "invalid_state", "by": "support:deploy-bot"},
     "activation_canceled": {"reason": CancelReason.NO_SMS_IN_TIME.value, "refund": "0.75"},
 }
 """A payload per notice, as the workflows write them (times in ISO-8601)."""
@@ -160,7 +161,7 @@ def used_by_workflows() -> dict[str, str]:
 
 def test_every_template_a_workflow_uses_has_its_files_and_its_reader() -> None:
     used = used_by_workflows()
-    assert len(used) == 12, used
+    assert len(used) == 13, used
     assert {name: notice.recipient for name, notice in NOTICES.items()} == used
     for name in used:
         for part in ("txt", "html"):
@@ -194,6 +195,11 @@ def test_the_words_of_a_few_notices() -> None:
     assert refund.subject.startswith("We refunded 49.90 EUR for order ")
     rejected = flat(render(context("claim_rejected")).text)
     assert "rejected it: the provider's records show the SMS reached the number. No refund" in rejected
+    refused = render(context("report_refused"))
+    assert refused.subject.endswith(": the complaint's state does not allow it now"), refused.subject
+    said = flat(refused.text)
+    assert "support:deploy-bot reported that the defect is fixed on complaint " in said, said
+    assert "The policy refused it: the complaint's state does not allow it now (invalid_state)." in said
     canceled = flat(render(context("activation_canceled")).text)
     assert "no SMS arrived in the time the number waits for it. We returned 0.75 EUR" in canceled
     offered = render(context("replacement_offered", complaint=defect(replacement_offer=_offer())))

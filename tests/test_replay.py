@@ -78,6 +78,21 @@ def test_the_intake_patch_has_histories_before_and_after_it() -> None:
     assert any(INTAKE_IN_WORKFLOW in ids for stem, ids in defects.items() if stem not in PREVIOUS_RELEASE)
 
 
+REPORTED = ("defect_fixed_by_report", "defect_report_refused", "claim_withdrawn_by_report")
+"""The histories of complaints that systems reported to (the `report` signal, `workflows.reports`)."""
+
+
+@pytest.mark.parametrize("stem", REPORTED)
+def test_the_reported_histories_carry_their_signals(stem: str) -> None:
+    history = load(HISTORIES / f"{stem}.json")
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert signals and set(signals) == {"report"}, signals
+
+
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 async def test_recorded_history_replays_deterministically(path: Path) -> None:
     history = load(path)

@@ -99,13 +99,19 @@ class AccessUpdates(OncePerUpdate):
         if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
             return self.complaint
         self._validate_answer_access(answer)  # again: see ComplaintWorkflow
+        await self._answer_access(answer)
+        return self.complaint
+
+    async def _answer_access(self, answer: AccessAnswer) -> None:
+        """The answer, once its validator passed: the update's body, and a reported answer's
+        (`workflows.reports`)."""
         access = self._access
         answered_at = self._now()
         access.answered_at = answered_at
         if not answer.grant:
             access.granted = False
             await self._close(ComplaintStatus.ACCESS_REFUSED, answer.actor, reason_code="access_refused")
-            return self.complaint
+            return
         assert answer.credentials is not None
         try:
             ref = await workflow.execute_activity_method(
@@ -141,7 +147,6 @@ class AccessUpdates(OncePerUpdate):
             paused_seconds=paused.total_seconds(),
             deadline=self.complaint.deadline,
         )
-        return self.complaint
 
     @answer_access.validator
     def _validate_answer_access(self, answer: AccessAnswer) -> None:

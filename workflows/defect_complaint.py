@@ -14,6 +14,7 @@ over; the new run picks up from its status, each phase reading its deadlines fro
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -23,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from ledger.records import ReplacementIssue
     from policy import refusals, rules
     from policy.complaint import (
+        AccessAnswer,
         ChooseRemedy,
         ComplaintState,
         FileDefectComplaint,
@@ -40,14 +42,16 @@ with workflow.unsafe.imports_passed_through():
         ReplacementOffer,
     )
     from policy.refusals import PolicyRefusal
+    from policy.reports import Report, ReportedAction
     from workflows.access import AccessUpdates
     from workflows.common import SUPPORT, notice, opened, refused
     from workflows.patches import INTAKE_IN_WORKFLOW, REPEATED_CHOICE_UNRECORDED
     from workflows.refunds import remedy_refusal
+    from workflows.reports import Reported, Reports, remembered
 
 
 @workflow.defn
-class DefectComplaintWorkflow(AccessUpdates):
+class DefectComplaintWorkflow(AccessUpdates, Reports):
     continues_as_new = True
     _filing: FileDefectComplaint
 
@@ -55,9 +59,11 @@ class DefectComplaintWorkflow(AccessUpdates):
     def __init__(self, filing: FileDefectComplaint) -> None:
         self._filing = filing
         self._handled_updates = set()
+        self._handled_reports = remembered([])
         if filing.continued is not None and workflow.info().continued_run_id is not None:
             self.complaint = filing.continued.model_copy(deep=True)
             self._handled_updates = set(filing.handled_updates)
+            self._handled_reports = remembered(filing.handled_reports)
             self._filed = True
             return
         filed_at = workflow.now()
@@ -243,17 +249,20 @@ class DefectComplaintWorkflow(AccessUpdates):
         if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
             return self.complaint
         self._validate_mark_fixed(fix)  # again: see ComplaintWorkflow
+        await self._mark_fixed(fix)
+        return self.complaint
+
+    @mark_fixed.validator
+    def _validate_mark_fixed(self, fix: MarkFixed) -> None:
+        self._check("mark_fixed", fix.actor)
+
+    async def _mark_fixed(self, fix: MarkFixed) -> None:
         await self._close(
             ComplaintStatus.RECTIFIED,
             fix.actor,
             note=fix.note,
             notice=notice(self._customer, "defect_rectified"),
         )
-        return self.complaint
-
-    @mark_fixed.validator
-    def _validate_mark_fixed(self, fix: MarkFixed) -> None:
-        self._check("mark_fixed", fix.actor)
 
     @workflow.update
     async def offer_replacement(self, offer: OfferReplacement) -> ComplaintState:
@@ -317,12 +326,32 @@ class DefectComplaintWorkflow(AccessUpdates):
         if self._handled_before():  # a retry across a continue-as-new: see workflows/once.py
             return self.complaint
         self._validate_withdraw(withdrawal)  # again: see ComplaintWorkflow
-        await self._close(ComplaintStatus.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
+        await self._withdraw(withdrawal)
         return self.complaint
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdraw) -> None:
         self._check("withdraw", withdrawal.actor)
+
+    async def _withdraw(self, withdrawal: Withdraw) -> None:
+        await self._close(ComplaintStatus.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
+
+    # ---------------------------------------------------------------------------- what systems report
+
+    def _reported(self, report: Report) -> Reported:
+        """R11, R9/R10 and R14 reported by a system: the update each stands for, validator and body."""
+        if report.action is ReportedAction.FIXED:
+            fix = MarkFixed(actor=report.actor, note=report.note)
+            return Reported(partial(self._validate_mark_fixed, fix), partial(self._mark_fixed, fix))
+        if report.action is ReportedAction.WITHDRAWN:
+            withdrawal = Withdraw(actor=report.actor, note=report.note)
+            return Reported(partial(self._validate_withdraw, withdrawal), partial(self._withdraw, withdrawal))
+        answer = AccessAnswer(
+            actor=report.actor,
+            grant=report.action is ReportedAction.ACCESS_GRANTED,
+            credentials=report.credentials,
+        )
+        return Reported(partial(self._validate_answer_access, answer), partial(self._answer_access, answer))
 
     # ---------------------------------------------------------------------------------------- plumbing
 
@@ -330,5 +359,6 @@ class DefectComplaintWorkflow(AccessUpdates):
         carried = {
             "continued": self.complaint.model_copy(deep=True),
             "handled_updates": sorted(self._handled_updates),
+            "handled_reports": list(self._handled_reports),
         }
         return self._filing.model_copy(update=carried)

@@ -17,9 +17,10 @@ ONE_ACTIVITY_PER_TRANSITION: Final = "one-activity-per-transition"
 workflow task and three history events more. Complaints from before write the event, then send the notice
 in a second activity (and a claim counts as filed between the two).
 
-Patched: defect_replacement_chosen_twice.json, claim_withdrawn_before_filing.json.
+Patched: defect_replacement_chosen_twice.json, claim_withdrawn_before_filing.json,
+defect_report_refused.json (a refused report's event and its notice to support, in one activity).
 Unpatched: defect_rectified.json, defect_intake_checked_rectified.json, claim_withdrawn.json,
-claim_escalated_then_approved.json (and every other defect_ and claim_ history).
+claim_escalated_then_approved.json (and the other defect_ and claim_ histories recorded before it).
 """
 
 ESCALATION_BEFORE_LATE_REVIEW: Final = "escalation-before-late-review"

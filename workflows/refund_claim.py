@@ -8,6 +8,7 @@ R13 does for defects; the customer may withdraw until it is decided (R14).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -18,18 +19,21 @@ with workflow.unsafe.imports_passed_through():
     from policy.complaint import ComplaintState, FileClaim, Review, Withdraw
     from policy.models import ComplaintKind, ComplaintStatus
     from policy.refusals import PolicyRefusal
-    from workflows.common import SUPPORT, ComplaintWorkflow, notice, opened, refused
+    from policy.reports import Report, ReportedAction
+    from workflows.common import SUPPORT, notice, opened, refused
     from workflows.patches import ESCALATION_BEFORE_LATE_REVIEW, ONE_ACTIVITY_PER_TRANSITION, WAIT_FOR_FILING
+    from workflows.reports import Reported, Reports, remembered
 
 
 @workflow.defn
-class RefundClaimWorkflow(ComplaintWorkflow):
+class RefundClaimWorkflow(Reports):
     @workflow.init
     def __init__(self, claim: FileClaim) -> None:
         filed_at = workflow.now()
         self.complaint = opened(claim, claim.kind, filed_at, rules.review_deadline(filed_at, claim.policy))
         self._filing = claim
         self._filed = False
+        self._handled_reports = remembered([])
 
     @workflow.run
     async def run(self, claim: FileClaim) -> ComplaintState:
@@ -95,12 +99,23 @@ class RefundClaimWorkflow(ComplaintWorkflow):
         """R14: the customer may withdraw the claim until it is decided."""
         await self._after_filing()
         self._validate_withdraw(withdrawal)  # again, as for a review
-        await self._close(ComplaintStatus.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
+        await self._withdraw(withdrawal)
         return self.complaint
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdraw) -> None:
         self._check("withdraw", withdrawal.actor)
+
+    async def _withdraw(self, withdrawal: Withdraw) -> None:
+        await self._close(ComplaintStatus.WITHDRAWN, withdrawal.actor, note=withdrawal.note)
+
+    def _reported(self, report: Report) -> Reported:
+        """R14 reported by a system; a claim has no other action a system reports (`Reports` refuses them
+        before asking)."""
+        if report.action is not ReportedAction.WITHDRAWN:
+            raise LookupError(f"a claim has no {report.action.value}")
+        withdrawal = Withdraw(actor=report.actor, note=report.note)
+        return Reported(partial(self._validate_withdraw, withdrawal), partial(self._withdraw, withdrawal))
 
     def _unreviewed(self) -> bool:
         """Whether R13's clock still runs: until support decides. Claims started before an approved claim

@@ -18,6 +18,7 @@ from rich.text import Text
 from policy.complaint import ComplaintState
 from policy.evidence import EvidenceFile
 from policy.models import ComplaintEvent, ComplaintKind
+from policy.reports import ReportedAction
 from starter.cli.formatting import (
     NO_VALUE,
     Fact,
@@ -46,6 +47,12 @@ def print_changed(state: ComplaintState) -> None:
     if left != NO_VALUE:
         line.append(f" (deadline {when(state.deadline)}, {left})")
     console().print(line)
+
+
+def print_reported(complaint_id: str, action: ReportedAction, report_id: str) -> None:
+    """A report sent: its id, and where to see what became of it once a worker takes it."""
+    console().print(plain(f"reported {action.value} on {complaint_id} as {report_id}"))
+    console().print(plain(f"read it: refund-desk complaints show {complaint_id}"))
 
 
 def print_complaints(found: list[ComplaintState], now: datetime) -> None:

@@ -30,11 +30,13 @@ from policy.models import (
     ReviewDecision,
     Role,
 )
+from policy.reports import ReportedAction
 from starter.cli.complaint_views import (
     print_changed,
     print_complaint,
     print_complaints,
     print_credentials,
+    print_reported,
     print_saved,
 )
 from starter.cli.formatting import console, plain
@@ -212,9 +214,25 @@ def request_access(
 
 
 @complaints.command()
-def fix(complaint_id: ComplaintId, note: Note = "", operator: Operator = None) -> None:
+def fix(
+    complaint_id: ComplaintId,
+    note: Note = "",
+    asynchronously: Annotated[
+        bool,
+        typer.Option(
+            "--async",
+            help="Report the fix and return at once, even while no worker runs (a deployment pipeline's "
+            "way): the complaint shows the outcome, or the refusal in its trail, once a worker takes it.",
+        ),
+    ] = False,
+    operator: Operator = None,
+) -> None:
     """R11: the defect is rectified before the deadline; the complaint ends with no refund."""
     actor = acting(operator)
+    if asynchronously:
+        report_id = with_desk(lambda desk: desk.report(complaint_id, actor, ReportedAction.FIXED, note=note))
+        print_reported(complaint_id, ReportedAction.FIXED, report_id)
+        return
     print_changed(with_desk(lambda desk: desk.mark_fixed(complaint_id, actor, note)))
 
 

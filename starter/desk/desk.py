@@ -10,13 +10,15 @@ from ledger.settings import LedgerSettings
 from policy.settings import PolicySettings, PolicySnapshot
 from starter.desk.complaint_actions import ComplaintActions
 from starter.desk.connection import connect
+from starter.desk.reports import ComplaintReports
 from starter.desk.settings import TemporalSettings
 
 
-class ComplaintDesk(ComplaintActions):
+class ComplaintDesk(ComplaintActions, ComplaintReports):
     """Typed calls for the backend, support and customers, with policy refusals raised as
     `PolicyRefusal`: orders and balances (`orders`), activations (`activations`), filing and reading
-    complaints (`complaints`), and the actions on them (`complaint_actions`)."""
+    complaints (`complaints`), the actions on them (`complaint_actions`), and what systems report about
+    them, with no worker needed (`reports`)."""
 
 
 @asynccontextmanager

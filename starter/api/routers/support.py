@@ -1,15 +1,17 @@
 """Support's actions on a complaint: review (R5, R6, R8), request server access (R9), reveal the credentials
 the customer granted (R9), mark the defect fixed (R11), offer a replacement (R12). Each is one update on the
-complaint's workflow."""
+complaint's workflow; a fix with `Prefer: respond-async` is a report instead (`starter.api.respond_async`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
 from policy.complaint import Review, review_reason_refusal
+from policy.reports import ReportedAction
 from starter.api.dependencies import Desk, Support
 from starter.api.errors import ON_COMPLAINT, ApiError
 from starter.api.idempotency import HEADER
+from starter.api.respond_async import ACCEPTED, RespondAsync, report
 from starter.api.schemas.actions import AccessRequestIn, FixIn, ReplacementIn, ReviewIn
 from starter.api.schemas.complaints import ComplaintId, ComplaintOut
 from starter.api.schemas.support_doors import NO_STORE, RevealedCredentialsOut
@@ -59,9 +61,19 @@ async def reveal_credentials(
     return RevealedCredentialsOut.of(revealed)
 
 
-@router.post("/fix", response_model=ComplaintOut)
-async def mark_fixed(complaint_id: ComplaintId, body: FixIn, desk: Desk, principal: Support) -> ComplaintOut:
-    """R11: the defect is rectified before the deadline; the complaint ends with no refund."""
+@router.post("/fix", response_model=ComplaintOut, responses=ACCEPTED)
+async def mark_fixed(
+    complaint_id: ComplaintId,
+    body: FixIn,
+    request: Request,
+    desk: Desk,
+    principal: Support,
+    respond_async: RespondAsync,
+) -> ComplaintOut | Response:
+    """R11: the defect is rectified before the deadline; the complaint ends with no refund. With `Prefer:
+    respond-async` (a deployment pipeline reporting the fix), 202 at once, even while no worker runs."""
+    if respond_async:
+        return await report(desk, request, principal, complaint_id, ReportedAction.FIXED, note=body.note)
     return ComplaintOut.of(await desk.mark_fixed(complaint_id, principal.actor, body.note))
 
 
