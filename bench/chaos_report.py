@@ -130,7 +130,7 @@ def _reports(reports: dict[str, int]) -> str:
         return "none (every step an update)"
     return (
         f"{reports['sent']} steps sent as signals, {reports['raced_with_update']} of them raced with "
-        f"the update, {reports['sent_twice']} sent twice with one id"
+        f"the update, {reports['sent_twice']} sent twice as a report"
     )
 
 

@@ -528,7 +528,7 @@ class ReportFigures:
     raced_with_update: int = 0
     """Sent twice at once: as the report and as the update."""
     sent_twice: int = 0
-    """Sent twice at once as the same report (one id)."""
+    """Sent twice at once as a report: one id in process; over HTTP, one per request's key."""
 
 
 def _refused_report(state: ComplaintState) -> str | None:
