@@ -48,6 +48,7 @@ PASSED_THROUGH: tuple[str, ...] = (
     "workflows.once",
     "workflows.patches",
     "workflows.refunds",
+    "workflows.reports",
     "workflows.search_attributes",
 )
 """The modules (each with its submodules) every workflow's sandbox shares with the worker instead of
@@ -72,9 +73,10 @@ module's own code; the workflow tests and the replay suite are their check. One 
 - `policy`: the return policy as pure functions, frozen pydantic models and constant tables (no I/O, no
   clock: the package's own rule); `policy.ids`' random row ids and `policy.settings`' environment are for
   the desk and the ledger, and no workflow calls them.
-- `workflows.access`, `.common`, `.once`, `.refunds`: the bases, mixins and helpers of the workflow classes:
-  functions and classes whose state lives on the workflow instance, and which take the time and every
-  decision from `temporalio.workflow` (sandbox-safe in or out of it); their constants are immutable.
+- `workflows.access`, `.common`, `.once`, `.refunds`, `.reports`: the bases, mixins and helpers of the
+  workflow classes: functions and classes whose state lives on the workflow instance, and which take the
+  time and every decision from `temporalio.workflow` (sandbox-safe in or out of it); their constants are
+  immutable.
 - `workflows.clock`, `.patches`, `.search_attributes`: the wake clock (per instance), the patch ids and the
   search attribute keys: constants.
 - `opentelemetry`: where tracing is on (`starter.telemetry.traces`), the tracing interceptor's workflow side
