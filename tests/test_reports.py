@@ -240,3 +240,33 @@ async def test_r11_a_report_repeated_after_a_continue_as_new_is_still_taken_once
     state = await desk.get(cid)
     refused = [e.detail["report_id"] for e in state.events if e.type == "report_refused"]
     assert refused == ["rpt_before", "rpt_after"], refused
+
+
+async def test_r16_reports_taken_as_said_still_bound_the_run_s_history(
+    desk: ComplaintDesk, ledger: Ledger
+) -> None:
+    """A panel that reports the same grant again and again records nothing more, yet every signal is in
+    the history: the run continues as new at its bound rather than grow until Temporal ends it."""
+    from tests.test_continue_as_new import BOUNDED, latest_run
+
+    order = software_order()
+    await ledger.record_order(order)
+    cid = (await desk.file_defect_complaint(order, DESCRIPTION, customer(order), BOUNDED)).complaint_id
+    await desk.request_access(cid, SUPPORT, scope="ssh", reason="reproduce")
+    await desk.grant_access(cid, customer(order), credentials())
+    trail = types(await desk.get(cid))
+    first_run = await latest_run(desk, cid)
+    for n in range(BOUNDED.history_events_per_run):
+        report_id = "rpt_same" if n % 2 else f"rpt_{n}"  # a retry, or the grant in effect already
+        await desk.report(
+            cid,
+            customer(order),
+            ReportedAction.ACCESS_GRANTED,
+            credentials=credentials(),
+            report_id=report_id,
+        )
+        if await latest_run(desk, cid) != first_run:
+            break
+    else:
+        raise AssertionError("the run never continued as new")
+    assert types(await desk.get(cid)) == trail  # nothing recorded for any of them

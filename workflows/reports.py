@@ -16,6 +16,9 @@ signal a closed workflow), and the desk answers that refusal synchronously.
 One outcome, once: a report whose id the complaint has seen is ignored (a sender's retry), and so is one
 whose effect is in place already (the same fix or answer sent as an update, or as another report). The ids
 are remembered, the latest `REMEMBERED_REPORTS`, and a defect complaint carries them across continue-as-new.
+A report taken as said records nothing, but its signal is in the history all the same: each such report
+counts towards the run's history bound, so a sender that repeats itself for ever makes the run continue as
+new rather than grow without end.
 """
 
 from __future__ import annotations
@@ -71,11 +74,13 @@ class Reports(ComplaintWorkflow):
             workflow.logger.warning("report %s names another complaint: ignored", report.report_id)
             return
         if report.report_id in self._handled_reports:
+            self._note_history_length()  # taken as said, its signal still lengthens the history
             return  # a sender's retry
         self._handled_reports.append(report.report_id)
         await workflow.wait_condition(lambda: self._filed or self._filing_refused is not None)
         await workflow.wait_condition(lambda: not self._access_answer_being_filed())
         if self._in_effect(report) or self._filing_refused is not None:
+            self._note_history_length()
             return  # the same outcome, reached by an update or by another report
         try:
             self._check_kind_has(report)
@@ -126,6 +131,7 @@ class Reports(ComplaintWorkflow):
                 self.complaint.status.value,
                 code,
             )
+            self._note_history_length()
             return
         await self._record(
             "report_refused",

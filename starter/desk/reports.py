@@ -10,6 +10,8 @@ the signal's answer (`workflows.reports`).
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.service import RPCError, RPCStatusCode
 
 from policy.complaint import ACTOR_ROLE, ComplaintState, already_final, check_kind_allows
@@ -22,6 +24,9 @@ from starter.desk.errors import ComplaintNotFound
 from starter.desk.plumbing import may_see
 from workflows.defect_complaint import DefectComplaintWorkflow
 from workflows.refund_claim import RefundClaimWorkflow
+
+SIGNAL_ATTEMPTS = 5
+"""Signals sent while no run shows (a run continuing as new) before the desk gives up."""
 
 
 class ComplaintReports(Complaints):
@@ -61,14 +66,19 @@ class ComplaintReports(Complaints):
             if state.kind is ComplaintKind.MAJOR_DEFECT
             else RefundClaimWorkflow.report
         )
-        try:
-            await handle.signal(signal, report)
-        except RPCError as err:
-            if err.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            # it ended between the ledger read and the signal: Temporal refuses to signal a closed run
-            raise already_final(await self.get(complaint_id)) from None
-        return report.report_id
+        for attempt in range(SIGNAL_ATTEMPTS):
+            try:
+                await handle.signal(signal, report)
+                return report.report_id
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND or attempt == SIGNAL_ATTEMPTS - 1:
+                    raise
+            # No run to signal: the complaint ended between the ledger read and the signal, or its run
+            # was continuing as new (a server may show neither run for a moment); the next run takes it.
+            if (now := await self.get(complaint_id)).is_final:
+                raise already_final(now) from None
+            await asyncio.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def refused_for_certain(state: ComplaintState, action: ReportedAction, actor: Actor) -> PolicyRefusal | None:
