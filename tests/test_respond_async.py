@@ -188,6 +188,7 @@ async def test_a_report_on_an_ended_complaint_is_refused_at_once_with_its_code(s
         (["respond-asynchronously"], False),
         (["return=minimal"], False),
         ([], False),
+        (['"' * 20_000 + ", respond-async"], False),  # past the length read: ignored, and at once
     ],
 )
 def test_the_prefer_header_is_read_as_rfc_7240_says(values: list[str], expected: bool) -> None:

@@ -32,6 +32,9 @@ from starter.desk import ComplaintDesk
 RESPOND_ASYNC = "respond-async"
 PREFERENCE_APPLIED = "Preference-Applied"
 
+MAX_PREFER_LENGTH = 1024
+"""The longest `Prefer` header value read: a longer one is ignored, as RFC 7240 lets a server ignore any
+preference (the action then runs as an update)."""
 _PREFERENCE = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+')
 """One comma-separated preference of a `Prefer` header, quoted strings (which may hold commas) whole."""
 
@@ -40,6 +43,8 @@ def prefers_async(values: Iterable[str]) -> bool:
     """Whether the `Prefer` header values ask for `respond-async`, among any other preferences: each
     preference is a token, case-insensitive, with an optional `=value` and `;parameters` (RFC 7240)."""
     for value in values:
+        if len(value) > MAX_PREFER_LENGTH:
+            return False  # no client needs this much; the pattern's backtracking would be quadratic
         for preference in _PREFERENCE.findall(value):
             token = re.split(r"[=;]", preference, maxsplit=1)[0]
             if token.strip().lower() == RESPOND_ASYNC:
