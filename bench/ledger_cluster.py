@@ -21,25 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.processes import free_port
+from tests.postgres import as_cluster_owner, postgres_bindir
 
 MAX_CONNECTIONS = 600
 """Every process of a scaled run holds a pool of its own (SQLAlchemy's default: up to 15 connections per
 engine, and a process may open two engines): three workers, six API processes, the run itself and the
 restarted processes whose connections the server has not noticed are gone yet exceed PostgreSQL's 100."""
-
-
-def _bindir() -> Path:
-    candidates = [str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)]
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(on_path)
-    if not candidates:
-        raise RuntimeError("PostgreSQL is not installed (no initdb); `make test` installs it with apt-get")
-    return Path(candidates[0]).parent
-
-
-def _as_owner(args: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
 @dataclass(frozen=True)
@@ -51,14 +38,14 @@ class Cluster:
 
 
 def _run(args: list[str]) -> None:
-    subprocess.run(_as_owner(args), check=True, capture_output=True)
+    subprocess.run(as_cluster_owner(args), check=True, capture_output=True)
 
 
 @contextmanager
 def ledger_cluster(keep_log_in: Path) -> Iterator[Cluster]:
     """A fresh cluster on a free loopback port for the block; stopped (immediately: nothing in it is kept)
     and removed after it, its server log copied to `keep_log_in/postgresql.log`."""
-    bindir = _bindir()
+    bindir = postgres_bindir()
     root = Path(tempfile.mkdtemp(prefix="chaos-pg-"))
     data, log = root / "data", root / "server.log"
     port = free_port()

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _bindir() -> Path:
+def postgres_bindir() -> Path:
+    """The newest installed PostgreSQL's programs (Debian's versioned directory), else those on PATH."""
     candidates = [str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)]
     on_path = shutil.which("initdb")
     if on_path:
@@ -35,7 +36,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _as_cluster_owner(args: list[str]) -> list[str]:
+def as_cluster_owner(args: list[str]) -> list[str]:
+    """`args` run as the cluster's owner: initdb and pg_ctl refuse root."""
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
@@ -49,8 +51,8 @@ class Cluster:
     options: str
 
     def _pg_ctl(self, *args: str) -> None:
-        command = [str(_bindir() / "pg_ctl"), "-D", str(self.data), *args]
-        subprocess.run(_as_cluster_owner(command), check=True, capture_output=True)
+        command = [str(postgres_bindir() / "pg_ctl"), "-D", str(self.data), *args]
+        subprocess.run(as_cluster_owner(command), check=True, capture_output=True)
 
     def start(self) -> None:
         self._pg_ctl("-l", str(self.log), "-o", self.options, "-w", "start")
@@ -62,7 +64,7 @@ class Cluster:
 @contextmanager
 def stoppable_cluster() -> Iterator[Cluster]:
     """A fresh cluster for the block, removed after it (stopped first if the test left it running)."""
-    bindir = _bindir()
+    bindir = postgres_bindir()
     root = Path(tempfile.mkdtemp(prefix="refund-desk-pg-"))
     data = root / "data"
     port = _free_port()
@@ -70,7 +72,7 @@ def stoppable_cluster() -> Iterator[Cluster]:
         shutil.chown(root, user="postgres")
     try:
         subprocess.run(
-            _as_cluster_owner([str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"]),
+            as_cluster_owner([str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"]),
             check=True,
             capture_output=True,
         )
