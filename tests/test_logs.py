@@ -16,8 +16,6 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,10 +29,9 @@ from ledger.vault import VaultKeyring
 from policy.ids import workflow_id_of
 from policy.models import Role
 from starter.api.auth import mint_token
-from starter.local.run import stop_in_order
 from starter.telemetry.redaction import redact_value
 from tests.factories import PAYLOAD_KEYS
-from tests.test_end_to_end import free_port
+from tests.test_end_to_end import free_port, refund_desk, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = str(Path(sys.executable).parent / "refund-desk")
@@ -75,34 +72,8 @@ class Scenario:
         return found
 
 
-@contextmanager
-def refund_desk(
-    command: list[str], environment: dict[str, str], stderr: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """`refund-desk <command>` with its stderr, where its logs go, in a file of its own; stopped with
-    SIGTERM, as a deployment stops it."""
-    with stderr.open("ab") as err:
-        process = subprocess.Popen([SCRIPT, *command], cwd=ROOT, env=environment, stdout=err, stderr=err)
-    try:
-        yield process
-    finally:
-        stop_in_order([process], grace=30)
-
-
 def tail(log: Path) -> str:
     return log.read_text()[-3000:]
-
-
-async def wait_healthy(http: httpx.AsyncClient, api: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
-        assert api.poll() is None, tail(log)
-        try:
-            if (await http.get("/healthz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the API never became healthy: {tail(log)}")
 
 
 async def mail_with_link(folder: Path, address: str, log: Path) -> Mail:
